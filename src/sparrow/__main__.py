@@ -1,0 +1,3 @@
+from sparrow.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per ``sparrow`` subcommand; each defines ``register(app)``."""

@@ -1,0 +1,1 @@
+"""Evaluation: multiple-choice scoring, ApolloBench-style curation, the lmms-eval plugin."""

@@ -1,0 +1,240 @@
+"""Run a per-item function over many items: in-process, on a local process pool, or on Ray.
+
+Every long data job in Sparrow (synth, frames, world) is a stream of independent items. This runner
+gives them the same guarantees:
+
+- resumable: each finished item's result is saved atomically under ``state_dir``; a re-run skips it;
+- deterministic: results come back in input order, whatever the worker count, so outputs assembled
+  from them are byte-identical for any ``workers``;
+- streaming: at most a few items per worker are in flight, so memory stays flat for any input size;
+- robust: an exception in one item becomes that item's error result; the job goes on.
+
+The per-item function must be a picklable top-level callable taking the payload and returning a
+JSON-serialisable dict. It raises to report a per-item failure; the exception's message becomes the
+one-line reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparrow.records import atomic_write_text
+
+EXECUTORS = ("local", "ray")
+
+
+class JobError(RuntimeError):
+    """A whole job cannot run (bad state directory, unknown executor)."""
+
+
+@dataclass
+class WorkItem:
+    """One unit of work. ``key`` must be unique and stable across runs (it names the saved result)."""
+
+    key: str
+    payload: Any
+
+
+@dataclass
+class ItemResult:
+    key: str
+    ok: bool
+    value: dict[str, Any] | None = None
+    error: str | None = None
+    skipped: bool = False  # finished by an earlier run and loaded from state
+
+
+@dataclass
+class JobSummary:
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, r: ItemResult) -> None:
+        self.total += 1
+        self.ok += r.ok
+        self.failed += not r.ok
+        self.skipped += r.skipped
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _state_file(state_dir: Path, key: str) -> Path:
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
+    return state_dir / digest[:2] / f"{digest}.json"
+
+
+def _run_one(fn: Callable[[Any], dict[str, Any]], key: str, payload: Any, state_dir: str | None) -> ItemResult:
+    try:
+        value = fn(payload)
+        result = ItemResult(key=key, ok=True, value=value)
+    except Exception as e:  # a per-item failure must never stop the job
+        reason = f"{type(e).__name__}: {e}" if not str(e) else str(e)
+        result = ItemResult(key=key, ok=False, error=reason.splitlines()[0] if reason else type(e).__name__)
+    if state_dir is not None:
+        path = _state_file(Path(state_dir), key)
+        atomic_write_text(path, json.dumps({"key": key, "ok": result.ok, "value": result.value, "error": result.error}))
+    return result
+
+
+def prepare_state(state_dir: str | os.PathLike, fingerprint: dict[str, Any], overwrite: bool = False) -> Path:
+    """Create (or reuse) a job's state directory. A directory left by a run with different settings is
+    refused unless ``overwrite`` — mixing results of two configurations would silently corrupt output."""
+    state_dir = Path(state_dir)
+    fp_path = state_dir / "fingerprint.json"
+    fp_text = json.dumps(fingerprint, sort_keys=True, default=str)
+    if state_dir.exists() and overwrite:
+        shutil.rmtree(state_dir)
+    if fp_path.exists():
+        if fp_path.read_text() != fp_text:
+            raise JobError(
+                f"{state_dir} holds a run with different settings; use a new output directory or --overwrite"
+            )
+    else:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(fp_path, fp_text)
+    return state_dir
+
+
+def _load_done(state_dir: Path | None, key: str) -> ItemResult | None:
+    if state_dir is None:
+        return None
+    path = _state_file(state_dir, key)
+    if not path.exists():
+        return None
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged state file is redone, not trusted
+    if d.get("key") != key:
+        return None
+    return ItemResult(key=key, ok=bool(d["ok"]), value=d.get("value"), error=d.get("error"), skipped=True)
+
+
+def run_items(
+    fn: Callable[[Any], dict[str, Any]],
+    items: Iterable[WorkItem],
+    *,
+    workers: int = 1,
+    state_dir: str | os.PathLike | None = None,
+    executor: str = "local",
+    max_in_flight_per_worker: int = 4,
+    mp_context: str | None = None,
+) -> Iterator[ItemResult]:
+    """Yield one ItemResult per item, in input order.
+
+    ``workers <= 1`` runs in this process (simplest to debug); more uses a process pool; ``executor="ray"``
+    sends items to a Ray cluster (``pip install sparrow-vllm[ray]``).
+    """
+    if executor not in EXECUTORS:
+        raise JobError(f"unknown executor {executor!r}; choose from {EXECUTORS}")
+    sdir = Path(state_dir) if state_dir is not None else None
+    sdir_str = str(sdir) if sdir is not None else None
+    if executor == "ray":
+        yield from _run_ray(fn, items, workers, sdir, max_in_flight_per_worker)
+        return
+    if workers <= 1:
+        for item in items:
+            done = _load_done(sdir, item.key)
+            yield done if done is not None else _run_one(fn, item.key, item.payload, sdir_str)
+        return
+
+    ctx = mp.get_context(mp_context) if mp_context else mp.get_context("forkserver")
+    limit = max(1, workers * max_in_flight_per_worker)
+    # Results are released strictly in input order; `pending` holds the in-order queue of slots.
+    pending: list[tuple[str, Future | ItemResult]] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        it = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and sum(isinstance(x, Future) for _, x in pending) < limit:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                done = _load_done(sdir, item.key)
+                slot = done if done is not None else pool.submit(_run_one, fn, item.key, item.payload, sdir_str)
+                pending.append((item.key, slot))
+            while pending and (not isinstance(pending[0][1], Future) or pending[0][1].done()):
+                key, slot = pending.pop(0)
+                yield slot if isinstance(slot, ItemResult) else _future_result(key, slot)
+            if not pending and exhausted:
+                return
+            futures = [x for _, x in pending if isinstance(x, Future)]
+            if futures:
+                wait(futures, return_when=FIRST_COMPLETED)
+
+
+def _future_result(key: str, fut: Future) -> ItemResult:
+    try:
+        return fut.result()
+    except Exception as e:  # the worker process itself died (e.g. killed by the OOM killer)
+        return ItemResult(key=key, ok=False, error=f"worker failed: {type(e).__name__}: {e}".splitlines()[0])
+
+
+def _run_ray(
+    fn: Callable[[Any], dict[str, Any]],
+    items: Iterable[WorkItem],
+    workers: int,
+    sdir: Path | None,
+    per_worker: int,
+) -> Iterator[ItemResult]:
+    try:
+        import ray
+    except ImportError as e:
+        raise JobError("executor 'ray' needs Ray: pip install 'sparrow-vllm[ray]'") from e
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
+    remote = ray.remote(_run_one)
+    limit = max(1, workers * per_worker)
+    pending: list[tuple[str, Any]] = []
+    sdir_str = str(sdir) if sdir is not None else None
+    it = iter(items)
+    exhausted = False
+    while True:
+        while not exhausted and sum(not isinstance(x, ItemResult) for _, x in pending) < limit:
+            try:
+                item = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            done = _load_done(sdir, item.key)
+            pending.append((item.key, done if done is not None else remote.remote(fn, item.key, item.payload, sdir_str)))
+        if not pending:
+            return
+        key, slot = pending.pop(0)
+        if isinstance(slot, ItemResult):
+            yield slot
+            continue
+        try:
+            yield ray.get(slot)
+        except Exception as e:
+            yield ItemResult(key=key, ok=False, error=f"ray task failed: {type(e).__name__}".splitlines()[0])
+
+
+class Timer:
+    """Wall-clock seconds of a block, for summaries."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start

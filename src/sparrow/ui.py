@@ -1,0 +1,80 @@
+"""Terminal output for the CLI: progress bars, summary tables, one-line errors.
+
+Only the CLI uses this module; the library itself never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """A fatal problem with the command line or its inputs: printed as one line, exit code 2."""
+
+
+def make_progress(transient: bool = False) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None, unit: str = "items") -> Iterator[T]:
+    """Iterate with a progress bar showing items/s (on stderr, so stdout stays parseable)."""
+    import time
+
+    with make_progress() as progress:
+        task = progress.add_task(description, total=total, rate="")
+        start = time.perf_counter()
+        n = 0
+        for item in items:
+            yield item
+            n += 1
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            progress.update(task, advance=1, rate=f"{n / elapsed:.1f} {unit}/s")
+
+
+def summary_table(title: str, rows: Mapping[str, Any]) -> None:
+    """Print the two-column summary every long command ends with."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    for key, value in rows.items():
+        if isinstance(value, float):
+            value = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+        table.add_row(str(key), str(value))
+    console.print(table)
+
+
+def rows_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*[f"{x:.3f}" if isinstance(x, float) else str(x) for x in r])
+    console.print(table)
