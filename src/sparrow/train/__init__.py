@@ -1,0 +1,1 @@
+"""Training: losses, data mixture, dataset, recipes, trainer, distributed launch."""
