@@ -1,0 +1,178 @@
+"""The training data path: mixture stream -> processor -> micro-batches, deterministic and resumable.
+
+Positions in a stage's mixture stream are global: optimizer step ``t`` consumes positions
+``[t * B, (t + 1) * B)`` where ``B`` is the global batch size, and rank ``r`` takes micro-batch ``m`` of
+that step at offset ``(m * world_size + r) * micro``. So the samples of a step do not depend on the
+number of processes or workers, and resuming at step ``t`` is just starting the sampler there: the
+data-position state of a checkpoint is ``(stage, step)``.
+
+A sample the processor rejects (unreadable video, too long, bad record) is replaced by the sample at
+the same slot of the next epoch (same rank, same position, so still deterministic), and the rejection
+travels with the batch to the trainer, which writes it to ``errors.jsonl`` and counts it per source.
+Training never stops for a bad sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from sparrow.train.mixture import Mixture
+
+MAX_ATTEMPTS = 8
+
+
+class DataError(RuntimeError):
+    """The data cannot feed training (e.g. every sample of a batch was rejected)."""
+
+
+def merge_sampling(base: Any, overrides: dict[str, Any] | None, where: str = "sampling") -> Any:
+    """``base`` (a sampling dataclass) with ``overrides`` applied; unknown keys are an error."""
+    if not overrides:
+        return base
+    known = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise DataError(f"{where}: unknown sampling key(s) {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(base, **overrides)
+
+
+class MixtureDataset(Dataset):
+    """Map-style dataset over stream positions of a mixture: ``ds[pos]`` is the processed sample.
+
+    ``processor(sample, root, sampling=..., max_length=...)`` turns a record into model inputs;
+    ``sampling`` is the stage's sampling config, overridden per source by the source's ``sampling``.
+    """
+
+    def __init__(self, mixture: Mixture, processor: Any, sampling: Any = None, max_length: int | None = None):
+        self.mixture = mixture
+        self.processor = processor
+        self.max_length = max_length
+        self.sampling = [
+            merge_sampling(sampling, s.config.sampling, f"source {s.name!r}")
+            if sampling is not None
+            else None
+            for s in mixture.sources
+        ]
+
+    def __len__(self) -> int:
+        return self.mixture.epoch_size
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        errors: list[dict[str, Any]] = []
+        for attempt in range(MAX_ATTEMPTS):
+            pos = int(position) + attempt * self.mixture.epoch_size
+            si, pi = self.mixture.draw(pos)
+            src = self.mixture.sources[si]
+            sample_id = f"{src.name}#{pi}"
+            try:
+                sample = src.read(pi)
+                sample_id = sample.id
+                feats = self.processor(
+                    sample, src.root, sampling=self.sampling[si], max_length=self.max_length
+                )
+            except Exception as e:  # any per-sample failure is recorded, never fatal
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                errors.append({"id": sample_id, "source": src.name, "position": pos, "reason": reason})
+                continue
+            return {
+                "feats": feats,
+                "position": int(position),
+                "source": src.name,
+                "id": sample_id,
+                "errors": errors,
+            }
+        return {"feats": None, "position": int(position), "source": None, "id": None, "errors": errors}
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields this rank's micro-batches (lists of stream positions) for steps ``[start_step, num_steps)``."""
+
+    def __init__(
+        self,
+        num_steps: int,
+        global_batch: int,
+        micro: int,
+        accum: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ):
+        if micro * accum * world_size != global_batch:
+            raise DataError(
+                f"micro {micro} x accum {accum} x world {world_size} != global batch {global_batch}"
+            )
+        self.num_steps, self.global_batch = num_steps, global_batch
+        self.micro, self.accum, self.rank, self.world_size = micro, accum, rank, world_size
+        self.start_step = start_step
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.num_steps):
+            base = step * self.global_batch
+            for m in range(self.accum):
+                start = base + (m * self.world_size + self.rank) * self.micro
+                yield list(range(start, start + self.micro))
+
+    def __len__(self) -> int:
+        return max(0, self.num_steps - self.start_step) * self.accum
+
+
+class Collator:
+    """Collates processed samples with ``processor.collate`` (packing optional), carrying the rejected
+    samples' reasons and the per-source counts along."""
+
+    def __init__(self, processor: Any, pack: bool = False, max_length: int | None = None):
+        self.processor, self.pack, self.max_length = processor, pack, max_length
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        good = [it for it in items if it["feats"] is not None]
+        errors = [e for it in items for e in it["errors"]]
+        batch = (
+            self.processor.collate([it["feats"] for it in good], pack=self.pack, max_length=self.max_length)
+            if good
+            else None
+        )
+        return {
+            "batch": batch,
+            "samples": len(good),
+            "ids": [it["id"] for it in good],
+            "sources": [it["source"] for it in good],
+            "positions": [it["position"] for it in items],
+            "errors": errors,
+        }
+
+
+def _worker_init(_: int) -> None:
+    # Each loader worker decodes video on one thread; parallelism comes from the workers.
+    torch.set_num_threads(1)
+
+
+def make_loader(
+    dataset: MixtureDataset,
+    sampler: StepBatchSampler,
+    collator: Collator,
+    num_workers: int = 1,
+    seed: int = 0,
+    prefetch_factor: int = 4,
+) -> DataLoader:
+    """A DataLoader yielding this rank's micro-batches in order. Its own generator keeps the global
+    torch RNG untouched (so resumed runs draw the same dropout masks as uninterrupted ones)."""
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collator,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+
+
+def errors_path(out: str | Path) -> Path:
+    return Path(out) / "errors.jsonl"
