@@ -1,0 +1,270 @@
+"""Dataclass configs of the video-LLM: vision tower(s), connector, language model, frame sampling.
+
+A config names each backbone either by a local checkpoint directory (``path``, loaded with
+``from_pretrained``) or by a Hugging Face config dict (``config``, random init). Everything is plain
+data so a config round-trips through YAML / JSON unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A model config is malformed; the message names the field."""
+
+
+@dataclass
+class VisionConfig:
+    """One vision tower: any Hugging Face ``AutoModel`` vision model (SigLIP family by default).
+
+    ``config`` is a Hugging Face config dict; its ``model_type`` defaults to ``siglip_vision_model``.
+    ``feature_layer``: -1 takes ``last_hidden_state``; another index takes that entry of
+    ``hidden_states`` (e.g. -2 for the penultimate layer, as LLaVA does).
+    """
+
+    path: str | None = None
+    config: dict[str, Any] | None = None
+    feature_layer: int = -1
+    image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    attn_implementation: str = "sdpa"
+
+
+@dataclass
+class ConnectorConfig:
+    """Maps vision features of one frame or one clip to LM-space tokens.
+
+    ``type``: ``perceiver`` (Idefics2-style resampler: learned latents attend to [features; latents]),
+    ``mlp_pool`` (SwiGLU-free two-layer MLP, then spatial average pooling by ``pool``), or
+    ``pixel_shuffle`` (space-to-depth by ``shuffle_factor``, then a linear layer).
+    ``tokens_per``: ``frame`` (one token group per frame) or ``clip`` (one group per clip of
+    ``SamplingConfig.frames_per_clip`` frames; the perceiver reads the whole clip, the pooling
+    connectors average it over time).
+    The ``resampler_*`` / ``num_key_value_heads`` names are those of Idefics2's perceiver config.
+    """
+
+    type: Literal["perceiver", "mlp_pool", "pixel_shuffle"] = "perceiver"
+    tokens_per: Literal["frame", "clip"] = "frame"
+    resampler_n_latents: int = 64
+    resampler_depth: int = 3
+    resampler_n_heads: int = 16
+    resampler_head_dim: int = 96
+    num_key_value_heads: int = 4
+    hidden_act: str = "silu"
+    rms_norm_eps: float = 1e-6
+    attention_dropout: float = 0.0
+    intermediate_size: int | None = None  # SwiGLU width; None = 4 x LM hidden size
+    pool: int = 2
+    shuffle_factor: int = 2
+
+
+@dataclass
+class LMConfig:
+    """The causal LM: any ``AutoModelForCausalLM`` (Qwen2 family by default; ``model_type`` defaults
+    to ``qwen2`` in ``config``)."""
+
+    path: str | None = None
+    config: dict[str, Any] | None = None
+    attn_implementation: str = "sdpa"
+
+
+@dataclass
+class SamplingConfig:
+    """How the processor turns a video into frames and how the frames are introduced in the prompt.
+
+    ``strategy``: ``fps`` (``fps`` frames per second, between ``min_frames`` and ``max_frames``),
+    ``uniform`` (``num_frames`` evenly spaced) or ``clips`` (Apollo: clips of ``frames_per_clip`` at
+    ``fps``, at most ``max_clips``, spread over the video when the limit is reached).
+    ``timestamps``: ``none`` (bare visual tokens), ``apollo`` (``clip from MM:SS-MM:SS:`` before each
+    token group) or ``frame`` (``Frame from MM:SS:``). Synthetic frame sequences have no time: they
+    get ordinal markers (``Frame 3:``) in both non-``none`` modes. ``header`` prepends
+    ``video_header(duration)`` to a real video. ``image_size`` None = the vision tower's size.
+    """
+
+    strategy: Literal["fps", "uniform", "clips"] = "fps"
+    fps: float = 1.0
+    num_frames: int = 8
+    min_frames: int = 1
+    max_frames: int | None = 32
+    frames_per_clip: int = 4
+    max_clips: int = 25
+    timestamps: Literal["none", "apollo", "frame"] = "apollo"
+    image_size: int | None = None
+    header: bool = True
+
+
+@dataclass
+class VideoLLMConfig:
+    """The whole model. ``tokenizer``: ``"tiny"`` (the built-in byte-level BPE), a local directory, or
+    None (the LM's ``path``). ``visual_token`` is the placeholder token that visual embeddings replace;
+    it is added to the tokenizer when missing. ``vision2`` is the optional second encoder."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    connector: ConnectorConfig = field(default_factory=ConnectorConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    vision2: VisionConfig | None = None
+    tokenizer: str | None = "tiny"
+    visual_token: str = "<|visual|>"
+    max_length: int | None = None
+    dtype: str = "float32"
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoLLMConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")
+        d = dict(d)
+        kwargs: dict[str, Any] = {}
+        sub = {
+            "vision": VisionConfig,
+            "connector": ConnectorConfig,
+            "lm": LMConfig,
+            "sampling": SamplingConfig,
+        }
+        for key, klass in sub.items():
+            if key in d:
+                kwargs[key] = _build(klass, d.pop(key), key)
+        if "vision2" in d:
+            v2 = d.pop("vision2")
+            kwargs["vision2"] = None if v2 is None else _build(VisionConfig, v2, "vision2")
+        known = {f.name for f in fields(cls)}
+        for key in list(d):
+            if key not in known:
+                raise ConfigError(f"unknown model config key {key!r}; known: {sorted(known)}")
+            kwargs[key] = d.pop(key)
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> VideoLLMConfig:
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read model config {str(path)!r}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"model config {str(path)!r} is not valid YAML: {e}") from e
+        # A recipe may hold the model under a "model" key; accept both layouts.
+        if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
+            data = data["model"]
+        cfg = cls.from_dict(data or {})
+        # Relative backbone paths are relative to the YAML file, like record media paths.
+        for part in (cfg.vision, cfg.vision2, cfg.lm):
+            if part is not None and part.path and not Path(part.path).is_absolute():
+                part.path = str((path.parent / part.path).resolve())
+        if cfg.tokenizer not in (None, "tiny") and not Path(cfg.tokenizer).is_absolute():
+            cfg.tokenizer = str((path.parent / cfg.tokenizer).resolve())
+        return cfg
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def validate(self) -> None:
+        for name, part in (("vision", self.vision), ("lm", self.lm), ("vision2", self.vision2)):
+            if part is not None and not part.path and part.config is None:
+                raise ConfigError(f"{name}: give either 'path' (local checkpoint) or 'config' (random init)")
+        c = self.connector
+        if c.type not in ("perceiver", "mlp_pool", "pixel_shuffle"):
+            raise ConfigError(f"connector.type must be perceiver, mlp_pool or pixel_shuffle, got {c.type!r}")
+        if c.tokens_per not in ("frame", "clip"):
+            raise ConfigError(f"connector.tokens_per must be 'frame' or 'clip', got {c.tokens_per!r}")
+        if c.type == "perceiver" and c.resampler_n_heads % c.num_key_value_heads:
+            raise ConfigError("connector.resampler_n_heads must be a multiple of num_key_value_heads")
+        s = self.sampling
+        if s.strategy not in ("fps", "uniform", "clips"):
+            raise ConfigError(f"sampling.strategy must be fps, uniform or clips, got {s.strategy!r}")
+        if s.timestamps not in ("none", "apollo", "frame"):
+            raise ConfigError(f"sampling.timestamps must be none, apollo or frame, got {s.timestamps!r}")
+        if s.frames_per_clip < 1 or s.num_frames < 1 or s.fps <= 0:
+            raise ConfigError("sampling: frames_per_clip and num_frames must be >= 1 and fps > 0")
+
+
+def _build(klass: type, value: Any, where: str) -> Any:
+    if isinstance(value, klass):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+    known = {f.name for f in fields(klass)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+    return klass(**value)
+
+
+# ---------------------------------------------------------------------------------------------- HF
+
+
+DEFAULT_VISION_TYPE = "siglip_vision_model"
+DEFAULT_LM_TYPE = "qwen2"
+
+
+def hf_config(part: VisionConfig | LMConfig, default_type: str | None = None) -> Any:
+    """The Hugging Face config object of a backbone: read from its local ``path`` or built from the
+    ``config`` dict. A composite checkpoint (e.g. a full SigLIP with a text tower) yields its
+    ``vision_config``."""
+    from transformers import AutoConfig
+
+    if default_type is None:
+        default_type = DEFAULT_VISION_TYPE if isinstance(part, VisionConfig) else DEFAULT_LM_TYPE
+    if part.path:
+        if not Path(part.path).is_dir():
+            raise ConfigError(f"backbone path {part.path!r} is not a local directory")
+        conf = AutoConfig.from_pretrained(part.path, local_files_only=True)
+        if isinstance(part, VisionConfig) and getattr(conf, "vision_config", None) is not None:
+            conf = conf.vision_config
+        return conf
+    d = dict(part.config or {})
+    model_type = d.pop("model_type", default_type)
+    try:
+        return AutoConfig.for_model(model_type, **d)
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"cannot build a {model_type!r} config: {e}") from e
+
+
+def vision_geometry(part: VisionConfig) -> tuple[int, int]:
+    """(image_size, patch grid side) of a vision tower, from its config."""
+    conf = hf_config(part)
+    image_size = getattr(conf, "image_size", None)
+    patch = getattr(conf, "patch_size", None)
+    if isinstance(image_size, (list, tuple)):
+        image_size = image_size[0]
+    if isinstance(patch, (list, tuple)):
+        patch = patch[0]
+    if not image_size or not patch:
+        raise ConfigError("vision tower config needs image_size and patch_size")
+    return int(image_size), int(image_size) // int(patch)
+
+
+def frame_size(cfg: VideoLLMConfig) -> int:
+    """The side frames are given to the vision tower at: ``sampling.image_size`` or the tower's own."""
+    return cfg.sampling.image_size or vision_geometry(cfg.vision)[0]
+
+
+def tokens_per_group(cfg: VideoLLMConfig) -> int:
+    """How many visual tokens the connector emits per frame (or per clip)."""
+    c = cfg.connector
+    if c.type == "perceiver":
+        return c.resampler_n_latents
+    image_size, grid = vision_geometry(cfg.vision)
+    grid = frame_size(cfg) // (image_size // grid)
+    if c.type == "mlp_pool":
+        side = -(-grid // c.pool)
+        return side * side
+    if grid % c.shuffle_factor:
+        raise ConfigError(
+            f"pixel_shuffle: patch grid {grid} is not divisible by shuffle_factor {c.shuffle_factor}"
+        )
+    side = grid // c.shuffle_factor
+    return side * side

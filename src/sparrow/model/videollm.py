@@ -1,0 +1,265 @@
+"""The video-LLM: vision encoder(s) -> connector -> causal LM.
+
+Visual embeddings replace the LM's input embeddings at the placeholder token positions (the
+processor put ``tokens_per_group`` placeholders per frame or clip), in order. The forward pass
+returns the LM output (``.logits``); the loss lives in the trainer, which shifts the labels.
+
+Checkpoint layout (``save_pretrained``): ``config.json`` (Sparrow config), ``vision/``, ``vision2/``
+and ``lm/`` (plain Hugging Face checkpoints, safetensors), ``connector.safetensors``, and the
+tokenizer files. Nothing is ever unpickled when loading.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparrow.model.config import ConfigError, VideoLLMConfig, frame_size, hf_config
+from sparrow.model.connector import build_connector
+from sparrow.model.tokenizer import load_tokenizer
+from sparrow.model.vision import VisionEncoder, _torch_dtype, quiet_hf
+
+CONFIG_NAME = "config.json"
+CONNECTOR_WEIGHTS = "connector.safetensors"
+FORMAT_VERSION = 1
+
+
+class VideoLLM(nn.Module):
+    """``VideoLLM(cfg)`` builds (or loads from local paths) the three parts; ``tokenizer`` may be
+    passed to avoid loading it twice (it is only needed for the placeholder id and vocabulary size)."""
+
+    def __init__(self, cfg: VideoLLMConfig, tokenizer: Any = None):
+        super().__init__()
+        from transformers import AutoModelForCausalLM
+
+        cfg.validate()
+        self.cfg = cfg
+        dtype = _torch_dtype(cfg.dtype) or torch.float32
+        self.vision = VisionEncoder(cfg.vision, cfg.vision2, cfg.dtype)
+        lm_conf = hf_config(cfg.lm)
+        lm_conf._attn_implementation = cfg.lm.attn_implementation
+        if cfg.lm.path:
+            with quiet_hf():
+                self.lm = AutoModelForCausalLM.from_pretrained(
+                    cfg.lm.path, config=lm_conf, local_files_only=True, use_safetensors=True, dtype=dtype
+                )
+        else:
+            self.lm = AutoModelForCausalLM.from_config(lm_conf, dtype=dtype)
+        hidden = int(self.lm.config.hidden_size)
+        grid = frame_size(cfg) // self.vision.tower.patch_size
+        self.connector = build_connector(cfg.connector, self.vision.out_dim, hidden, grid).to(dtype)
+
+        tok = (
+            tokenizer
+            if tokenizer is not None
+            else load_tokenizer(cfg.tokenizer, cfg.lm.path, cfg.visual_token)
+        )
+        self.visual_token_id = int(tok.convert_tokens_to_ids(cfg.visual_token))
+        if len(tok) > self.lm.get_input_embeddings().num_embeddings:
+            # A real checkpoint whose tokenizer just gained the visual placeholder.
+            self.lm.resize_token_embeddings(len(tok), mean_resizing=False)
+        self.eos_token_ids = sorted(
+            {
+                i
+                for i in (tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"))
+                if isinstance(i, int) and i >= 0
+            }
+        )
+        self.pad_token_id = int(tok.pad_token_id)
+
+    # ------------------------------------------------------------------------------- structure
+
+    def parts(self) -> dict[str, nn.Module]:
+        """The three trainable parts, for freezing and per-part learning rates."""
+        return {"vision": self.vision, "connector": self.connector, "lm": self.lm}
+
+    def enable_gradient_checkpointing(self) -> None:
+        self.vision.enable_gradient_checkpointing()
+        self.connector.gradient_checkpointing = True
+        self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.lm.config.use_cache = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
+    # --------------------------------------------------------------------------------- forward
+
+    def encode_visual(
+        self, pixel_values: torch.Tensor, group_sizes: torch.Tensor | list[int]
+    ) -> torch.Tensor:
+        """Frames ``(F, 3, S, S)`` in groups of ``group_sizes`` frames -> ``(G, n_tokens, D)``."""
+        feats = self.vision(pixel_values.to(self.connector_dtype))  # (F, g, g, C)
+        sizes = group_sizes.tolist() if isinstance(group_sizes, torch.Tensor) else list(group_sizes)
+        if sum(sizes) != feats.shape[0]:
+            raise ValueError(f"group_sizes add up to {sum(sizes)} frames, pixel_values has {feats.shape[0]}")
+        return self.connector(list(torch.split(feats, sizes)))
+
+    @property
+    def connector_dtype(self) -> torch.dtype:
+        return next(self.connector.parameters()).dtype
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        group_sizes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """LM input embeddings with the visual tokens in place of the placeholders."""
+        embeds = self.lm.get_input_embeddings()(input_ids)
+        slots = input_ids == self.visual_token_id
+        if pixel_values is not None and pixel_values.numel():
+            if group_sizes is None:
+                group_sizes = torch.ones(pixel_values.shape[0], dtype=torch.long)
+            vis = self.encode_visual(pixel_values, group_sizes)
+            vis = vis.reshape(-1, vis.shape[-1]).to(embeds.dtype)
+            n_slots = int(slots.sum())
+            if n_slots != vis.shape[0]:
+                raise ValueError(
+                    f"{n_slots} visual placeholders in input_ids but {vis.shape[0]} visual tokens"
+                )
+            # Row-major fill: groups are ordered by row, then by position, exactly as collate made them.
+            embeds = embeds.masked_scatter(slots.unsqueeze(-1), vis)
+        else:
+            if bool(slots.any()):
+                raise ValueError("input_ids hold visual placeholders but no pixel_values were given")
+            if torch.is_grad_enabled():
+                # Text-only batch: run the vision path on one blank frame, weighted zero, so every
+                # parameter gets a (zero) gradient and DDP / FSDP ranks stay in step.
+                size = frame_size(self.cfg)
+                blank = torch.zeros(1, 3, size, size, device=embeds.device, dtype=self.connector_dtype)
+                dummy = self.encode_visual(blank, [1])
+                embeds = embeds + 0.0 * dummy.sum().to(embeds.dtype)
+        return embeds
+
+    def _lm_attention_mask(
+        self, attention_mask: torch.Tensor | None, dtype: torch.dtype
+    ) -> torch.Tensor | None:
+        if attention_mask is None or attention_mask.dim() != 4:
+            return attention_mask
+        # A packed batch carries a boolean (B, 1, L, L) block-diagonal causal mask; transformers
+        # passes 4D masks to the attention function untouched, so give each kernel its format.
+        impl = self.lm.config._attn_implementation or "sdpa"
+        if impl.startswith("flash"):
+            return None  # flash-attention finds the sequence boundaries from the restarting position_ids
+        if impl == "eager":
+            mask = attention_mask.to(torch.bool)
+            return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(dtype).min
+            )
+        return attention_mask.to(torch.bool)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        group_sizes: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        seq_index: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+    ) -> Any:
+        """Returns the LM output (``.logits`` (B, L, V), ``.past_key_values``). ``labels`` and
+        ``seq_index`` are accepted so a collated batch can be passed whole; no loss is computed."""
+        del labels, seq_index
+        embeds = self.embed(input_ids, pixel_values, group_sizes)
+        return self.lm(
+            inputs_embeds=embeds,
+            attention_mask=self._lm_attention_mask(attention_mask, embeds.dtype),
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+        )
+
+    # ----------------------------------------------------------------------------- persistence
+
+    def save_pretrained(self, out_dir: str | os.PathLike, processor: Any = None) -> Path:
+        """Write the checkpoint (safetensors + JSON + tokenizer). ``processor`` supplies the tokenizer
+        and sampling settings; without it the config's tokenizer is loaded and saved."""
+        from safetensors.torch import save_file
+
+        from sparrow.records import atomic_write_text
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with quiet_hf():
+            self.vision.tower.model.save_pretrained(out / "vision")
+            if self.vision.tower2 is not None:
+                self.vision.tower2.model.save_pretrained(out / "vision2")
+            self.lm.save_pretrained(out / "lm")
+        state = {k: v.detach().contiguous().cpu() for k, v in self.connector.state_dict().items()}
+        save_file(state, str(out / CONNECTOR_WEIGHTS), metadata={"format": "pt"})
+
+        cfg = copy.deepcopy(processor.cfg if processor is not None else self.cfg)
+        cfg.connector, cfg.dtype = self.cfg.connector, self.cfg.dtype
+        cfg.vision.path, cfg.vision.config = "vision", None
+        if cfg.vision2 is not None:
+            cfg.vision2.path, cfg.vision2.config = "vision2", None
+        cfg.lm.path, cfg.lm.config = "lm", None
+        cfg.tokenizer = "."
+        tok = (
+            processor.tokenizer
+            if processor is not None
+            else load_tokenizer(self.cfg.tokenizer, self.cfg.lm.path, self.cfg.visual_token)
+        )
+        tok.save_pretrained(str(out))
+        meta = {
+            "sparrow_format": FORMAT_VERSION,
+            "visual_token_id": self.visual_token_id,
+            "model": cfg.to_dict(),
+        }
+        atomic_write_text(out / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
+        return out
+
+
+def read_checkpoint_config(ckpt_dir: str | os.PathLike) -> VideoLLMConfig:
+    """The config of a saved checkpoint with its relative paths resolved against the directory."""
+    d = Path(ckpt_dir)
+    path = d / CONFIG_NAME
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"not a Sparrow checkpoint: cannot read {str(path)!r} ({e.strerror})") from e
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{str(path)!r} is not valid JSON: {e.msg}") from e
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise ConfigError(f"{str(path)!r} is not a Sparrow checkpoint config (no 'model' key)")
+    cfg = VideoLLMConfig.from_dict(meta["model"])
+    for part in (cfg.vision, cfg.vision2, cfg.lm):
+        if part is not None and part.path and not Path(part.path).is_absolute():
+            part.path = str((d / part.path).resolve())
+    if cfg.tokenizer not in (None, "tiny") and not Path(cfg.tokenizer).is_absolute():
+        cfg.tokenizer = str((d / cfg.tokenizer).resolve())
+    return cfg
+
+
+def load_pretrained(
+    ckpt_dir: str | os.PathLike, device: str | torch.device | None = None, dtype: str | None = None
+) -> tuple[VideoLLM, Any]:
+    """Load ``(model, processor)`` from a directory written by ``save_pretrained`` (safetensors only)."""
+    from safetensors.torch import load_file
+
+    from sparrow.model.processor import Processor
+
+    d = Path(ckpt_dir)
+    cfg = read_checkpoint_config(d)
+    if dtype is not None:
+        cfg.dtype = dtype
+    processor = Processor(cfg)
+    model = VideoLLM(cfg, tokenizer=processor.tokenizer)
+    state = load_file(str(d / CONNECTOR_WEIGHTS))
+    model.connector.load_state_dict(state, strict=True)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model, processor
