@@ -1,0 +1,128 @@
+"""``sparrow world``: generate the procedural video-QA world (Sparrow's embedded default data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sparrow.ui import UsageError
+
+
+def _split_counts(text: str | None, flag: str) -> dict[str, int] | None:
+    """``"70,15,15"`` -> {"train": 70, "val": 15, "test": 15}."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise UsageError(f"{flag} takes three counts TRAIN,VAL,TEST, e.g. 70,15,15 (got {text!r})")
+    return dict(zip(("train", "val", "test"), (int(p) for p in parts), strict=True))
+
+
+def world(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed: same seed and settings give byte-identical output."
+    ),
+    preset: str = typer.Option("tiny", "--preset", help="Size: tiny (demo, < 1 min), small or medium."),
+    config: Path = typer.Option(
+        None, "--config", help="YAML file of world settings (field names of WorldConfig); flags override it."
+    ),
+    videos: str = typer.Option(None, "--videos", help="Videos per split as TRAIN,VAL,TEST, e.g. 70,15,15."),
+    long_videos: str = typer.Option(
+        None, "--long-videos", help="How many of each split's videos are long (minutes), TRAIN,VAL,TEST."
+    ),
+    size: int = typer.Option(None, "--size", help="Frame side in pixels (default 128)."),
+    phrasing: str = typer.Option(
+        None, "--phrasing", help="'templates' (one wording per question type) or 'paraphrases' (many)."
+    ),
+    text_answerable: float = typer.Option(
+        None, "--text-answerable", help="Share of questions whose options give the answer away (0-1)."
+    ),
+    transcript_noise: float = typer.Option(
+        None, "--transcript-noise", help="Per-line probability of an ASR-like error in caption.json (0-1)."
+    ),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    executor: str = typer.Option("local", "--executor", help="'local' process pool or 'ray'."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard videos and state of an earlier run in --out."
+    ),
+) -> None:
+    """Generate the procedural world: MP4 videos of moving shapes and words, multiple-choice questions
+    (7 categories) with evidence and curation ground truth, benchmarks, captions, text records, noisy
+    transcripts and a text corpus for `sparrow synth`. Resumable: run the same command again."""
+    import yaml
+
+    from sparrow.jobs import JobError, default_workers
+    from sparrow.ui import make_progress, summary_table
+    from sparrow.world.config import WorldError, preset_config
+    from sparrow.world.generate import generate_world
+
+    settings: dict = {}
+    if config is not None:
+        try:
+            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UsageError(f"cannot read --config {config}: {str(e).splitlines()[0]}") from e
+        if not isinstance(loaded, dict):
+            raise UsageError(f"--config {config} must hold a mapping of world settings")
+        settings.update(loaded)
+    # flag > --config file > default
+    preset = preset if preset is not None else settings.pop("preset", "tiny")
+    seed = seed if seed is not None else settings.pop("seed", 0)
+    settings.pop("preset", None)
+    settings.pop("seed", None)
+    flags = {
+        "videos": _split_counts(videos, "--videos"),
+        "long_videos": _split_counts(long_videos, "--long-videos"),
+        "size": size,
+        "phrasing": phrasing,
+        "text_answerable": text_answerable,
+        "transcript_noise": transcript_noise,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    try:
+        cfg = preset_config(preset, int(seed), **settings)
+    except TypeError as e:
+        raise UsageError(f"unknown world setting: {e}") from e
+    except WorldError as e:
+        raise UsageError(str(e)) from e
+    n_workers = workers if workers > 0 else default_workers()
+    total = sum(cfg.videos.values())
+    try:
+        with make_progress() as progress:
+            task = progress.add_task("world videos", total=total, rate="")
+
+            def on_item(result) -> None:
+                progress.update(task, advance=1)
+
+            summary = generate_world(
+                out, config=cfg, workers=n_workers, executor=executor, overwrite=overwrite, on_item=on_item
+            )
+    except (WorldError, JobError) as e:
+        raise UsageError(str(e)) from e
+    rows = {
+        "videos": summary.videos,
+        "rendered / resumed / failed": f"{summary.rendered} / {summary.resumed} / {summary.failed}",
+        "frames": summary.frames,
+    }
+    rows.update({f"{split} questions": n for split, n in summary.questions.items()})
+    rows.update({f"  {cat}": n for cat, n in summary.categories.items()})
+    rows.update(
+        {
+            "captions (train)": summary.captions,
+            "text records (train)": summary.text_records,
+            "corpus rows": summary.corpus_rows,
+            "seconds": summary.seconds,
+            "workers": n_workers,
+            "output": str(out),
+        }
+    )
+    if summary.failed:
+        rows["errors"] = str(out / "errors.jsonl")
+    summary_table("sparrow world", rows)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="world")(world)
