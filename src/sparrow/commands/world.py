@@ -22,9 +22,11 @@ def _split_counts(text: str | None, flag: str) -> dict[str, int] | None:
 def world(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
     seed: int = typer.Option(
-        0, "--seed", help="Random seed: same seed and settings give byte-identical output."
+        None, "--seed", help="Random seed (default 0): same seed and settings give byte-identical output."
     ),
-    preset: str = typer.Option("tiny", "--preset", help="Size: tiny (demo, < 1 min), small or medium."),
+    preset: str = typer.Option(
+        None, "--preset", help="Size: tiny (default; the demo's, < 1 min), small or medium."
+    ),
     config: Path = typer.Option(
         None, "--config", help="YAML file of world settings (field names of WorldConfig); flags override it."
     ),
