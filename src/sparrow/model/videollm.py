@@ -23,7 +23,7 @@ from torch import nn
 from sparrow.model.config import ConfigError, VideoLLMConfig, frame_size, hf_config
 from sparrow.model.connector import build_connector
 from sparrow.model.tokenizer import load_tokenizer
-from sparrow.model.vision import VisionEncoder, _torch_dtype, quiet_hf
+from sparrow.model.vision import VisionEncoder, _enable_hf_checkpointing, _torch_dtype, quiet_hf
 
 CONFIG_NAME = "config.json"
 CONNECTOR_WEIGHTS = "connector.safetensors"
@@ -82,7 +82,7 @@ class VideoLLM(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         self.vision.enable_gradient_checkpointing()
         self.connector.gradient_checkpointing = True
-        self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _enable_hf_checkpointing(self.lm)
         self.lm.config.use_cache = False
 
     @property

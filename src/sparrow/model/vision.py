@@ -34,6 +34,15 @@ def quiet_hf() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _enable_hf_checkpointing(model: nn.Module) -> None:
+    """Activation checkpointing of a transformers model, non-reentrant (works with frozen inputs)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def _torch_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     if name is None or isinstance(name, torch.dtype):
         return name
@@ -66,6 +75,8 @@ class VisionTower(nn.Module):
 
         conf = hf_config(vcfg)
         conf._attn_implementation = vcfg.attn_implementation
+        if hasattr(conf, "vision_use_head"):
+            conf.vision_use_head = False  # SigLIP's pooling head: unused by a video-LLM, skip building it
         if vcfg.path:
             with quiet_hf():
                 self.model = _load_tower(vcfg, conf, dtype)
@@ -78,6 +89,22 @@ class VisionTower(nn.Module):
         self.feature_layer = vcfg.feature_layer
         self.register_buffer("mean", torch.tensor(vcfg.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(vcfg.image_std).view(1, 3, 1, 1), persistent=False)
+        self._unused = self._find_unused_parameters()
+
+    def _find_unused_parameters(self) -> list[nn.Parameter]:
+        """Parameters the features do not depend on (a pooler, layers after ``feature_layer``).
+
+        Under DDP an unused parameter makes ranks wait forever for its gradient, so ``forward`` ties
+        these into the graph with weight zero. Found once with a one-frame forward pass."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            return []
+        dtype = next(self.model.parameters()).dtype
+        x = torch.zeros(1, 3, self.image_size, self.image_size, dtype=dtype)
+        with torch.enable_grad():
+            out = self.forward(x)
+            grads = torch.autograd.grad(out.float().sum(), params, allow_unused=True)
+        return [p for p, g in zip(params, grads, strict=True) if g is None]
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         want_hidden = self.feature_layer != -1
@@ -97,7 +124,10 @@ class VisionTower(nn.Module):
             h = h[:, 1:]
         if h.shape[1] != n_patches:
             raise ValueError(f"vision tower returned {h.shape[1]} tokens, expected a {grid}x{grid} grid")
-        return h.reshape(h.shape[0], grid, grid, h.shape[-1])
+        h = h.reshape(h.shape[0], grid, grid, h.shape[-1])
+        if getattr(self, "_unused", None) and torch.is_grad_enabled():
+            h = h + 0.0 * sum(p.sum() for p in self._unused).to(h.dtype)
+        return h
 
 
 class VisionEncoder(nn.Module):
@@ -134,4 +164,4 @@ class VisionEncoder(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         for t in (self.tower, self.tower2):
             if t is not None and getattr(t.model, "supports_gradient_checkpointing", False):
-                t.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                _enable_hf_checkpointing(t.model)
