@@ -1,0 +1,107 @@
+"""lmms-eval task functions for a Sparrow benchmark file (rows as ``sparrow world`` writes them).
+
+The prompt is ``sparrow.mcq.format_mcq_prompt`` — the phrasing the model was trained on — so scores
+match ``sparrow eval``. Per-sample metrics carry the row's id, category and duration, so the sample
+logs (``*_samples_<task>.jsonl``) can be fed to ``sparrow curate`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sparrow.mcq import LETTERS, format_mcq_prompt, letter_index
+
+HERE = Path(__file__).resolve().parent
+
+
+def _kwargs(kw: dict | None) -> dict:
+    return kw or {}
+
+
+def _bench_root(kw: dict) -> Path:
+    root = Path(kw.get("bench_root") or ".")
+    return root if root.is_absolute() else (HERE / root).resolve()
+
+
+def _video_path(doc: dict, kw: dict) -> Path:
+    root = _bench_root(kw)
+    path = (root / doc["video"]).resolve()
+    if root not in path.parents:
+        raise ValueError(f"video path {doc['video']!r} leaves the benchmark folder {root}")
+    return path
+
+
+def _centre_frame(video: Path, doc_id: str) -> str:
+    """The middle frame as a PNG, cached in this folder's frames/ (decoded once per question)."""
+    out = HERE / "frames" / f"{doc_id}.png"
+    if not out.exists():
+        from PIL import Image
+
+        from sparrow.video import Uniform, sample
+
+        clip = sample(video, Uniform(1))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp.png")
+        Image.fromarray(clip.frames[0]).save(tmp)
+        os.replace(tmp, out)
+    return str(out)
+
+
+def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list:
+    kw = _kwargs(lmms_eval_specific_kwargs)
+    modality = kw.get("modality", "video")
+    if modality == "text" or not doc.get("video"):
+        return []
+    video = _video_path(doc, kw)
+    if modality == "frame":
+        return [_centre_frame(video, doc["id"])]
+    return [str(video)]
+
+
+def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    return format_mcq_prompt(doc["question"], list(doc["options"]))
+
+
+def doc_to_target(doc: dict) -> str:
+    return str(doc["answer"])
+
+
+def doc_to_choice(doc: dict) -> list[str]:
+    return list(LETTERS[: len(doc["options"])])
+
+
+def doc_to_answer_index(doc: dict) -> int:
+    return letter_index(str(doc["answer"]))
+
+
+def _parse(text: str, options: list[str]) -> str | None:
+    from sparrow.eval.mcq import parse_answer
+
+    return parse_answer(text, options)
+
+
+def process_results(doc: dict, results: list) -> dict:
+    """Generation: parse the reply's letter. Multiple choice: the option with the highest log-likelihood."""
+    options = list(doc["options"])
+    first = results[0] if results else None
+    if isinstance(first, (list, tuple)) and first and isinstance(first[0], (int, float)):
+        lls = [float(r[0]) for r in results]
+        pred = LETTERS[max(range(len(lls)), key=lls.__getitem__)]
+    else:
+        pred = _parse(first if isinstance(first, str) else "", options)
+    answer = str(doc["answer"])
+    return {
+        "sparrow_acc": {
+            "id": doc["id"],
+            "category": doc.get("category"),
+            "duration": doc.get("duration"),
+            "pred": pred,
+            "answer": answer,
+            "correct": int(pred == answer),
+        }
+    }
+
+
+def aggregate_accuracy(results: list[dict]) -> float:
+    return sum(r["correct"] for r in results) / max(len(results), 1)
