@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import re
+import struct
 import unicodedata
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +141,7 @@ def coverage(spec: FontSpec) -> frozenset[int]:
 
 # ------------------------------------------------------------------------------ character classes
 
-_CJK_RANGES = (
+CJK_RANGES = (
     (0x2E80, 0x2FDF),  # radicals
     (0x3000, 0x303F),  # CJK symbols and punctuation
     (0x3040, 0x30FF),  # hiragana, katakana
@@ -167,6 +170,7 @@ _NO_BREAK_BEFORE = set(
     "、。，．：；！？）］｝〕〉》」』】〙〗・ー…‥ゝゞヽヾ々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ"
 )
 _NO_BREAK_AFTER = set("（［｛〔〈《「『【〘〖")
+_WORD_RE = re.compile(r"\S+")
 
 
 def _in(ranges: tuple[tuple[int, int], ...], cp: int) -> bool:
@@ -176,7 +180,7 @@ def _in(ranges: tuple[tuple[int, int], ...], cp: int) -> bool:
 def is_cjk(ch: str) -> bool:
     """Characters of scripts written without spaces: each one is a word of its own for wrapping."""
     cp = ord(ch)
-    return cp >= 0x2E80 and _in(_CJK_RANGES, cp)
+    return cp >= 0x2E80 and _in(CJK_RANGES, cp)
 
 
 def _is_complex(ch: str) -> bool:
@@ -228,7 +232,7 @@ class RenderConfig:
     bg: str = "#ffffff"
     image_format: str = "png"
     quality: int = 90  # jpg / webp
-    png_compress_level: int = 1  # zlib level: 1 is ~3x faster than 6 for ~1.5x the bytes on text frames
+    png_compress_level: int = 3  # zlib level: 3 is ~2x faster than 6 for ~1.15x the bytes on text frames
 
     def validate(self) -> None:
         if self.image_format not in IMAGE_FORMATS:
@@ -270,6 +274,7 @@ class Word:
     box: tuple[int, int, int, int] | None
     start: int = 0
     end: int = 0
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # coverage of ``box``
 
 
 @dataclass
@@ -278,14 +283,11 @@ class Line:
     baseline: int
     start: int  # offset in the laid-out text of the line's first character
     rtl: bool = False
+    box: tuple[int, int, int, int] | None = None  # union of the words' ink boxes
 
     @property
     def text(self) -> str:
         return " ".join(w.text for w in self.words)
-
-    @property
-    def box(self) -> tuple[int, int, int, int] | None:
-        return _union([w.box for w in self.words])
 
 
 @dataclass
@@ -298,6 +300,7 @@ class Layout:
     margin: int
     fits: bool
     max_lines: int  # how many lines of the primary font the frame holds
+    shift: int = 0  # pixels all lines were moved down because a glyph reached above the top margin
 
     @property
     def box(self) -> tuple[int, int, int, int] | None:
@@ -306,6 +309,25 @@ class Layout:
     @property
     def words(self) -> list[Word]:
         return [w for ln in self.lines for w in ln.words]
+
+    def prefix(self, end: int) -> Layout | None:
+        """The layout of the laid-out text cut at offset ``end`` (a word end), derived from this one:
+        greedy wrapping is prefix-stable, so the words before ``end`` keep their places. None when lines
+        were shifted or a line is right-to-left (the shorter text may be placed differently)."""
+        if self.shift or any(ln.rtl for ln in self.lines):
+            return None
+        lines: list[Line] = []
+        for ln in self.lines:
+            if ln.start >= end and lines:
+                break
+            words = [w for w in ln.words if w.end <= end]
+            if ln.words and not words:
+                break
+            lines.append(Line(words, ln.baseline, ln.start, ln.rtl, _union([w.box for w in words])))
+        while lines and not lines[-1].words:
+            lines.pop()
+        box = _union([ln.box for ln in lines])
+        return Layout(lines, self.width, self.height, self.margin, _inside(box, self), self.max_lines)
 
     def fitting_prefix(self) -> int | None:
         """Offset in the laid-out text where the first line that does not fit starts (None if all fit):
@@ -318,6 +340,13 @@ class Layout:
             if bottom > limit:
                 return ln.start
         return self.lines[-1].start if self.lines else 0
+
+
+def _inside(box: tuple[int, int, int, int] | None, lay: Layout) -> bool:
+    m = lay.margin
+    return box is None or (
+        box[0] >= m and box[1] >= m and box[2] <= lay.width - m and box[3] <= lay.height - m
+    )
 
 
 def _union(boxes: list[tuple[int, int, int, int] | None]) -> tuple[int, int, int, int] | None:
@@ -366,7 +395,7 @@ class Renderer:
         config.validate()
         self.config = config
         self.chain = font_chain(config.fonts, include_defaults=config.default_fonts)
-        self.cmaps = [coverage(s) for s in self.chain]
+        self._cmaps: list[frozenset[int] | None] = [None] * len(self.chain)
         self._basic: list[ImageFont.FreeTypeFont | None] = [None] * len(self.chain)
         self._raqm: list[ImageFont.FreeTypeFont | None] = [None] * len(self.chain)
         primary = self._font(0)
@@ -377,6 +406,8 @@ class Renderer:
         inner_h = config.height - 2 * config.margin
         self.max_lines = max(1, (inner_h - self.ascent - self.descent) // self.line_height + 1)
         self._font_of: dict[str, int | None] = {}
+        self._plain: dict[str, bool] = {}
+        self._breaks: dict[str, list[int]] = {}
         self._glyphs: dict[tuple[int, str], _Piece] = {}
         self._words: OrderedDict[str, _Piece] = OrderedDict()
         fg, bg = ImageColor.getrgb(config.fg)[:3], ImageColor.getrgb(config.bg)[:3]
@@ -403,12 +434,19 @@ class Renderer:
                 raise RenderError(f"cannot load font {spec.path}: {e}") from e
         return cache[i]  # type: ignore[return-value]
 
+    def cmap(self, i: int) -> frozenset[int]:
+        """Code points of font ``i`` of the chain (read on first need: a CJK font's map is large)."""
+        cmap = self._cmaps[i]
+        if cmap is None:
+            cmap = self._cmaps[i] = coverage(self.chain[i])
+        return cmap
+
     def font_for(self, ch: str) -> int | None:
         """Index in the chain of the first font that has ``ch``, or None."""
         i = self._font_of.get(ch, -1)
         if i == -1:
             cp = ord(ch)
-            i = next((k for k, cmap in enumerate(self.cmaps) if cp in cmap), None)
+            i = next((k for k in range(len(self.chain)) if cp in self.cmap(k)), None)
             self._font_of[ch] = i
         return i
 
@@ -471,7 +509,7 @@ class Renderer:
             fi = self.font_for(ch)
             if fi is None:
                 raise RenderError(self.describe_missing(text) or f"no font for {ch!r}")
-            if unicodedata.combining(ch) and cur_font >= 0 and ord(ch) in self.cmaps[cur_font]:
+            if unicodedata.combining(ch) and cur_font >= 0 and ord(ch) in self.cmap(cur_font):
                 fi = cur_font
             if fi != cur_font:
                 if k > start:
@@ -509,11 +547,27 @@ class Renderer:
 
     # -- layout
 
-    @staticmethod
-    def _atoms(line: str, base: int) -> list[_Atom]:
+    def _atoms(self, line: str, base: int) -> list[_Atom]:
         """Words, with every CJK character a word of its own (no spaces are written between them).
         Closing CJK punctuation sticks to the character before it, opening punctuation to the one after.
         ``base`` is the line's offset in the laid-out text."""
+        plain = self._plain
+        if all(plain[c] if c in plain else self._is_plain(c) for c in set(line)):
+            # fast path for the common case: words are the runs of non-space characters
+            atoms = [
+                _Atom(m.group(), True, base + m.start(), base + m.end()) for m in _WORD_RE.finditer(line)
+            ]
+            if atoms:
+                atoms[0].space_before = False
+            return atoms
+        return self._atoms_general(line, base)
+
+    def _is_plain(self, ch: str) -> bool:
+        self._plain[ch] = ok = not is_cjk(ch) and not is_ignorable(ch)
+        return ok
+
+    @staticmethod
+    def _atoms_general(line: str, base: int) -> list[_Atom]:
         atoms: list[_Atom] = []
         buf: list[str] = []
         start = -1
@@ -605,8 +659,21 @@ class Renderer:
         """Split a word wider than a line into pieces that each fit (never before a combining mark)."""
         # positions of the atom's visible characters in the source text, to give pieces exact offsets
         where = [k for k in range(atom.start, atom.end) if not is_ignorable(source[k])]
+        text = atom.text
         pieces: list[_Atom] = []
-        text, at = atom.text, 0
+        cuts = self._cuts(text, avail)
+        for a, b in zip([0, *cuts], cuts, strict=False):
+            end = where[b - 1] + 1 if b < len(text) else atom.end
+            pieces.append(_Atom(text[a:b], atom.space_before and not pieces, where[a], end))
+        return pieces
+
+    def _cuts(self, text: str, avail: int) -> list[int]:
+        """End offsets of the pieces of an over-wide word (cached: long words and URLs recur)."""
+        cached = self._breaks.get(text)
+        if cached is not None:
+            return cached
+        cuts: list[int] = []
+        at = 0
         while at < len(text):
             rest = text[at:]
             left, right = self._extent(rest)
@@ -624,10 +691,12 @@ class Renderer:
                 cut = lo
                 while 1 < cut < len(rest) and unicodedata.combining(rest[cut]):
                     cut -= 1
-            end = where[at + cut - 1] + 1 if at + cut < len(text) else atom.end
-            pieces.append(_Atom(rest[:cut], atom.space_before and not pieces, where[at], end))
             at += cut
-        return pieces
+            cuts.append(at)
+        if len(self._breaks) > self.WORD_CACHE:
+            self._breaks.clear()
+        self._breaks[text] = cuts
+        return cuts
 
     def layout(self, text: str) -> Layout:
         """Wrap ``text`` to the frame width and place every line; ``fits`` is False when it needs more
@@ -693,10 +762,11 @@ class Renderer:
                     else (offset + x + p.left, baseline + p.top, offset + x + p.right, baseline + p.bottom),
                     a.start,
                     a.end,
+                    p.mask,
                 )
                 for a, x, p in items
             ]
-            lines.append(Line(words=words, baseline=baseline, start=start, rtl=rtl))
+            lines.append(Line(words, baseline, start, rtl, _union([w.box for w in words])))
         # shift everything down if some glyph reaches above the top margin (tall accents, stacked marks)
         top = min((ln.box[1] for ln in lines if ln.box is not None), default=cfg.margin)
         if top < cfg.margin:
@@ -706,14 +776,13 @@ class Renderer:
                 for w in ln.words:
                     if w.box is not None:
                         w.box = (w.box[0], w.box[1] + dy, w.box[2], w.box[3] + dy)
-        box = _union([ln.box for ln in lines])
-        fits = box is None or (
-            box[0] >= cfg.margin
-            and box[1] >= cfg.margin
-            and box[2] <= cfg.width - cfg.margin
-            and box[3] <= cfg.height - cfg.margin
-        )
-        return Layout(lines, cfg.width, cfg.height, cfg.margin, fits, self.max_lines)
+                if ln.box is not None:
+                    ln.box = (ln.box[0], ln.box[1] + dy, ln.box[2], ln.box[3] + dy)
+        else:
+            dy = 0
+        lay = Layout(lines, cfg.width, cfg.height, cfg.margin, False, self.max_lines, dy)
+        lay.fits = _inside(_union([ln.box for ln in lines]), lay)
+        return lay
 
     # -- drawing
 
@@ -723,35 +792,57 @@ class Renderer:
         canvas = np.zeros((cfg.height, cfg.width), dtype=np.uint8)
         for ln in layout.lines:
             for w in ln.words:
-                if w.box is None:
+                if w.box is None or w.mask is None:
                     continue
-                p = self._word(w.text)
                 x0, y0, x1, y1 = w.box
                 # clip only as a safety net for layouts that do not fit (callers render fitting ones)
                 cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cfg.width), min(y1, cfg.height)
                 if cx0 >= cx1 or cy0 >= cy1:
                     continue
-                sub = p.mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]  # type: ignore[index]
+                sub = w.mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
                 dst = canvas[cy0:cy1, cx0:cx1]
                 np.maximum(dst, sub, out=dst)
         return canvas
 
-    def render(self, layout: Layout) -> Image.Image:
-        """The frame as an image: mode L when both colours are grey, else P (palette) — exact colours,
-        small files; decoders give RGB with ``.convert("RGB")``."""
+    @property
+    def mode(self) -> str:
+        """Image mode of frames: L (grey levels) when both colours are grey, else P (a palette of the
+        256 blends of the two colours) — exact colours in small files; ``.convert("RGB")`` gives RGB."""
+        return "L" if self._grey else "P"
+
+    @property
+    def palette(self) -> list[int] | None:
+        return None if self._grey else self._lut.reshape(-1).tolist()
+
+    def pixels(self, layout: Layout) -> np.ndarray:
+        """The frame's pixel values (grey levels for mode L, palette indices for mode P)."""
         cov = self.coverage_mask(layout)
         if self._black_on_white:
-            return Image.fromarray(np.subtract(255, cov, dtype=np.uint8))
-        if self._grey:
-            return Image.fromarray(self._lut[:, 0][cov])
-        img = Image.frombytes("P", (cov.shape[1], cov.shape[0]), cov.tobytes())
-        img.putpalette(self._lut.reshape(-1).tolist())
+            return np.subtract(255, cov, out=cov)
+        return self._lut[:, 0][cov] if self._grey else cov
+
+    def render(self, layout: Layout) -> Image.Image:
+        """The frame as a PIL image (mode ``self.mode``)."""
+        arr = self.pixels(layout)
+        img = Image.frombytes(self.mode, (arr.shape[1], arr.shape[0]), arr.tobytes())
+        if self.mode == "P":
+            img.putpalette(self.palette)
         return img
+
+    def frame_bytes(self, layout: Layout) -> bytes:
+        """The encoded frame file (configured format). PNG goes straight from the pixel array."""
+        if self.config.image_format == "png":
+            return png_bytes(self.pixels(layout), self.palette, self.config.png_compress_level)
+        return self.encode(self.render(layout))
 
     def encode(self, image: Image.Image) -> bytes:
         """Image bytes in the configured format."""
         cfg = self.config
         buf = io.BytesIO()
+        if cfg.image_format == "png" and image.mode in ("L", "P"):
+            return png_bytes(
+                np.asarray(image), image.getpalette() if image.mode == "P" else None, cfg.png_compress_level
+            )
         if cfg.image_format == "png":
             image.save(buf, format="PNG", compress_level=cfg.png_compress_level)
         elif cfg.image_format == "jpg":
@@ -769,6 +860,26 @@ class Renderer:
         if not lay.fits:
             raise RenderError(f"text needs {len(lay.lines)} lines; the frame holds {self.max_lines}")
         return self.render(lay)
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def png_bytes(arr: np.ndarray, palette: list[int] | None = None, level: int = 3) -> bytes:
+    """Encode an 8-bit single-channel array as PNG: grey levels, or palette indices when ``palette``
+    (flat RGB list) is given. Faster than PIL's encoder on text frames, whose adaptive row filters cost
+    more than they save here: rows are stored unfiltered and zlib does the rest."""
+    h, w = arr.shape
+    raw = np.zeros((h, w + 1), dtype=np.uint8)  # each row starts with its filter type (0: none)
+    raw[:, 1:] = arr
+    color_type = 0 if palette is None else 3
+    chunks = [_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0))]
+    if palette is not None:
+        chunks.append(_png_chunk(b"PLTE", bytes(palette)))
+    chunks.append(_png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)))
+    chunks.append(_png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
 
 
 def _compose(parts: list[tuple[int, _Piece]], adv: int) -> _Piece:

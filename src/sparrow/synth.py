@@ -42,7 +42,7 @@ from sparrow.records import (
     iter_jsonl,
     qa_sample,
 )
-from sparrow.render import RenderConfig, RenderError, get_renderer, is_cjk
+from sparrow.render import CJK_RANGES, RenderConfig, RenderError, get_renderer, is_cjk
 
 UNITS = ("words", "tokens")
 FIELDS = ("context", "question", "answer", "id")
@@ -118,28 +118,14 @@ def parse_fields(spec: str | None) -> tuple[tuple[str, str], ...]:
 
 # ------------------------------------------------------------------------------------ segmentation
 
+_CJK_CLASS = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in CJK_RANGES)
+_WORD_RE = re.compile(f"(?!\\s)[{_CJK_CLASS}]|[^\\s{_CJK_CLASS}]+")
 _SENTENCE_END = re.compile(r"[.!?。！？…][\"'”’)\]」』）]*$")
 
 
 def word_units(text: str) -> list[tuple[int, int]]:
     """Spans of words: runs of non-space characters, with each CJK character a word of its own."""
-    spans: list[tuple[int, int]] = []
-    start = -1
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            if start >= 0:
-                spans.append((start, i))
-                start = -1
-        elif is_cjk(ch):
-            if start >= 0:
-                spans.append((start, i))
-                start = -1
-            spans.append((i, i + 1))
-        elif start < 0:
-            start = i
-    if start >= 0:
-        spans.append((start, len(text)))
-    return spans
+    return [m.span() for m in _WORD_RE.finditer(text)]
 
 
 _TOKENIZERS: dict[str, Any] = {}
@@ -249,7 +235,8 @@ def fill_frames(
         if m >= 1:
             lo = i + max(1, math.ceil(0.75 * m))
             j = max(range(lo, i + m + 1), key=lambda c: (scores[c] if c < n else 9, c))
-            lay = layout(text[start : ends[j - 1]])
+            lay = probe.prefix(ends[j - 1] - start) if j < j_max or not probe.fits else probe
+            lay = lay if lay is not None else layout(text[start : ends[j - 1]])
             while not lay.fits and j - 1 > i:  # only when a tall glyph shifted the lines: drop units
                 j -= 1
                 lay = layout(text[start : ends[j - 1]])
@@ -380,7 +367,7 @@ def process_record(payload: RecordPayload) -> dict[str, Any]:
     paths = []
     for k, fr in enumerate(frames):
         lay = fr.layout if fr.layout is not None else renderer.layout(context[fr.start : fr.end])
-        data = renderer.encode(renderer.render(lay))
+        data = renderer.frame_bytes(lay)
         name = f"{k:05d}.{ext}"
         (partial / name).write_bytes(data)
         nbytes += len(data)
