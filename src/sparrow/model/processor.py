@@ -57,8 +57,10 @@ def mmss(t: float) -> str:
 class Processor:
     """Turns records into model inputs for one model config (``Processor(cfg, tokenizer)``)."""
 
-    def __init__(self, cfg: VideoLLMConfig, tokenizer: Any = None):
+    def __init__(self, cfg: VideoLLMConfig, tokenizer: Any = None, decode_threads: int = 0):
         self.cfg = cfg
+        # Video decoder threads: 0 lets FFmpeg decide; use 1 in DataLoader workers (one process each).
+        self.decode_threads = decode_threads
         self.tokenizer = (
             tokenizer
             if tokenizer is not None
@@ -281,7 +283,14 @@ class Processor:
                 multiple_of=s.frames_per_clip if per_clip else 1,
             )
         try:
-            clip = V.sample(path, strategy, size=(size, size), start=media.start, end=media.end)
+            clip = V.sample(
+                path,
+                strategy,
+                size=(size, size),
+                start=media.start,
+                end=media.end,
+                threads=self.decode_threads,
+            )
         except V.VideoError as e:
             raise ProcessorError(str(e)) from e
         frames = np.asarray(clip.frames)
