@@ -166,7 +166,7 @@ _COMPLEX_RANGES = (
     (0xFE70, 0xFEFF),  # Arabic presentation forms B
 )
 # No line may start with these (closing punctuation sticks to the character before it).
-_NO_BREAK_BEFORE = set(
+NO_BREAK_BEFORE = set(
     "、。，．：；！？）］｝〕〉》」』】〙〗・ー…‥ゝゞヽヾ々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ"
 )
 _NO_BREAK_AFTER = set("（［｛〔〈《「『【〘〖")
@@ -591,7 +591,7 @@ class Renderer:
             if is_ignorable(ch):
                 continue
             if is_cjk(ch):
-                if ch in _NO_BREAK_BEFORE and not space and (buf or atoms):
+                if ch in NO_BREAK_BEFORE and not space and (buf or atoms):
                     if buf:
                         buf.append(ch)
                     else:
@@ -672,6 +672,46 @@ class Renderer:
         cached = self._breaks.get(text)
         if cached is not None:
             return cached
+        runs = self._runs(text)
+        cuts = (
+            self._cuts_simple(text, runs, avail)
+            if not any(c for _, _, c in runs)
+            else self._cuts_search(text, avail)
+        )
+        if len(self._breaks) > self.WORD_CACHE:
+            self._breaks.clear()
+        self._breaks[text] = cuts
+        return cuts
+
+    def _cuts_simple(self, text: str, runs: list[tuple[int, str, bool]], avail: int) -> list[int]:
+        """One pass over glyph metrics: a piece ends before the first character that would overflow."""
+        glyphs = [self._glyph(fi, ch) for fi, run, _ in runs for ch in run]
+        cuts: list[int] = []
+        a = 0
+        while a < len(text):
+            pen, left, right, k = 0.0, 0, 0, a
+            while k < len(text):
+                g = glyphs[k]
+                if g.mask is not None:
+                    x = round(pen)
+                    nl, nr = (
+                        (x + g.left, x + g.right)
+                        if k == a
+                        else (min(left, x + g.left), max(right, x + g.right))
+                    )
+                    if nr - min(nl, 0) > avail and k > a:
+                        break
+                    left, right = nl, nr
+                pen += g.adv
+                k += 1
+            while a + 1 < k < len(text) and unicodedata.combining(text[k]):
+                k -= 1  # never separate a combining mark from its base
+            cuts.append(k)
+            a = k
+        return cuts
+
+    def _cuts_search(self, text: str, avail: int) -> list[int]:
+        """Shaped scripts: the longest fitting prefix by binary search on the shaped width."""
         cuts: list[int] = []
         at = 0
         while at < len(text):
@@ -680,7 +720,7 @@ class Renderer:
             if right - min(left, 0) <= avail:
                 cut = len(rest)
             else:
-                lo, hi = 1, len(rest)  # longest prefix that fits: binary search on its ink width
+                lo, hi = 1, len(rest)
                 while lo < hi:
                     mid = (lo + hi + 1) // 2
                     left, right = self._extent(rest[:mid])
@@ -693,9 +733,6 @@ class Renderer:
                     cut -= 1
             at += cut
             cuts.append(at)
-        if len(self._breaks) > self.WORD_CACHE:
-            self._breaks.clear()
-        self._breaks[text] = cuts
         return cuts
 
     def layout(self, text: str) -> Layout:

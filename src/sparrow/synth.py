@@ -42,7 +42,7 @@ from sparrow.records import (
     iter_jsonl,
     qa_sample,
 )
-from sparrow.render import CJK_RANGES, RenderConfig, RenderError, get_renderer, is_cjk
+from sparrow.render import CJK_RANGES, NO_BREAK_BEFORE, RenderConfig, RenderError, get_renderer, is_cjk
 
 UNITS = ("words", "tokens")
 FIELDS = ("context", "question", "answer", "id")
@@ -131,28 +131,67 @@ def word_units(text: str) -> list[tuple[int, int]]:
 _TOKENIZERS: dict[str, Any] = {}
 
 
+class _FastTokenizer:
+    """A ``tokenizer.json`` loaded with the ``tokenizers`` library directly: the same encoder the
+    transformers fast tokenizer wraps, without importing transformers (seconds per worker)."""
+
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_truncation()  # a saved max_length would silently drop the end of long contexts
+        self._tok.no_padding()
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        return list(self._tok.encode(text, add_special_tokens=False).offsets)
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+
+class _HFTokenizer:
+    """Any other local tokenizer through transformers' AutoTokenizer (must be a fast one: offsets)."""
+
+    def __init__(self, path: Path):
+        from transformers import AutoTokenizer
+
+        self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if not getattr(self._tok, "is_fast", False):
+            raise SynthError(f"tokenizer at {path} is not a fast tokenizer; character offsets are needed")
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        enc = self._tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [tuple(x) for x in enc["offset_mapping"]]
+
+    def count(self, text: str) -> int:
+        return len(self._tok(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
 def load_tokenizer(path: str) -> Any:
-    """A fast tokenizer from a local directory, loaded once per process (never from a hub)."""
+    """A tokenizer from a local directory (or a ``tokenizer.json`` file), loaded once per process and
+    never from a hub."""
     tok = _TOKENIZERS.get(path)
     if tok is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoTokenizer
-
+        p = Path(path)
+        file = p if p.is_file() else p / "tokenizer.json"
         try:
-            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            tok = _FastTokenizer(file) if file.is_file() else _HFTokenizer(p)
+        except SynthError:
+            raise
         except Exception as e:
             raise SynthError(f"cannot load tokenizer from {path}: {str(e).splitlines()[0]}") from e
-        if not getattr(tok, "is_fast", False):
-            raise SynthError(f"tokenizer at {path} is not a fast tokenizer; character offsets are needed")
         _TOKENIZERS[path] = tok
     return tok
 
 
 def token_units(text: str, tokenizer: Any) -> list[tuple[int, int]]:
     """Spans of tokens (whitespace trimmed; tokens sharing characters merged so spans never overlap)."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     spans: list[tuple[int, int]] = []
-    for s, e in enc["offset_mapping"]:
+    for s, e in tokenizer.spans(text):
         while s < e and text[s].isspace():
             s += 1
         while e > s and text[e - 1].isspace():
@@ -170,7 +209,7 @@ def count_text_tokens(text: str, tokenizer: Any | None = None) -> int:
     """Tokens of plain text: exact with a tokenizer, else an estimate of 1.3 tokens per word
     (each CJK character counts as a word)."""
     if tokenizer is not None:
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return tokenizer.count(text)
     return math.ceil(1.3 * len(word_units(text)))
 
 
@@ -187,6 +226,8 @@ def boundary_scores(text: str, units: list[tuple[int, int]]) -> list[int]:
             scores[i] = 2
         elif _SENTENCE_END.search(text[prev_s:prev_e]) and (gap or is_cjk(text[prev_e - 1])):
             scores[i] = 1
+        elif text[units[i][0]] in NO_BREAK_BEFORE:
+            scores[i] = -1  # never start a frame with closing punctuation
         elif gap or is_cjk(text[prev_e - 1]) or is_cjk(text[units[i][0]]):
             scores[i] = 0
         else:
@@ -448,6 +489,7 @@ def iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[RawRecor
             return
         pos += 1
         index = 0
+        need_comma = False
         while True:
             if not skip_ws():
                 yield RawRecord(path, index + 1, error="unexpected end of file inside the JSON array")
@@ -457,13 +499,13 @@ def iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[RawRecor
                 if skip_ws():
                     yield RawRecord(path, index + 1, error="unexpected data after the JSON array")
                 return
-            if index > 0:
+            if need_comma:
                 if buf[pos] != ",":
                     yield RawRecord(path, index + 1, error=f"expected ',' between elements, got {buf[pos]!r}")
                     return
                 pos += 1
-                if not skip_ws():
-                    continue
+                need_comma = False
+                continue
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as e:
@@ -478,6 +520,7 @@ def iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[RawRecor
                 continue
             pos = end
             index += 1
+            need_comma = True
             yield RawRecord(path, index, value=value)
 
 
@@ -636,6 +679,10 @@ def synthesize(
             if (out / sub).exists():
                 shutil.rmtree(out / sub)
     state = prepare_state(out / STATE_DIR, fingerprint(config, paths))
+    # temp files of outputs a killed run was writing (they are only renamed into place when complete)
+    for name in ("samples.jsonl", "errors.jsonl", "summary.json", *(f"{f}.json" for f in FORMATS)):
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
     if config.tokenizer:
         load_tokenizer(config.tokenizer)  # fail fast, before any worker starts
     fmap = config.field_map()

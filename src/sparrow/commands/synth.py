@@ -10,21 +10,29 @@ from sparrow.ui import UsageError
 
 
 def synth(
-    inputs: list[Path] = typer.Argument(..., help="Input files: JSONL, JSON array (.json) or Parquet.", show_default=False),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Input files: JSONL, JSON array (.json) or Parquet.", show_default=False
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
     fields: str = typer.Option(
         None,
         "--fields",
         help="Map input keys: context=KEY,question=KEY,answer=KEY[,id=KEY]; dotted keys reach into objects.",
     ),
-    unit: str = typer.Option("words", "--unit", help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer)."),
+    unit: str = typer.Option(
+        "words", "--unit", help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer)."
+    ),
     tokenizer: Path = typer.Option(
         None, "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
     ),
-    units_per_frame: int = typer.Option(115, "--units-per-frame", help="Units per frame before re-splitting."),
+    units_per_frame: int = typer.Option(
+        115, "--units-per-frame", help="Units per frame before re-splitting."
+    ),
     max_frames: int = typer.Option(100, "--max-frames", help="Drop (or truncate) samples with more frames."),
     max_tokens: int = typer.Option(
-        10_240, "--max-tokens", help="Token budget: text tokens + tokens-per-frame x frames must not exceed it."
+        10_240,
+        "--max-tokens",
+        help="Token budget: text tokens + tokens-per-frame x frames must not exceed it.",
     ),
     tokens_per_frame: int = typer.Option(96, "--tokens-per-frame", help="Visual tokens a frame costs."),
     truncate: bool = typer.Option(False, "--truncate", help="Keep the first frames of over-limit samples."),
@@ -33,20 +41,28 @@ def synth(
     font_size: int = typer.Option(20, "--font-size", help="Font size in pixels."),
     margin: int = typer.Option(20, "--margin", help="Margin on every side, pixels."),
     font: list[Path] = typer.Option(
-        None, "--font", help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable."
+        None,
+        "--font",
+        help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable.",
     ),
     fg: str = typer.Option("#000000", "--fg", help="Text colour (name or #rrggbb)."),
     bg: str = typer.Option("#ffffff", "--bg", help="Background colour (name or #rrggbb)."),
     image_format: str = typer.Option("png", "--image-format", help="Frame image format: png, jpg or webp."),
     quality: int = typer.Option(90, "--quality", help="JPEG/WebP quality (1-100)."),
-    png_compress: int = typer.Option(1, "--png-compress", help="PNG zlib level 0-9 (1: fast, 9: smallest)."),
+    png_compress: int = typer.Option(3, "--png-compress", help="PNG zlib level 0-9 (1: fastest, 9: smallest)."),
     fmt: list[str] = typer.Option(
         None, "--format", help="Also write this training format: llava, sharegpt or minicpm. Repeatable."
     ),
-    source: str = typer.Option(None, "--source", help="The samples' 'source' label (default: input file stem)."),
+    source: str = typer.Option(
+        None, "--source", help="The samples' 'source' label (default: input file stem)."
+    ),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
-    limit: int = typer.Option(None, "--limit", help="Process only the first N records (resume later without it)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier run's state and frames in --out."),
+    limit: int = typer.Option(
+        None, "--limit", help="Process only the first N records (resume later without it)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Discard an earlier run's state and frames in --out."
+    ),
     executor: str = typer.Option("local", "--executor", help="'local' process pool or 'ray'."),
 ) -> None:
     """Render long-context text records as pseudo-videos (Sparrow). Resumable: run the same command
