@@ -105,7 +105,7 @@ def qa_record(q: Question) -> Sample:
         "category": q.category, "subtype": q.subtype, "video_id": q.video_id, "duration": q.duration,
         "fps": q.fps, "answer_index": q.answer_index, "evidence": q.evidence,
         "centre_frame_suffices": q.centre_frame_suffices, "text_answerable": q.text_answerable,
-        "split": q.split, "template": q.template, "checks": q.checks,
+        "split": q.split, "template": q.template, "target": q.target, "checks": q.checks,
     }  # fmt: skip
     return Sample(
         id=q.id,
@@ -125,7 +125,7 @@ def bench_row(q: Question) -> dict[str, Any]:
         "answer": option_letter(q.answer_index), "category": q.category, "duration": q.duration,
         "evidence": q.evidence, "centre_frame_suffices": q.centre_frame_suffices,
         "text_answerable": q.text_answerable, "split": q.split, "subtype": q.subtype, "fps": q.fps,
-        "video_id": q.video_id, "template": q.template, "checks": q.checks,
+        "video_id": q.video_id, "template": q.template, "target": q.target, "checks": q.checks,
     }  # fmt: skip
 
 

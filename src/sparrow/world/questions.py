@@ -65,6 +65,7 @@ class Question:
     centre_frame_suffices: bool
     text_answerable: bool
     checks: list[dict[str, Any]]
+    target: str  # the object id (o0, o1, ...) or word the question is about; "shapes"/"words" for counts
 
 
 # ------------------------------------------------------------------------------------ visibility / checks
@@ -107,14 +108,14 @@ def word_checks(scene: Scene, w: WordEvent) -> list[dict[str, Any]]:
     i = scene.frame_at((w.start + w.end) / 2)
     out = [
         {"kind": "word", "frame": i, "t": round(scene.frame_time(i), 4), "box": list(w.box), "text": w.text,
-         "colour": w.colour, "present": True}
+         "colour": w.colour, "font_px": w.font_px, "present": True}
     ]  # fmt: skip
     for j in range(0, scene.num_frames, max(1, scene.fps // 2)):
         t = scene.frame_time(j)
         if not any(v.start - 0.5 <= t < v.end + 0.5 for v in scene.words):
             out.append(
                 {"kind": "word", "frame": j, "t": round(t, 4), "box": list(w.box), "text": w.text,
-                 "colour": w.colour, "present": False}
+                 "colour": w.colour, "font_px": w.font_px, "present": False}
             )  # fmt: skip
             break
     return out
@@ -227,15 +228,15 @@ def g_count_words(scene: Scene, rng: random.Random) -> Draft | None:
 
 
 def _order_items(scene: Scene, rng: random.Random) -> list[tuple[float, str]] | None:
-    """Four items (objects / words) whose appearance times are at least 1 s apart."""
+    """Three or four items (objects / words) whose appearance times are at least 1 s apart."""
     items = _shuffled(rng, scene.items())
     chosen: list[tuple[float, str]] = []
     for t, name in items:
         if all(abs(t - u) >= 1.0 for u, _ in chosen):
             chosen.append((t, name))
         if len(chosen) == NUM_OPTIONS:
-            return chosen
-    return None
+            break
+    return chosen if len(chosen) >= NUM_OPTIONS - 1 else None
 
 
 def _g_order(scene: Scene, rng: random.Random, last: bool) -> Draft | None:
@@ -245,6 +246,12 @@ def _g_order(scene: Scene, rng: random.Random, last: bool) -> Draft | None:
     ordered = sorted(chosen)
     answer = ordered[-1] if last else ordered[0]
     pool = [name for _, name in chosen if name != answer[1]]
+    if len(pool) < NUM_OPTIONS - 1:
+        # Short videos often hold only three items: the fourth option is something that never appears
+        # (so it cannot be first or last), an object or a word with equal chance.
+        shown = {w.text for w in scene.words}
+        absent_word = "the word " + rng.choice([w for w in WORDS if w not in shown])
+        pool.append(rng.choice([_absent_names(scene, rng)[0], absent_word]))
     evidence = [_span(t, min(t + 1.0, scene.duration)) for t, _ in ordered]
     sub = "last_item" if last else "first_item"
     return Draft("temporal_order", sub, answer[1], {}, answer[1], pool, evidence, False)
@@ -467,4 +474,5 @@ def finalize(
         question=text, template=template, options=options, answer_index=answer_index,
         evidence=draft.evidence, duration=float(scene.duration), fps=scene.fps,
         centre_frame_suffices=draft.centre_frame_suffices, text_answerable=text_answerable, checks=draft.checks,
+        target=draft.target,
     )  # fmt: skip

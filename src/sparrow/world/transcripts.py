@@ -112,9 +112,17 @@ def noisy_transcript(scene: Scene, rate: float, seed: int) -> tuple[dict[str, li
     """ASR-like transcript of the scene and the log of corruptions: ``{"index": output line or None
     for a dropped line, "kind", "truth": the ground-truth text or None for chatter}``."""
     rng = random.Random(f"sparrow-world/asr/{seed}/{scene.video_id}")
-    lines: list[tuple[float, float, str, str | None, str | None]] = []
+    lines: list[
+        tuple[float, float, int, str, str | None, str | None]
+    ] = []  # start, end, seq, text, kind, truth
     dropped: list[dict[str, Any]] = []
-    for e in scene_events(scene):
+    for seq, e in enumerate(scene_events(scene)):
+        # Chatter is decided first, so dropping a line does not change how much chatter there is.
+        if rng.random() < rate:
+            t = round(rng.uniform(e.start, e.end + 1.0), 2)
+            lines.append(
+                (t, round(t + rng.uniform(1.0, 3.0), 2), 2 * seq + 1, rng.choice(CHATTER), "chatter", None)
+            )
         start, end, text, kind = e.start, e.end, e.spoken, None
         if rng.random() < rate:
             kind = rng.choice(NOISE_KINDS)
@@ -126,11 +134,8 @@ def noisy_transcript(scene: Scene, rate: float, seed: int) -> tuple[dict[str, li
             else:
                 d = rng.choice((-1, 1)) * rng.uniform(1.0, 4.0)
                 start, end = max(0.0, start + d), max(0.0, end + d)
-        lines.append((round(start, 2), round(max(end, start + 0.5), 2), text, kind, e.text))
-        if rng.random() < rate:
-            t = round(rng.uniform(e.start, e.end + 1.0), 2)
-            lines.append((t, round(t + rng.uniform(1.0, 3.0), 2), rng.choice(CHATTER), "chatter", None))
-    lines.sort(key=lambda x: (x[0], x[1], x[2]))
-    caption = {"start": [x[0] for x in lines], "end": [x[1] for x in lines], "text": [x[2] for x in lines]}
-    log = [{"index": i, "kind": x[3], "truth": x[4]} for i, x in enumerate(lines) if x[3] is not None]
+        lines.append((round(start, 2), round(max(end, start + 0.5), 2), 2 * seq, text, kind, e.text))
+    lines.sort(key=lambda x: (x[0], x[2]))
+    caption = {"start": [x[0] for x in lines], "end": [x[1] for x in lines], "text": [x[3] for x in lines]}
+    log = [{"index": i, "kind": x[4], "truth": x[5]} for i, x in enumerate(lines) if x[4] is not None]
     return caption, log + dropped
