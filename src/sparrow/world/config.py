@@ -33,13 +33,14 @@ class WorldConfig:
     preset: str = "tiny"
     # videos
     videos: dict[str, int] = field(default_factory=lambda: {"train": 70, "val": 15, "test": 15})
-    long_videos: dict[str, int] = field(default_factory=lambda: {"train": 4, "val": 1, "test": 1})
+    long_videos: dict[str, int] = field(default_factory=lambda: {"train": 4, "val": 2, "test": 2})
     short_seconds: tuple[int, int] = (5, 20)
     long_seconds: tuple[int, int] = (60, 150)
     fps_choices: tuple[int, ...] = (10, 12, 15, 20, 24, 25, 30)
     long_fps_choices: tuple[int, ...] = (10, 12, 15)  # long videos: fewer frames to encode and to train on
     size: int = 128
     crf: int = 20
+    x264_preset: str = "ultrafast"
     gop_seconds: float = 2.0  # a keyframe every 2 s keeps seeking cheap for fps / clip samplers
     # questions
     questions_per_video: int = 5
@@ -120,7 +121,7 @@ class WorldConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The demo's world: ~100 short videos and 6 of one to two and a half minutes; < 1 min on 2 cores.
+    # The demo's world: 100 videos, 8 of them one to two and a half minutes long; < 1 min on 2 cores.
     "tiny": {},
     "small": {
         "videos": {"train": 480, "val": 60, "test": 60},

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,20 +186,38 @@ def text_records(cfg: WorldConfig, scenes: list[Scene]) -> list[Sample]:
 def render_item(payload: dict[str, Any]) -> dict[str, Any]:
     """Job item: render and encode one video (top-level so worker processes can import it)."""
     scene = Scene.from_dict(payload["scene"])
-    n = encode_scene(scene, payload["path"], crf=payload["crf"], gop_seconds=payload["gop_seconds"])
+    n = encode_scene(
+        scene,
+        payload["path"],
+        crf=payload["crf"],
+        gop_seconds=payload["gop_seconds"],
+        preset=payload["x264_preset"],
+    )
     return {"video_id": scene.video_id, "bytes": n, "frames": scene.num_frames}
 
 
 def _items(cfg: WorldConfig, scenes: list[Scene], out: Path) -> list[WorkItem]:
     items = []
     for s in scenes:
-        spec = {"scene": s.to_dict(), "crf": cfg.crf, "gop_seconds": cfg.gop_seconds, "version": VERSION}
+        spec = {
+            "scene": s.to_dict(),
+            "crf": cfg.crf,
+            "gop_seconds": cfg.gop_seconds,
+            "x264_preset": cfg.x264_preset,
+            "version": VERSION,
+        }
         digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         # The key names the exact video content, so a changed plan re-renders instead of reusing.
         items.append(
             WorkItem(key=f"{s.video_id}:{digest}", payload={**spec, "path": str(out / video_rel(s.video_id))})
         )
     return items
+
+
+def _our_videos(out: Path) -> list[Path]:
+    """Videos this generator names (``<split>-NNNN.mp4``); other files in videos/ are never touched."""
+    pattern = re.compile("(?:" + "|".join(SPLITS) + r")-\d{4,}\.mp4")
+    return [p for p in sorted((out / "videos").glob("*.mp4")) if pattern.fullmatch(p.name)]
 
 
 def _sha256(path: Path) -> str:
@@ -239,7 +258,7 @@ def generate_world(
     with Timer() as timer:
         scenes = plan_world(cfg)
         if overwrite:
-            for p in (out / "videos").glob("*.mp4"):
+            for p in _our_videos(out):
                 p.unlink()
         state = prepare_state(out / STATE_DIR, {"generator": "sparrow.world", "version": VERSION}, overwrite)
         items = _items(cfg, scenes, out)
@@ -266,7 +285,7 @@ def generate_world(
                 on_item(res)
         summary.videos = len(ok)
         planned = {f"{s.video_id}.mp4" for s in scenes}
-        for p in (out / "videos").glob("*.mp4"):
+        for p in _our_videos(out):
             if p.name not in planned:
                 p.unlink()  # left by an earlier run with more videos
         for p in (out / "videos").glob(".*.tmp.mp4"):

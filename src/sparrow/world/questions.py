@@ -436,7 +436,7 @@ def draft_questions(scene: Scene, n: int, weights: dict[str, float], seed: int) 
         dead.add(cat)
 
     if scene.long and "long_range" in cats:
-        for _ in range(min(2, n)):
+        for _ in range(min(3, n)):
             attempt("long_range")
     for _ in range(8 * n):
         if len(out) >= n:

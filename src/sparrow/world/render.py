@@ -133,7 +133,9 @@ def object_pixel(o: ShapeObject, t: float) -> tuple[int, int] | None:
     return None if p is None else (_round(p[0]), _round(p[1]))
 
 
-def encode_scene(scene: Scene, path: str | os.PathLike, crf: int = 20, gop_seconds: float = 2.0) -> int:
+def encode_scene(
+    scene: Scene, path: str | os.PathLike, crf: int = 20, gop_seconds: float = 2.0, preset: str = "ultrafast"
+) -> int:
     """Render and encode a scene to ``path`` (written to a temp name, then renamed). Returns bytes."""
     import av
 
@@ -146,15 +148,16 @@ def encode_scene(scene: Scene, path: str | os.PathLike, crf: int = 20, gop_secon
             stream = container.add_stream("libx264", rate=Fraction(scene.fps))
             stream.width = stream.height = scene.size
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # ultrafast: ~2x the speed of veryfast; at 128 px and crf 20 colours and text stay clean.
+            stream.options = {"crf": str(crf), "preset": preset}
             stream.codec_context.thread_count = 1  # deterministic bytes; parallelism is per video
             stream.codec_context.gop_size = max(1, round(gop_seconds * scene.fps))
-            prev_key, prev = None, None
+            prev_key, vf = None, None
             for i in range(scene.num_frames):
                 key = _frame_key(scene, i)
-                arr = prev if key == prev_key else renderer.frame(i)
-                prev_key, prev = key, arr
-                vf = av.VideoFrame.from_ndarray(arr, format="rgb24")
+                if key != prev_key:  # stills are common: convert a frame only when something changed
+                    vf = av.VideoFrame.from_ndarray(renderer.frame(i), format="rgb24")
+                    prev_key = key
                 vf.pts = i
                 for packet in stream.encode(vf):
                     container.mux(packet)
