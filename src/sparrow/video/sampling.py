@@ -1,0 +1,141 @@
+"""``probe`` and ``sample``: the two entry points, and backend selection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sparrow.video import backend_decord, backend_torchcodec
+from sparrow.video.backend_pyav import PyAVReader
+from sparrow.video.backend_torchcodec import BackendMismatch
+from sparrow.video.errors import EmptyVideo, VideoDecodeError
+from sparrow.video.info import Clip, VideoInfo
+from sparrow.video.sizing import check_size
+from sparrow.video.strategies import Clips, Fps, Strategy, Uniform, plan
+
+BACKENDS = ("auto", "pyav", "torchcodec", "decord")
+_OTHERS = {"torchcodec": backend_torchcodec, "decord": backend_decord}
+
+
+def available_backends() -> list[str]:
+    """Backends usable here, best first (what ``backend="auto"`` picks is the first)."""
+    names = ["torchcodec"] if backend_torchcodec.available() else []
+    names.append("pyav")
+    if backend_decord.available():
+        names.append("decord")
+    return names
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> torchcodec when installed, else PyAV. decord is used only when asked for: its frame
+    index has known accuracy problems on some files, so it is never picked implicitly."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return available_backends()[0]
+    if backend in _OTHERS and not _OTHERS[backend].available():
+        raise ValueError(f"video backend {backend!r} is not installed (pip install {backend})")
+    return backend
+
+
+def probe(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
+    """Describe a video from its header (and its first frame, for rotation).
+
+    ``exact=True`` also reads every packet's timestamp (no decoding) so ``num_frames``, ``duration`` and
+    ``variable_fps`` are exact rather than the header's word; ``sample`` always does this."""
+    with PyAVReader(path) as r:
+        tl = None
+        if exact:
+            scan = r.scan()
+            if scan.timeline is None:
+                raise EmptyVideo(path, "the video stream has no frames")
+            tl = scan.timeline
+        r.read_rotation()
+        return r.header_info(tl)
+
+
+def sample(
+    path: str | os.PathLike,
+    strategy: Strategy,
+    size: int | tuple[int, int] | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    backend: str = "auto",
+    allow_partial: bool = False,
+    threads: int = 0,
+) -> Clip:
+    """Sample frames from a video.
+
+    ``strategy``: ``Uniform(n)``, ``Fps(fps, ...)`` or ``Clips(fps, ...)``. ``size``: None (native), an int
+    (shorter side, aspect kept) or (height, width); sizes are in display orientation (after rotation).
+    ``start`` / ``end``: the segment to sample, seconds from the first frame. ``allow_partial``: on a
+    truncated or damaged file, return the frames that can be decoded (``Clip.partial`` is then True)
+    instead of raising ``VideoDecodeError``. ``threads``: decoder threads (0 = FFmpeg decides; use 1 when
+    many videos are decoded in parallel processes).
+    """
+    if not isinstance(strategy, (Uniform, Fps, Clips)):
+        raise TypeError(f"strategy must be Uniform, Fps or Clips, got {type(strategy).__name__}")
+    size = check_size(size)
+    name = resolve_backend(backend)
+    path = Path(path)
+    with PyAVReader(path, threads=threads) as r:
+        scan = r.scan()
+        if scan.timeline is None:
+            raise EmptyVideo(path, "the video stream has no frames")
+        tl = scan.timeline
+        partial = False
+        if scan.truncated:
+            if not allow_partial:
+                raise VideoDecodeError(path, f"file is truncated or damaged: {scan.truncated}")
+            partial = True
+        p = plan(strategy, tl, start, end, path)
+        wanted = sorted(set(p.indices))
+        frames: dict[int, np.ndarray] | None = None
+        failure = None
+        if name != "pyav" and not scan.sequential:
+            rotation = r.read_rotation()
+            info = r.header_info(tl)
+            try:
+                frames = _OTHERS[name].decode(
+                    path, tl, wanted, size, rotation, (info.height, info.width), threads=threads
+                )
+            except BackendMismatch as e:
+                if backend != "auto":
+                    raise VideoDecodeError(path, str(e)) from None
+                frames = None  # auto: PyAV decodes it instead
+        if frames is None:
+            frames, failure = r.decode(tl, wanted, size, allow_partial, sequential=scan.sequential)
+        info = r.header_info(tl)
+    return _assemble(path, p, tl, frames, failure, partial, info)
+
+
+def _assemble(path, p, tl, frames, failure, partial, info) -> Clip:
+    keep = [j for j, i in enumerate(p.indices) if i in frames]
+    spans = p.clip_spans
+    if failure is not None:
+        partial = True
+        if spans is not None:  # keep only whole clips so every clip still has frames_per_clip frames
+            n = p.frames_per_clip
+            whole = [c for c in range(len(spans)) if all(p.indices[c * n + j] in frames for j in range(n))]
+            keep = [c * n + j for c in whole for j in range(n)]
+            spans = [spans[c] for c in whole]
+    if not keep:
+        raise VideoDecodeError(path, failure or "no frame could be decoded")
+    indices = [p.indices[j] for j in keep]
+    try:
+        arr = np.stack([frames[i] for i in indices])
+    except ValueError:
+        raise VideoDecodeError(
+            path, "the frame size changes within the video; pass size= to sample at one size"
+        ) from None
+    return Clip(
+        frames=arr,
+        timestamps=[float(tl.times[i]) for i in indices],
+        indices=indices,
+        info=info,
+        clip_spans=spans,
+        frames_per_clip=p.frames_per_clip,
+        partial=partial,
+    )
