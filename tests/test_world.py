@@ -384,6 +384,20 @@ def test_resume_after_interruption(world, tmp_path):
     assert sorted(a) == sorted(c) and [k for k in a if a[k] != c[k]] == []
 
 
+def test_a_failed_video_goes_to_errors_and_the_rest_is_written(tmp_path):
+    out = tmp_path / "d"
+    (out / "videos" / "val-0001.mp4").mkdir(parents=True)  # the encoder cannot rename onto a directory
+    summary = generate_world(out, config=small_config(), workers=1)
+    assert summary.failed == 1 and summary.videos == 9
+    (err,) = read_jsonl(out / "errors.jsonl")
+    assert err["id"] == "val-0001" and err["source"] == "world" and err["reason"]
+    assert not any(r["video_id"] == "val-0001" for r in read_jsonl(out / "bench_val.jsonl"))
+    assert read_jsonl(out / "bench_test.jsonl")
+    (out / "videos" / "val-0001.mp4").rmdir()  # fixed: a re-run retries the failed video
+    summary = generate_world(out, config=small_config(), workers=1)
+    assert summary.failed == 0 and summary.rendered == 1 and not (out / "errors.jsonl").exists()
+
+
 def test_no_scene_leakage_across_splits(world):
     gt = json.loads((world / "transcripts" / "ground_truth.json").read_text())
     by_split: dict[str, set] = {}

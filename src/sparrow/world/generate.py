@@ -217,7 +217,14 @@ def _items(cfg: WorldConfig, scenes: list[Scene], out: Path) -> list[WorkItem]:
 def _our_videos(out: Path) -> list[Path]:
     """Videos this generator names (``<split>-NNNN.mp4``); other files in videos/ are never touched."""
     pattern = re.compile("(?:" + "|".join(SPLITS) + r")-\d{4,}\.mp4")
-    return [p for p in sorted((out / "videos").glob("*.mp4")) if pattern.fullmatch(p.name)]
+    return [p for p in sorted((out / "videos").glob("*.mp4")) if pattern.fullmatch(p.name) and p.is_file()]
+
+
+def _retry(item: WorkItem) -> ItemResult:
+    try:
+        return ItemResult(key=item.key, ok=True, value=render_item(item.payload))
+    except Exception as e:  # same contract as jobs.run_items: a per-item failure, the job goes on
+        return ItemResult(key=item.key, ok=False, error=(str(e) or type(e).__name__).splitlines()[0])
 
 
 def _sha256(path: Path) -> str:
@@ -271,8 +278,11 @@ def generate_world(
         ):
             vid = item.key.split(":")[0]
             path = out / video_rel(vid)
-            if res.ok and res.skipped and (not path.exists() or path.stat().st_size != res.value["bytes"]):
-                res = ItemResult(key=res.key, ok=True, value=render_item(item.payload))  # file lost: redo
+            lost = res.ok and (not path.is_file() or path.stat().st_size != res.value["bytes"])
+            if res.skipped and (lost or not res.ok):
+                # A lost file is re-rendered, not trusted; an earlier failure (disk full, killed worker)
+                # is retried rather than remembered, since a video plan itself cannot be "bad input".
+                res = _retry(item)
             if res.ok:
                 ok.add(vid)
                 summary.frames += res.value["frames"]
