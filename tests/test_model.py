@@ -27,6 +27,15 @@ from sparrow.records import Media, Sample
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "model.yaml"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and on a shared busy machine extra threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_cfg(**connector) -> VideoLLMConfig:
     cfg = VideoLLMConfig.from_yaml(TINY)
     for k, v in connector.items():
@@ -184,6 +193,25 @@ def test_text_only_batch_keeps_vision_in_graph(root):
     with torch.no_grad():
         direct = model.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         torch.testing.assert_close(model(**batch).logits, direct)
+
+
+def test_feature_layer_and_unused_tower_parameters(root):
+    cfg = tiny_cfg()
+    cfg.vision.feature_layer = -2  # penultimate layer: the last layer and post-layernorm go unused
+    model, proc = build(cfg)
+    tower = model.vision.tower
+    assert getattr(tower.model, "head", None) is None  # SigLIP's pooling head is not built
+    pix = proc(frames_sample(2), root)["pixel_values"]
+    with torch.no_grad():
+        hidden = tower.model(pixel_values=pix, output_hidden_states=True).hidden_states[-2]
+        torch.testing.assert_close(model.vision(pix), hidden.reshape(2, 8, 8, 64))
+    model.vision(pix).sum().backward()
+    # Unused parameters are tied in with weight zero: gradients exist (DDP needs them) and are zero.
+    assert "post_layernorm.weight" in tower._unused
+    for name, p in tower.model.named_parameters():
+        assert p.grad is not None, name
+        if name in tower._unused:
+            assert float(p.grad.abs().sum()) == 0.0
 
 
 def test_dual_encoder_features(root):

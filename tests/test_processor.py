@@ -28,6 +28,15 @@ from sparrow.records import Media, Sample
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "model.yaml"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and on a shared busy machine extra threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def proc() -> Processor:
     return Processor(VideoLLMConfig.from_yaml(TINY))

@@ -91,20 +91,21 @@ class VisionTower(nn.Module):
         self.register_buffer("std", torch.tensor(vcfg.image_std).view(1, 3, 1, 1), persistent=False)
         self._unused = self._find_unused_parameters()
 
-    def _find_unused_parameters(self) -> list[nn.Parameter]:
-        """Parameters the features do not depend on (a pooler, layers after ``feature_layer``).
+    def _find_unused_parameters(self) -> list[str]:
+        """Names of parameters the features do not depend on (a pooler, layers after ``feature_layer``).
 
         Under DDP an unused parameter makes ranks wait forever for its gradient, so ``forward`` ties
-        these into the graph with weight zero. Found once with a one-frame forward pass."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if not params:
+        these into the graph with weight zero. Found once with a one-frame forward pass. Names, not
+        objects: FSDP2 replaces the parameter objects when it shards the model."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if not named:
             return []
-        dtype = next(self.model.parameters()).dtype
+        dtype = named[0][1].dtype
         x = torch.zeros(1, 3, self.image_size, self.image_size, dtype=dtype)
         with torch.enable_grad():
             out = self.forward(x)
-            grads = torch.autograd.grad(out.float().sum(), params, allow_unused=True)
-        return [p for p, g in zip(params, grads, strict=True) if g is None]
+            grads = torch.autograd.grad(out.float().sum(), [p for _, p in named], allow_unused=True)
+        return [n for (n, _), g in zip(named, grads, strict=True) if g is None]
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         want_hidden = self.feature_layer != -1
@@ -126,7 +127,8 @@ class VisionTower(nn.Module):
             raise ValueError(f"vision tower returned {h.shape[1]} tokens, expected a {grid}x{grid} grid")
         h = h.reshape(h.shape[0], grid, grid, h.shape[-1])
         if getattr(self, "_unused", None) and torch.is_grad_enabled():
-            h = h + 0.0 * sum(p.sum() for p in self._unused).to(h.dtype)
+            tie = sum(self.model.get_parameter(n).sum() for n in self._unused)
+            h = h + 0.0 * tie.to(h.dtype)
         return h
 
 
