@@ -199,6 +199,9 @@ def _first_text(resp: Any) -> str | None:
     return resp if isinstance(resp, str) else None
 
 
+_LL_STR = re.compile(r"^\(\s*-?[\d.eE+\-]+(?:inf)?\s*,\s*(True|False)\s*\)$")
+
+
 def _loglik_argmax(resp: Any) -> int | None:
     """Multiple-choice logs hold one [loglikelihood, is_greedy] (or a bare float) per option."""
     if not isinstance(resp, list) or len(resp) < 2:
@@ -207,6 +210,8 @@ def _loglik_argmax(resp: Any) -> int | None:
     for r in resp:
         while isinstance(r, list) and r and isinstance(r[0], list):
             r = r[0]
+        if isinstance(r, str) and _LL_STR.match(r.strip()):  # lmms-eval 0.7.3 logs "(-1.2, False)"
+            r = [float(r.strip()[1:].split(",")[0])]
         if isinstance(r, list) and r and isinstance(r[0], (int, float)):
             vals.append(float(r[0]))
         elif isinstance(r, (int, float)) and not isinstance(r, bool):

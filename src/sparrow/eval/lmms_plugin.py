@@ -228,12 +228,9 @@ class _SparrowBase(_LMMSBase):  # type: ignore[misc,valid-type]
         from sparrow.model.inference import generate, score_options
 
         groups: dict[tuple, list[int]] = {}
-        keys = []
         for i, req in enumerate(requests):
-            ctx, cont, dtv, doc_id, task, split = req.args[:6]
-            key = (task, split, doc_id, ctx)
-            keys.append(key)
-            groups.setdefault(key, []).append(i)
+            ctx, _cont, _visuals, doc_id, task, split = req.args[:6]
+            groups.setdefault((task, split, doc_id, ctx), []).append(i)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         for idxs in groups.values():
             sample, root, _ = self._sample_from_request(requests[idxs[0]].args)

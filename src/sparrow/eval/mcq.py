@@ -152,8 +152,8 @@ def parse_sampling_overrides(text: str | None, base: Any) -> Any:
         if not sep or key not in known:
             raise ValueError(f"bad sampling override {part!r}; use key=value with keys {sorted(known)}")
         current = getattr(base, key)
-        if value.lower() in ("none", "null"):
-            changes[key] = None
+        if value.lower() in ("none", "null") and not isinstance(current, str):
+            changes[key] = None  # max_frames=none, image_size=none; "none" stays a word for timestamps
         elif isinstance(current, bool):
             changes[key] = value.lower() in ("1", "true", "yes", "on")
         elif isinstance(current, int) or key in (

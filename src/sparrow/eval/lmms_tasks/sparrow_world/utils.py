@@ -7,12 +7,15 @@ logs (``*_samples_<task>.jsonl``) can be fed to ``sparrow curate`` directly.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
 
 from sparrow.mcq import LETTERS, format_mcq_prompt, letter_index
 
 HERE = Path(__file__).resolve().parent
+_LL_STR = re.compile(r"^\(\s*-?[\d.eE+\-]+(?:inf)?\s*,\s*(True|False)\s*\)$")
 
 
 def _kwargs(kw: dict | None) -> dict:
@@ -81,9 +84,20 @@ def _parse(text: str, options: list[str]) -> str | None:
     return parse_answer(text, options)
 
 
+def _unwrap(r):
+    """A filter may leave ``[(loglikelihood, is_greedy)]`` or ``["reply"]``: take the single element.
+    lmms-eval 0.7.3 hands log-likelihood results over as their string form ``"(-1.2, False)"``."""
+    while isinstance(r, list) and len(r) == 1 and isinstance(r[0], (list, tuple, str)):
+        r = r[0]
+    if isinstance(r, str) and _LL_STR.match(r):
+        r = ast.literal_eval(r)
+    return r
+
+
 def process_results(doc: dict, results: list) -> dict:
     """Generation: parse the reply's letter. Multiple choice: the option with the highest log-likelihood."""
     options = list(doc["options"])
+    results = [_unwrap(r) for r in results]
     first = results[0] if results else None
     if isinstance(first, (list, tuple)) and first and isinstance(first[0], (int, float)):
         lls = [float(r[0]) for r in results]

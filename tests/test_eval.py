@@ -1,0 +1,342 @@
+"""`sparrow eval`: benchmark rows -> samples under three modalities, batched letter scoring, answer
+parsing, metrics, resume, and the command end to end on a tiny random checkpoint and generated videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from media import read_index, write_video
+
+from sparrow.eval.mcq import (
+    EvalConfig,
+    bootstrap_ci,
+    build_sample,
+    compute_metrics,
+    duration_bucket,
+    evaluate_rows,
+    letter_candidates,
+    modality_sampling,
+    parse_answer,
+    parse_bench_row,
+    parse_sampling_overrides,
+    read_bench,
+    run_eval,
+)
+from sparrow.mcq import format_mcq_prompt
+from sparrow.model import Processor, VideoLLM, VideoLLMConfig, load_pretrained
+from sparrow.model.inference import generate, score_options
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (frames, fps) per video: 2 s, 4 s and 3 s long.
+VIDEOS = {"v0": (20, 10), "v1": (40, 10), "v2": (15, 5)}
+ROWS = [
+    ("q0", "v0", ["red", "blue", "green"], "B", "colour"),
+    ("q1", "v1", ["one", "two", "three", "four"], "A", "count"),
+    ("q2", "v1", ["left", "right"], "B", "colour"),
+    ("q3", "v2", ["cat", "dog", "bird", "fish"], "D", "count"),
+    ("q4", "v2", ["up", "down", "still"], "B", "colour"),
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("evalworld")
+    specs = {}
+    (d / "videos").mkdir()
+    for vid, (n, fps) in VIDEOS.items():
+        specs[vid] = write_video(d / "videos" / f"{vid}.mp4", num_frames=n, fps=fps, width=64, height=64)
+    with (d / "bench.jsonl").open("w") as f:
+        for qid, vid, opts, ans, cat in ROWS:
+            row = {
+                "id": qid,
+                "video": f"videos/{vid}.mp4",
+                "question": f"Question {qid} about the video?",
+                "options": opts,
+                "answer": ans,
+                "category": cat,
+                "duration": specs[vid].duration,
+            }
+            f.write(json.dumps(row) + "\n")
+    cfg = VideoLLMConfig.from_yaml(ROOT / "configs" / "tiny" / "model.yaml")
+    torch.manual_seed(0)
+    proc = Processor(cfg)
+    VideoLLM(cfg, tokenizer=proc.tokenizer).save_pretrained(d / "ckpt", processor=proc)
+    model, processor = load_pretrained(d / "ckpt")
+    rows, bad = read_bench(d / "bench.jsonl")
+    assert not bad
+    return {"dir": d, "specs": specs, "model": model, "processor": processor, "rows": rows}
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+OPTS = ["red", "blue", "dark red", "green"]
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("B", "B"),
+        ("B.", "B"),
+        ("(C)", "C"),
+        ("B. blue", "B"),
+        ("  **D**", "D"),
+        ("b", "B"),
+        ("The answer is C", "C"),
+        ("answer: (D)", "D"),
+        ("The correct option is B because the ball moves.", "B"),
+        ("I would say C.", "C"),
+        ("blue", "B"),  # the option's text counts
+        ("Based on the video, the ball is green.", "D"),  # "Based" is not B; the text names green
+        ("dark red", "C"),  # the longest matching option, not "red" inside it
+        ("Based on the video.", None),  # a letter inside a word is not an answer
+        ("A man walks in.", None),  # the article A
+        ("the answer is a bit unclear", None),
+        ("E", None),  # no option E among four
+        ("Answer: E", None),
+        ("red or green", None),  # two options named: ambiguous
+        ("", None),
+    ],
+)
+def test_parse_answer(reply, expected):
+    assert parse_answer(reply, OPTS) == expected
+
+
+def test_bench_rows_validated(tmp_path):
+    good = {"id": "a", "video": "v.mp4", "question": "Q?", "options": ["x", "y"], "answer": "B"}
+    assert parse_bench_row(good).answer_index == 1
+    assert parse_bench_row({**good, "answer": 0}).answer == "A"
+    p = tmp_path / "b.jsonl"
+    lines = [good, {**good, "id": "b", "answer": "C"}, {**good, "id": "c", "options": ["x"]}, good]
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n")
+    rows, bad = read_bench(p)
+    assert [r.id for r in rows] == ["a"]
+    reasons = [b.reason for b in bad]
+    assert len(bad) == 4
+    assert "not one of the 2 options" in reasons[0] and "at least two" in reasons[1]
+    assert "duplicate id" in reasons[2] and "invalid JSON" in reasons[3]
+
+
+def test_sampling_overrides():
+    cfg = VideoLLMConfig()
+    s = parse_sampling_overrides("strategy=uniform,num_frames=16,timestamps=none,header=false", cfg.sampling)
+    assert (s.strategy, s.num_frames, s.timestamps, s.header) == ("uniform", 16, "none", False)
+    assert parse_sampling_overrides("fps=2.5,max_frames=none", cfg.sampling).fps == 2.5
+    with pytest.raises(ValueError, match="bad sampling override"):
+        parse_sampling_overrides("frames=3", cfg.sampling)
+
+
+# ---------------------------------------------------------------------------------------- modalities
+
+
+def test_modalities_feed_different_inputs(world):
+    """video: fps-sampled frames with timing text; frame: exactly the centre frame, no timing text;
+    text: no pixels and no visual tokens. The question is phrased identically in all three."""
+    proc, root = world["processor"], world["dir"]
+    row = world["rows"][1]  # v1: 40 frames at 10 fps
+    spec = world["specs"]["v1"]
+    base = proc.sampling
+    decoded = {}
+    for mod in ("video", "frame", "text"):
+        sample = build_sample(row, mod)
+        feats = proc(sample, root, sampling=modality_sampling(base, mod), generation=True)
+        decoded[mod] = (feats, proc.tokenizer.decode(feats["input_ids"]))
+        assert format_mcq_prompt(row.question, row.options) in decoded[mod][1]
+
+    vfeats, vtext = decoded["video"]
+    block = proc.load_media(build_sample(row, "video").media[0], root, modality_sampling(base, "video"))
+    assert [read_index(f) for f in block.frames] == [spec.frame_at(t) for t in (0.0, 1.0, 2.0, 3.0)]
+    assert vfeats["num_frames"] == 4 and "The video lasts" in vtext and "clip from" in vtext
+
+    ffeats, ftext = decoded["frame"]
+    fblock = proc.load_media(build_sample(row, "frame").media[0], root, modality_sampling(base, "frame"))
+    assert ffeats["num_frames"] == 1 and len(fblock.frames) == 1
+    assert read_index(fblock.frames[0]) == spec.frame_at(spec.duration / 2) == 20
+    assert "lasts" not in ftext and "clip from" not in ftext
+
+    tfeats, ttext = decoded["text"]
+    assert tfeats["pixel_values"] is None and tfeats["num_frames"] == 0
+    assert not (tfeats["input_ids"] == proc.visual_token_id).any()
+    assert "<video>" not in ttext and "lasts" not in ttext
+
+    # And the model's answer scores differ between what it was shown.
+    scores = {}
+    for mod in ("video", "frame", "text"):
+        (res,) = list(evaluate_rows(world["model"], proc, [row], root, EvalConfig(modality=mod)))
+        scores[mod] = list(res[0]["scores"].values())
+    assert not np.allclose(scores["video"], scores["text"], atol=1e-6)
+    assert not np.allclose(scores["video"], scores["frame"], atol=1e-6)
+
+
+def test_batched_letter_scores_equal_the_reference_scorer(world):
+    """One left-padded forward per batch gives the same letter log-probs as score_options row by row."""
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    batches = list(evaluate_rows(model, proc, rows, root, EvalConfig(modality="video", batch_size=5)))
+    assert len(batches) == 1
+    for row, pred in zip(rows, batches[0], strict=True):
+        cands = letter_candidates(proc.tokenizer, row.options)
+        ref = score_options(model, proc, build_sample(row, "video"), cands, root, sampling=proc.sampling)
+        got = [pred["scores"][c] for c in "ABCD"[: len(row.options)]]
+        assert np.allclose(got, ref, atol=2e-4), (row.id, got, ref)
+        assert pred["prediction"] == "ABCD"[int(np.argmax(ref))]
+        assert pred["correct"] == (pred["prediction"] == row.answer)
+
+
+def _biased_head(model, token_id: int, bias: float = 1e4):
+    """The tiny LM with a final bias toward one token: its answers are then known in advance."""
+    lm = model.lm
+    old = lm.lm_head
+    head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    head.weight = old.weight
+    with torch.no_grad():
+        head.bias.zero_()
+        head.bias[token_id] = bias
+    lm.lm_head = head
+    return old
+
+
+def test_known_answers_loglik_and_generate(world):
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    tok = proc.tokenizer
+    b_id = tok("B", add_special_tokens=False)["input_ids"]
+    assert len(b_id) == 1
+    old = _biased_head(model, b_id[0])
+    try:
+        preds = [
+            p for batch in evaluate_rows(model, proc, rows, root, EvalConfig(batch_size=2)) for p in batch
+        ]
+    finally:
+        model.lm.lm_head = old
+    assert [p["prediction"] for p in preds] == ["B"] * 5
+    # Answers are B, A, B, D, B: 3 of 5 right; colour (q0, q2, q4) all right, count (q1, q3) none.
+    m = compute_metrics(preds, buckets=(2.5,), samples=200, seed=0)
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["by_category"]["colour"]["accuracy"] == 1.0 and m["by_category"]["count"]["accuracy"] == 0.0
+    # Durations 2 s (q0) < 2.5 s <= 3, 4 s.
+    assert m["by_duration"]["<2.5s"]["n"] == 1 and m["by_duration"][">=2.5s"]["n"] == 4
+    assert m["by_duration"]["<2.5s"]["accuracy"] == 1.0 and m["by_duration"][">=2.5s"]["accuracy"] == 0.5
+
+    # Generation: a head biased to end the turn at once gives empty replies: nothing parsed, all wrong.
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    old = _biased_head(model, eos)
+    try:
+        gen = [
+            p
+            for batch in evaluate_rows(model, proc, rows[:2], root, EvalConfig(method="generate"))
+            for p in batch
+        ]
+    finally:
+        model.lm.lm_head = old
+    assert [(p["response"], p["prediction"], p["correct"]) for p in gen] == [("", None, False)] * 2
+    assert compute_metrics(gen, samples=10)["unanswered"] == 2
+
+
+def test_generate_predictions_are_parsed_replies(world):
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    cfg = EvalConfig(modality="text", method="generate", max_new_tokens=6)
+    preds = [p for batch in evaluate_rows(model, proc, rows[:3], root, cfg) for p in batch]
+    for row, p in zip(rows[:3], preds, strict=True):
+        reply = generate(model, proc, build_sample(row, "text"), root, max_new_tokens=6)
+        assert p["response"] == reply
+        assert p["prediction"] == parse_answer(reply, row.options)
+        assert p["scores"] is None
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def test_metrics_by_hand():
+    preds = [
+        {"id": "a", "correct": True, "prediction": "A", "category": "x", "duration": 10.0},
+        {"id": "b", "correct": False, "prediction": "B", "category": "x", "duration": 50.0},
+        {"id": "c", "correct": True, "prediction": "A", "category": "y", "duration": 700.0},
+        {"id": "d", "correct": False, "prediction": None, "category": "y", "duration": 100.0},
+    ]
+    m = compute_metrics(preds, buckets=(30, 120, 600), samples=500, seed=3)
+    assert m["n"] == 4 and m["accuracy"] == 0.5 and m["unanswered"] == 1
+    assert m["by_category"] == {
+        "x": {"n": 2, "accuracy": 0.5, "ci95": m["by_category"]["x"]["ci95"]},
+        "y": {"n": 2, "accuracy": 0.5, "ci95": m["by_category"]["y"]["ci95"]},
+    }
+    assert list(m["by_duration"]) == ["<30s", "30s-2m", ">=10m"]
+    assert [v["accuracy"] for v in m["by_duration"].values()] == [1.0, 0.0, 1.0]
+    lo, hi = m["ci95"]
+    assert 0.0 <= lo < 0.5 < hi <= 1.0
+    assert compute_metrics(preds, samples=500, seed=3) == compute_metrics(preds, samples=500, seed=3)
+    assert bootstrap_ci([True] * 7, 100, 0) == [1.0, 1.0]
+    # A 95% interval of 200 coin flips at 0.5 is about +-0.07.
+    lo, hi = bootstrap_ci([i % 2 == 0 for i in range(200)], 2000, 1)
+    assert 0.41 < lo < 0.46 and 0.54 < hi < 0.59
+    assert (
+        duration_bucket(None) is None and duration_bucket(29.9) == "<30s" and duration_bucket(120) == "2m-10m"
+    )
+
+
+# -------------------------------------------------------------------------------------------- resume
+
+
+def test_resume_after_interruption_gives_the_same_predictions(world, tmp_path):
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    cfg = EvalConfig(modality="frame", batch_size=2)
+    full, _ = run_eval(model, proc, rows, root, cfg, tmp_path / "a" / "results.jsonl")
+
+    calls = []
+
+    def stop_after_first(n):
+        calls.append(n)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(model, proc, rows, root, cfg, tmp_path / "b" / "results.jsonl", on_batch=stop_after_first)
+    assert len((tmp_path / "b" / "results.jsonl").read_text().splitlines()) == 2
+    seen = []
+    resumed, errors = run_eval(
+        model, proc, rows, root, cfg, tmp_path / "b" / "results.jsonl", on_batch=seen.append
+    )
+    assert seen == [2, 2, 1]  # 2 loaded from the first run, then the remaining 3 in batches of 2
+    assert resumed == full and not errors
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_end_to_end_with_bad_rows_and_rerun(world, tmp_path, capsys):
+    from sparrow.cli import main
+
+    d = world["dir"]
+    bench = d / "bench_cli.jsonl"
+    lines = (d / "bench.jsonl").read_text().splitlines()
+    missing = json.loads(lines[0]) | {"id": "gone", "video": "videos/missing.mp4"}
+    bench.write_text("\n".join([*lines, json.dumps(missing), '{"id": "broken"']) + "\n")
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(d / "ckpt"), "--bench", str(bench), "--out", str(out)]
+    args += ["--modality", "frame", "--batch-size", "3", "--name", "tiny", "--bootstrap", "200"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == ["q0", "q1", "q2", "q3", "q4"]
+    assert all(set(p) >= {"id", "prediction", "correct", "scores", "category", "duration"} for p in preds)
+    errors = [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
+    assert {e.get("id") for e in errors} == {None, "gone"} and len(errors) == 2
+    assert any("missing.mp4" in e["reason" if "reason" in e else "error"] for e in errors)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 5 and metrics["errors"] == 2 and metrics["modality"] == "frame"
+    assert metrics["accuracy"] == pytest.approx(np.mean([p["correct"] for p in preds]))
+    run = json.loads((out / "run.json").read_text())
+    assert run["name"] == "tiny" and run["bench"] == "bench_cli" and run["sampling"]["num_frames"] == 1
+    first = (out / "predictions.jsonl").read_bytes()
+
+    with pytest.raises(SystemExit) as e:  # a re-run resumes: everything is loaded, same output
+        main(args)
+    assert e.value.code == 0
+    assert (out / "predictions.jsonl").read_bytes() == first
+
+    with pytest.raises(SystemExit) as e:  # other settings into the same folder are refused
+        main([*args[:-6], "--modality", "text"])
+    assert e.value.code == 2
+    assert "different settings" in capsys.readouterr().err
