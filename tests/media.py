@@ -118,6 +118,10 @@ class VideoSpec:
         return [(p - self.pts[0]) * self.time_base for p in self.pts]
 
     @property
+    def exact_duration(self) -> Fraction:
+        return (self.pts[-1] + self.last_duration - self.pts[0]) * self.time_base
+
+    @property
     def start_time(self) -> float:
         """Written timestamp of the first frame, seconds (a container may add its own offset)."""
         return float(self.pts[0] * self.time_base)
@@ -148,6 +152,7 @@ def write_video(
     bframes: int = 2,
     rotation: int = 0,
     quality: str = "high",
+    faststart: bool = False,
 ) -> VideoSpec:
     """Write a test video whose frame ``i`` shows index ``i`` (see ``read_index``).
 
@@ -160,6 +165,7 @@ def write_video(
     width, height: the displayed size; with ``rotation`` (0/90/180/270, clockwise) the stored picture
     is rotated the other way and the stream carries display-matrix metadata, so a player that applies
     the rotation shows the code upright.
+    faststart: MP4 index at the front (then a truncated copy still opens, with frames missing).
     """
     path = Path(path)
     if codec not in CODECS:
@@ -192,7 +198,8 @@ def write_video(
         rate = rate.limit_denominator(1000)
 
     stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
-    container = av.open(str(path), mode="w")
+    options = {"movflags": "faststart"} if faststart else {}
+    container = av.open(str(path), mode="w", options=options)
     try:
         stream = container.add_stream(encoder, rate=rate)
         stream.width, stream.height = stored_w, stored_h
@@ -257,3 +264,34 @@ def decode_all(path: str | Path) -> list[np.ndarray]:
     """Every frame, RGB, decoded plainly with PyAV (no rotation applied): a reference for tests."""
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def write_empty_video(path: str | Path) -> Path:
+    """A Matroska file with a video stream that holds no frames (and an audio stream that has some)."""
+    path = Path(path)
+    with av.open(str(path), mode="w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width = v.height = 64
+        v.pix_fmt = "yuv420p"
+        _write_silence(c)
+    return path
+
+
+def write_audio_only(path: str | Path) -> Path:
+    """A file with sound and no video stream (.mkv / .wav)."""
+    path = Path(path)
+    with av.open(str(path), mode="w") as c:
+        _write_silence(c)
+    return path
+
+
+def _write_silence(c: av.container.OutputContainer, frames: int = 10) -> None:
+    a = c.add_stream("pcm_s16le", rate=16000)
+    for i in range(frames):
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.int16), format="s16", layout="mono")
+        f.sample_rate = 16000
+        f.pts = i * 1024
+        for p in a.encode(f):
+            c.mux(p)
+    for p in a.encode(None):
+        c.mux(p)

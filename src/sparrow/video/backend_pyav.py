@@ -182,7 +182,7 @@ class PyAVReader:
             except av.FFmpegError as e:
                 raise VideoDecodeError(self.path, f"cannot decode the first frame ({_reason(e)})") from None
             if self.rotation is None:
-                raise EmptyVideo(self.path, "the video stream has no decodable frames")
+                raise EmptyVideo(self.path, "the video stream has no frames that decode")
         return self.rotation
 
     def _rewind(self) -> None:
@@ -233,7 +233,9 @@ class PyAVReader:
             else:
                 head = self._header_duration()
                 slack = max(TRUNCATION_SLACK_S, 3.0 / float(rate))
-                if head is not None and head > tl.duration + slack:
+                # Some headers give the span, some (Matroska) the end time: short of both is truncated.
+                end = float(tl.end_pts * tl.time_base)
+                if head is not None and head > max(tl.duration, end) + slack:
                     truncated = f"the header says {head:.2f} s but the frames stop at {tl.duration:.2f} s"
         return Scan(timeline=tl, sequential=sequential, truncated=truncated)
 
