@@ -69,7 +69,7 @@ def synth(
     again after an interruption. Writes samples.jsonl, frames/, errors.jsonl and summary.json."""
     from sparrow.jobs import JobError, default_workers
     from sparrow.render import RenderConfig
-    from sparrow.synth import SynthConfig, SynthError, parse_fields, parquet_rows, synthesize
+    from sparrow.synth import SynthConfig, SynthError, parquet_rows, parse_fields, synthesize
     from sparrow.ui import make_progress, summary_table
 
     try:
