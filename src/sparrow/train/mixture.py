@@ -27,7 +27,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +46,16 @@ class MixtureError(ValueError):
 class SourceConfig:
     """One source of a mixture. ``path`` is relative to the data root (or absolute). ``weight`` None
     means "natural" (proportional to the pool size); give weights to all sources or to none.
-    ``sampling`` overrides fields of the stage's frame-sampling config for this source only."""
+    ``sampling`` overrides fields of the stage's frame-sampling config for this source only.
+    ``optional``: a missing file drops the source (the report says so) instead of failing, e.g.
+    synthetic data that has not been generated yet."""
 
     path: str
     name: str | None = None
     weight: float | None = None
     cap: str = "all"
     sampling: dict[str, Any] | None = None
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -83,7 +86,7 @@ class MixtureConfig:
                 s = {"path": s}
             if not isinstance(s, dict) or "path" not in s:
                 raise MixtureError(f"mixture source #{i} needs a 'path'")
-            bad = sorted(set(s) - {"path", "name", "weight", "cap", "sampling"})
+            bad = sorted(set(s) - {"path", "name", "weight", "cap", "sampling", "optional"})
             if bad:
                 raise MixtureError(f"unknown key(s) {bad} in mixture source {s.get('path')!r}")
             sources.append(SourceConfig(**s))
@@ -94,7 +97,11 @@ class MixtureConfig:
     def to_dict(self) -> dict[str, Any]:
         return {
             "sources": [
-                {k: v for k, v in vars(s).items() if v is not None and not (k == "cap" and v == "all")}
+                {
+                    k: v
+                    for k, v in vars(s).items()
+                    if v is not None and v is not False and not (k == "cap" and v == "all")
+                }
                 for s in self.sources
             ],
             "seed": self.seed,
@@ -165,9 +172,7 @@ class IndexedSource:
 
 def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> IndexedSource:
     """Read a source file once, keep offsets of its valid records, then apply the cap."""
-    path = Path(cfg.path)
-    if not path.is_absolute():
-        path = Path(data_root) / path
+    path = _source_path(cfg, data_root)
     if not path.is_file():
         raise MixtureError(f"mixture source {cfg.label!r}: file {str(path)!r} not found")
     offsets: list[int] = []
@@ -208,6 +213,11 @@ def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> 
     return IndexedSource(cfg, path, off[keep], mod[keep], total, len(off), bad, mode)
 
 
+def _source_path(cfg: SourceConfig, data_root: str | os.PathLike) -> Path:
+    path = Path(cfg.path).expanduser()
+    return path if path.is_absolute() else Path(data_root) / path
+
+
 def _stable_hash(text: str) -> int:
     h = 2166136261
     for b in text.encode("utf-8"):
@@ -231,9 +241,15 @@ class Mixture:
     """The indexed sources of a mixture and its deterministic stream of draws."""
 
     def __init__(self, config: MixtureConfig, data_root: str | os.PathLike):
-        self.config = config
-        self.sources = [index_source(s, data_root, config.seed) for s in config.sources]
-        weights = [s.weight for s in config.sources]
+        self.missing = [
+            s.label for s in config.sources if s.optional and not _source_path(s, data_root).is_file()
+        ]
+        present = [s for s in config.sources if s.label not in self.missing]
+        if not present:
+            raise MixtureError(f"no mixture source file exists (missing: {self.missing})")
+        self.config = replace(config, sources=present)
+        self.sources = [index_source(s, data_root, config.seed) for s in present]
+        weights = [s.weight for s in present]
         if any(w is None for w in weights) and any(w is not None for w in weights):
             raise MixtureError("give a weight to every mixture source or to none")
         if any(w is not None and (not math.isfinite(w) or w < 0) for w in weights):
@@ -326,6 +342,7 @@ class Mixture:
             "epoch_size": self.epoch_size,
             "drawn": int(drawn),
             "epochs": drawn / self.epoch_size,
+            "missing_sources": list(self.missing),
             "sources": sources,
             "modalities": {
                 m: {"drawn": int(mod_total[k]), "share": float(mod_total[k]) / drawn if drawn else 0.0}

@@ -1,0 +1,134 @@
+"""``sparrow train CONFIG.yaml --out DIR``: run a staged training recipe (also under torchrun)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sparrow.ui import UsageError, err_console, make_progress, summary_table
+
+
+class TrainProgress:
+    """Renders the trainer's events: one progress bar per stage with loss, tokens/s and samples/s."""
+
+    def __init__(self) -> None:
+        self.progress = make_progress()
+        self.task: Any = None
+        self.started = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "stage":
+            if not self.started:
+                self.progress.start()
+                self.started = True
+            desc = (
+                f"stage {event['stage']}/{event['stages']} {event['name']} [{'+'.join(event['trainable'])}]"
+            )
+            self.task = self.progress.add_task(
+                desc, total=event["steps"], completed=event["start_step"], rate=""
+            )
+        elif kind == "step" and self.task is not None:
+            rate = f"loss {event['loss']:.4f}  {event['tokens_per_s']:,.0f} tok/s  {event['samples_per_s']:.1f} samples/s"
+            if "gamma" in event:
+                rate += f"  Γ {event['gamma']:.3f}"
+            self.progress.update(self.task, completed=event["step"], rate=rate)
+        elif kind == "checkpoint":
+            self.progress.console.print(f"checkpoint: {event['path']}", highlight=False)
+        elif kind == "stage_done":
+            note = f" ({event['skipped']} samples skipped, see errors.jsonl)" if event["skipped"] else ""
+            self.progress.console.print(
+                f"stage {event['stage']} {event['name']} saved: {event['path']}{note}"
+            )
+
+    def close(self) -> None:
+        if self.started:
+            self.progress.stop()
+
+
+def train_command(
+    config: Path = typer.Argument(
+        ..., help="Recipe YAML (e.g. configs/tiny/apollo-3stage.yaml).", show_default=False
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run directory: stage checkpoints, final/, metrics, plots."
+    ),
+    data_root: Path | None = typer.Option(
+        None,
+        "--data-root",
+        help="Directory the mixture's relative source paths point into (e.g. the output of `sparrow world`). "
+        "Default: the current directory.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last checkpoint."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, help="Cap every stage at this many steps."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu, cuda or cuda:N (default: GPU if available)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, help="Data-loader worker processes (default: the recipe's num_workers)."
+    ),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="ddp or fsdp when launched with several processes (default: the recipe's)."
+    ),
+) -> None:
+    """Train a video-LLM in stages from a recipe: per-stage freezing and learning rates, data mixtures,
+    CE / TaiLr / AdaTaiLr losses, checkpoints and exact --resume. Run it under
+    `torchrun --nproc_per_node N -m sparrow.train CONFIG ...` for DDP / FSDP2."""
+    from sparrow.model.config import ConfigError
+    from sparrow.train.mixture import MixtureError
+    from sparrow.train.recipe import Recipe, RecipeError
+    from sparrow.train.trainer import RunOptions, TrainError, train
+
+    if strategy not in (None, "ddp", "fsdp"):
+        raise UsageError(f"--strategy must be ddp or fsdp, got {strategy!r}")
+    if data_root is not None and not data_root.is_dir():
+        raise UsageError(f"--data-root {str(data_root)!r} is not a directory")
+    try:
+        recipe = Recipe.from_yaml(config)
+    except RecipeError as e:
+        raise UsageError(str(e)) from e
+    main = int(os.environ.get("RANK", "0")) == 0
+    progress = TrainProgress() if main else None
+    try:
+        summary = train(
+            recipe,
+            RunOptions(
+                out=out,
+                data_root=data_root,
+                resume=resume,
+                max_steps=max_steps,
+                device=device,
+                num_workers=workers,
+                strategy=strategy,
+                progress=progress,
+            ),
+        )
+    except (RecipeError, MixtureError, ConfigError, TrainError) as e:
+        raise UsageError(str(e)) from e
+    finally:
+        if progress is not None:
+            progress.close()
+    if not main:
+        return
+    rows: dict[str, Any] = {}
+    for s in summary["stages"]:
+        first, last = s["first_loss"], s["last_loss"]
+        loss = f"{first:.3f} -> {last:.3f}" if first is not None and last is not None else "-"
+        rows[f"stage {s['stage']} {s['name']}"] = f"{s['steps']} steps, loss {loss}, {s['skipped']} skipped"
+    rows["final checkpoint"] = summary["final"]
+    rows["metrics"] = str(Path(summary["out"]) / "metrics.jsonl")
+    rows["seconds"] = summary["seconds"]
+    summary_table("sparrow train", rows)
+    if not summary["stages"]:
+        err_console.print("nothing to do: every stage of this run was already complete")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
