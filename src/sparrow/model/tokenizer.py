@@ -45,6 +45,10 @@ does do did has have had can could will would should may might must
 perception temporal order localization ocr long range evidence category
 summary summarize describe description explain explanation context paper propose proposes method results
 person people man woman child dog cat car bird tree house road street room table door window
+cross steadily shown show shows written word needle highlighted box boxes
+SUN MOON STAR TREE FISH BIRD RAIN SNOW WIND FIRE ROCK LEAF BOAT CAKE DOOR LAMP BELL KING SHIP GOLD
+MILK FROG DUCK WOLF BEAR LION ROSE CORN SALT NEST KITE DRUM HARP OWL FOX CAT DOG SKY SEA MAP
+KEY CUP HAT EGG BUS JAM PEN BOX
 """
 
 _SENTENCES = """
