@@ -92,7 +92,8 @@ def curate_cmd(
 
     redundancy = {}
     pngs = []
-    for by in ("bench", "category", "duration"):
+    for by in ("bench", "category", "duration") if len(report.models) >= 3 else ():
+        # R² between groups needs at least 3 models (2 points always lie on a line).
         scores = group_scores(table, by, edges)
         if len(scores) < 2:
             continue
@@ -150,9 +151,11 @@ def curate_cmd(
             "output": str(out),
         },
     )
-    for note in report.notes:
-        from sparrow.ui import err_console
+    from sparrow.ui import err_console
 
+    if len(report.models) < 3:
+        report.notes.append("fewer than 3 models: no redundancy matrices")
+    for note in report.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
 
 

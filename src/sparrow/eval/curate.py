@@ -563,7 +563,7 @@ def plot_heatmap(names: list[str], mat: np.ndarray, path: str | Path, title: str
     import matplotlib.pyplot as plt
 
     n = len(names)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * max(n, 2), 1.0 + 0.65 * max(n, 2)))
+    fig, ax = plt.subplots(figsize=(2.2 + 0.8 * max(n, 2), 1.4 + 0.7 * max(n, 2)))
     im = ax.imshow(np.ma.masked_invalid(mat), vmin=0.0, vmax=1.0, cmap="viridis")
     ax.set_xticks(range(n), names, rotation=45, ha="right")
     ax.set_yticks(range(n), names)
@@ -574,8 +574,8 @@ def plot_heatmap(names: list[str], mat: np.ndarray, path: str | Path, title: str
             ax.text(
                 j, i, label, ha="center", va="center", color="white" if np.isnan(v) or v < 0.6 else "black"
             )
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, label="R² of model scores")
+    fig.suptitle(title, fontsize=11)  # above the colour bar too, so the two never overlap
+    fig.colorbar(im, ax=ax, label="R² of model scores", fraction=0.046, pad=0.04)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
