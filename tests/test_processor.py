@@ -220,6 +220,25 @@ def test_image_and_text_only(proc, root):
     assert bool((g["labels"] == IGNORE_INDEX).all())
 
 
+def test_several_media_in_order(proc, root):
+    s = Sample(
+        id="multi",
+        messages=[
+            {"role": "user", "content": "<image>\n<video>\nCompare the image with the frames."},
+            {"role": "assistant", "content": "Same."},
+        ],
+        media=[Media(type="image", path="f5.png"), Media(type="frames", paths=["f1.png", "f2.png"])],
+    )
+    f = proc(s, root)
+    assert user_text(proc, f) == "<V>\nFrame 1: <V>\nFrame 2: <V>\nCompare the image with the frames."
+    grey = (f["pixel_values"][:, 0].mean(dim=(1, 2)) * 0.5 + 0.5) * 255
+    np.testing.assert_allclose(grey.numpy(), [150, 30, 60], atol=1.0)
+    assert f["group_sizes"].tolist() == [1, 1, 1]
+    # An explicit media root replaces the record's root (and confines paths to it instead).
+    g = proc(s, root / "elsewhere", media_root=root)
+    assert torch.equal(g["pixel_values"], f["pixel_values"])
+
+
 # ---------------------------------------------------------------------------------- max_length, errors
 
 
