@@ -453,6 +453,8 @@ def test_corpus_rows_answerable_from_context(world):
     for r in rows:
         assert {"id", "context", "question", "answer"} <= set(r)
         assert r["options"][r["answer_index"]] == r["answer"] and len(set(r["options"])) == 4
+        assert r["mcq_question"] == format_mcq_prompt(r["question"], r["options"])
+        assert r["mcq_answer"] == format_mcq_answer(r["options"], r["answer_index"])
         assert len(r["context"].split()) >= 150
         if r["category"] == "counting":
             w = re.search(r"the word (\w+) shown", r["question"]).group(1)

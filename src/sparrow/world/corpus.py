@@ -2,8 +2,11 @@
 and narratives of imagined scenes) with questions about them that need the same skills as the video
 questions — order, counting, when, how long, what was written.
 
-Rows: ``{"id", "context", "question", "answer"}`` plus ``options`` / ``answer_index`` (4 choices, for
-multiple-choice training and scoring), ``category`` and ``doc_id``.
+Rows: ``{"id", "context", "question", "answer"}`` (free-form short answer, as in Sparrow's long-text
+sources) plus ``options`` / ``answer_index`` (4 choices), ``mcq_question`` / ``mcq_answer`` (the same
+question in the shared multiple-choice format: ``sparrow synth --fields question=mcq_question,
+answer=mcq_answer`` makes synthetic samples in the format the benchmarks are scored in), ``category``
+and ``doc_id``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sparrow.mcq import format_mcq_answer, format_mcq_prompt
 from sparrow.world.vocab import COLOURS, SHAPES, SPEEDS, WORDS, article, mmss, seconds_text
 
 FILLER: tuple[str, ...] = (
@@ -205,6 +209,8 @@ def corpus_rows(split: str, n_docs: int, seed: int, words: tuple[int, int], n_qu
             options.insert(pos, q["answer"])
             rows.append(
                 {"id": f"{doc_id}-q{k}", "context": context, "question": q["question"], "answer": q["answer"],
-                 "options": options, "answer_index": pos, "category": q["category"], "doc_id": doc_id}
+                 "options": options, "answer_index": pos, "category": q["category"], "doc_id": doc_id,
+                 "mcq_question": format_mcq_prompt(q["question"], options),
+                 "mcq_answer": format_mcq_answer(options, pos)}
             )  # fmt: skip
     return rows
