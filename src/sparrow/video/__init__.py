@@ -19,7 +19,15 @@ from sparrow.video.errors import (
     VideoNotFound,
 )
 from sparrow.video.info import Clip, VideoInfo
-from sparrow.video.sampling import BACKENDS, available_backends, probe, resolve_backend, sample
+from sparrow.video.sampling import (
+    BACKENDS,
+    SampleStream,
+    available_backends,
+    open_sample,
+    probe,
+    resolve_backend,
+    sample,
+)
 from sparrow.video.sizing import target_size
 from sparrow.video.strategies import Clips, Fps, Uniform
 from sparrow.video.text import clip_prefix, format_time, frame_prefix, video_header
@@ -32,6 +40,7 @@ __all__ = [
     "EmptyVideo",
     "Fps",
     "NoVideoStream",
+    "SampleStream",
     "Uniform",
     "VideoDecodeError",
     "VideoError",
@@ -41,6 +50,7 @@ __all__ = [
     "clip_prefix",
     "format_time",
     "frame_prefix",
+    "open_sample",
     "probe",
     "resolve_backend",
     "sample",

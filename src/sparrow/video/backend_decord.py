@@ -71,7 +71,9 @@ def decode(
     except BackendMismatch:
         raise
     except Exception as e:
-        raise BackendMismatch(f"decord failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise BackendMismatch(
+            f"decord failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     rel = ts[1:] - ts[0]
     # decord keeps float32 seconds: allow its rounding, far below any frame duration.
     bad = np.flatnonzero(np.abs(rel - tl.times[wanted]) > 2e-3 + 1e-6 * tl.times[wanted])

@@ -13,6 +13,7 @@ How a sample is read:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -90,6 +91,7 @@ class PyAVReader:
         # Some demuxers (MPEG-TS) land after the keyframe asked for: learn to seek further back.
         self._seek_back = 0
         self._no_seek = False
+        self.failure: str | None = None
 
     def _open(self) -> None:
         self.container, self.stream = open_video(self.path)
@@ -281,12 +283,27 @@ class PyAVReader:
     ) -> tuple[dict[int, np.ndarray], str | None]:
         """Decode frames ``wanted`` (sorted, unique presentation indices). Returns the frames and, when
         some could not be decoded and ``allow_partial``, the reason (else raises VideoDecodeError)."""
+        out = dict(self.iter_decode(tl, wanted, size, allow_partial, sequential))
+        return out, self.failure
+
+    def iter_decode(
+        self,
+        tl: Timeline,
+        wanted: list[int],
+        size: Size,
+        allow_partial: bool,
+        sequential: bool = False,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, frame)`` for ``wanted`` (sorted, unique) in order, one frame in memory at a time.
+        Frames that cannot be decoded raise VideoDecodeError, or with ``allow_partial`` are skipped and
+        ``self.failure`` says why."""
+        self.failure = None
         if sequential:
-            return self._decode_sequential(tl, wanted, size, allow_partial)
+            yield from self._iter_sequential(tl, wanted, size, allow_partial)
+            return
         pts_index = {int(p): i for i, p in enumerate(tl.pts)}
         wanted_pts = {int(tl.pts[i]) for i in wanted}
         key_set = set(tl.key_indices.tolist())
-        out: dict[int, np.ndarray] = {}
         k = 0  # next position in wanted
         last = -1  # presentation index of the decoder's latest frame
         need = 0  # the keyframe the current run of decoding was positioned for
@@ -343,8 +360,8 @@ class PyAVReader:
                             fail(f"frame {wanted[k]} (at {tl.times[wanted[k]]:.3f} s) could not be decoded")
                             k += 1
                         if k < len(wanted) and wanted[k] == i:
-                            out[i] = self._convert(frame, size)
                             k += 1
+                            yield i, self._convert(frame, size)
                     if reseek or k >= len(wanted) or far(wanted[k]):
                         break
                 else:
@@ -358,30 +375,30 @@ class PyAVReader:
                 break
             if reseek:
                 it = None
-        return out, failure
+        self.failure = failure
 
-    def _decode_sequential(
+    def _iter_sequential(
         self, tl: Timeline, wanted: list[int], size: Size, allow_partial: bool
-    ) -> tuple[dict[int, np.ndarray], str | None]:
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Streams without packet timestamps: the decoder's k-th frame is index k."""
         self._no_seek = True
         self._position(tl, 0)
         want = set(wanted)
-        out: dict[int, np.ndarray] = {}
+        done = 0
         failure = None
         i = -1
         try:
             for frame in self.container.decode(self.stream):
                 i += 1
                 if i in want:
-                    out[i] = self._convert(frame, size)
-                    if len(out) == len(want):
+                    done += 1
+                    yield i, self._convert(frame, size)
+                    if done == len(want):
                         break
         except av.FFmpegError as e:
             failure = f"decoding failed after frame {i} ({_reason(e)})"
-        missing = [j for j in wanted if j not in out]
-        if missing and failure is None:
-            failure = f"{len(missing)} frames could not be decoded (first: {missing[0]})"
+        if done < len(want) and failure is None:
+            failure = f"{len(want) - done} frames could not be decoded"
         if failure and not allow_partial:
             raise VideoDecodeError(self.path, failure)
-        return out, failure
+        self.failure = failure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,89 @@ def sample(
             frames, failure = r.decode(tl, wanted, size, allow_partial, sequential=scan.sequential)
         info = r.header_info(tl)
     return _assemble(path, p, tl, frames, failure, partial, info)
+
+
+class SampleStream:
+    """A sample decoded one frame at a time (PyAV), for long videos and bulk extraction: memory holds one
+    frame, not the clip. ``indices`` / ``timestamps`` / ``clip_spans`` are known before decoding; iterate
+    for ``(index, timestamp, frame)`` in order. With ``allow_partial`` frames that cannot be decoded are
+    skipped and ``partial`` becomes True."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        strategy: Strategy,
+        size: int | tuple[int, int] | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        allow_partial: bool = False,
+        threads: int = 0,
+    ) -> None:
+        if not isinstance(strategy, (Uniform, Fps, Clips)):
+            raise TypeError(f"strategy must be Uniform, Fps or Clips, got {type(strategy).__name__}")
+        self.size = check_size(size)
+        self.path = Path(path)
+        self.allow_partial = allow_partial
+        self._reader = PyAVReader(self.path, threads=threads)
+        try:
+            scan = self._reader.scan()
+            if scan.timeline is None:
+                raise EmptyVideo(self.path, "the video stream has no frames")
+            self.partial = False
+            if scan.truncated:
+                if not allow_partial:
+                    raise VideoDecodeError(self.path, f"file is truncated or damaged: {scan.truncated}")
+                self.partial = True
+            self._scan = scan
+            self.timeline = tl = scan.timeline
+            self._plan = plan(strategy, tl, start, end, self.path)
+            self._reader.read_rotation()
+            self.info = self._reader.header_info(tl)
+        except BaseException:
+            self._reader.close()
+            raise
+        self.indices = list(self._plan.indices)
+        self.timestamps = [float(tl.times[i]) for i in self.indices]
+        self.clip_spans = self._plan.clip_spans
+        self.frames_per_clip = self._plan.frames_per_clip
+        self.failure: str | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        wanted = sorted(set(self.indices))
+        plan_pos = 0
+        frames = self._reader.iter_decode(
+            self.timeline, wanted, self.size, self.allow_partial, sequential=self._scan.sequential
+        )
+        for i, frame in frames:
+            while plan_pos < len(self.indices) and self.indices[plan_pos] < i:
+                plan_pos += 1  # skipped: could not be decoded
+            while plan_pos < len(self.indices) and self.indices[plan_pos] == i:
+                yield i, self.timestamps[plan_pos], frame
+                plan_pos += 1
+        self.failure = self._reader.failure
+        self.partial = self.partial or self.failure is not None
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> SampleStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_sample(
+    path: str | os.PathLike,
+    strategy: Strategy,
+    size: int | tuple[int, int] | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    allow_partial: bool = False,
+    threads: int = 0,
+) -> SampleStream:
+    """Like ``sample`` but frames come one at a time: ``with open_sample(p, Fps(1)) as s: for i, t, f in s``."""
+    return SampleStream(path, strategy, size, start, end, allow_partial, threads)
 
 
 def _assemble(path, p, tl, frames, failure, partial, info) -> Clip:

@@ -1,0 +1,238 @@
+"""Pre-extract frames of many videos at a fixed fps (Sparrow's 1 fps extraction, done right).
+
+Each video is one ``sparrow.jobs`` item: sampled with ``Fps`` (frames shown at 0, 1/fps, ... s), decoded
+one frame at a time (memory flat in video length) and written as JPEG/PNG with a temp name + rename.
+The manifest lists every video's frames with their timestamps and indices, in input order, identical
+for any worker count and after a resume; videos that fail go to ``errors.jsonl`` and the job goes on.
+
+Layout of ``out``::
+
+    manifest.jsonl   {"id", "video", "frames": [rel paths], "timestamps", "indices", "duration", "fps", ...}
+    frames/<id>/00000.jpg ...
+    errors.jsonl     {"id", "source", "reason"}
+    summary.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparrow.jobs import ItemResult, WorkItem, prepare_state, run_items
+from sparrow.records import JsonlWriter, atomic_write_bytes, atomic_write_text
+from sparrow.video.sizing import Size, check_size
+
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".ts",
+    ".flv",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".3gp",
+}
+LIST_SUFFIXES = {".txt", ".lst", ".list"}
+IMAGE_FORMATS = ("jpg", "png")
+
+
+class ExtractError(ValueError):
+    """The job cannot start (bad settings, unreadable list file)."""
+
+
+@dataclass
+class ExtractConfig:
+    fps: float = 1.0
+    max_frames: int | None = None
+    size: Size = None
+    image_format: str = "jpg"
+    quality: int = 90  # JPEG quality
+    allow_partial: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ExtractError(f"fps must be positive, got {self.fps}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ExtractError("max_frames must be at least 1")
+        fmt = self.image_format.lower().replace("jpeg", "jpg")
+        if fmt not in IMAGE_FORMATS:
+            raise ExtractError(f"image format must be jpg or png, got {self.image_format!r}")
+        self.image_format = fmt
+        if not 1 <= self.quality <= 100:
+            raise ExtractError("JPEG quality must be in 1..100")
+        try:
+            self.size = check_size(self.size)
+        except ValueError as e:
+            raise ExtractError(str(e)) from None
+
+
+@dataclass
+class ExtractSummary:
+    videos: int = 0
+    ok: int = 0
+    failed: int = 0
+    resumed: int = 0
+    partial: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def videos_per_second(self) -> float:
+        return self.videos / self.seconds if self.seconds > 0 else 0.0
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Video paths from arguments: a video file, a folder (its video files, recursively, sorted) or a
+    list file (.txt: one path per line, relative to the list's folder; '#' comments)."""
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.suffix.lower() in LIST_SUFFIXES:
+            try:
+                lines = p.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ExtractError(f"cannot read list file {p}: {e}") from None
+            for line in lines:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    q = Path(line)
+                    yield q if q.is_absolute() else p.parent / q
+        else:
+            yield p  # a missing file becomes that item's error, not the job's
+
+
+def assign_ids(paths: list[Path]) -> list[str]:
+    """Readable, unique, stable ids: the file stem, plus a short hash of the path where stems clash."""
+    stems = [re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem).strip("._") or "video" for p in paths]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    ids = []
+    for s, p in zip(stems, paths, strict=True):
+        if counts[s] > 1:
+            s = f"{s}-{hashlib.sha1(str(p).encode('utf-8')).hexdigest()[:8]}"
+        ids.append(s)
+    seen: set[str] = set()
+    for k, i in enumerate(ids):  # the same path given twice: keep both, numbered
+        j, base = 1, i
+        while i in seen:
+            j += 1
+            i = f"{base}-{j}"
+        ids[k] = i
+        seen.add(i)
+    return ids
+
+
+def extract_one(payload: dict[str, Any]) -> dict[str, Any]:
+    """Job item: sample one video and write its frames. Raises (VideoError, OSError) on failure."""
+    from PIL import Image
+
+    from sparrow.video.sampling import open_sample
+    from sparrow.video.strategies import Fps
+
+    cfg = ExtractConfig(**payload["config"])
+    out = Path(payload["out"])
+    vid = payload["id"]
+    rel_dir = Path("frames") / vid
+    strategy = Fps(cfg.fps, max_frames=cfg.max_frames)
+    frames, stamps, indices = [], [], []
+    with open_sample(
+        payload["video"], strategy, size=cfg.size, allow_partial=cfg.allow_partial, threads=payload["threads"]
+    ) as stream:
+        for k, (i, t, frame) in enumerate(stream):
+            name = rel_dir / f"{k:05d}.{cfg.image_format}"
+            buf = io.BytesIO()
+            if cfg.image_format == "jpg":
+                Image.fromarray(frame).save(buf, format="JPEG", quality=cfg.quality)
+            else:
+                Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
+            atomic_write_bytes(out / name, buf.getvalue())
+            frames.append(name.as_posix())
+            stamps.append(t)
+            indices.append(i)
+        info = stream.info
+        partial = stream.partial
+    return {
+        "id": vid,
+        "video": payload["source"],
+        "frames": frames,
+        "timestamps": stamps,
+        "indices": indices,
+        "duration": info.duration,
+        "fps": info.fps,
+        "num_frames": info.num_frames,
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "partial": partial,
+    }
+
+
+def extract(
+    inputs: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    cfg: ExtractConfig,
+    workers: int = 1,
+    overwrite: bool = False,
+    executor: str = "local",
+    on_result: Callable[[ItemResult], None] | None = None,
+) -> ExtractSummary:
+    """Extract frames of every input video into ``out`` (see the module docstring)."""
+    out = Path(out)
+    paths = list(expand_inputs(inputs))
+    if not paths:
+        raise ExtractError(
+            "no videos given (folders are searched for " + ", ".join(sorted(VIDEO_SUFFIXES)) + ")"
+        )
+    ids = assign_ids(paths)
+    source_of = dict(zip(ids, (str(p) for p in paths), strict=True))
+    settings = asdict(cfg)
+    settings["size"] = list(cfg.size) if isinstance(cfg.size, tuple) else cfg.size
+    state = prepare_state(out / ".state", settings, overwrite=overwrite)
+    if overwrite and (out / "frames").exists():
+        import shutil
+
+        shutil.rmtree(out / "frames")
+    threads = 1 if workers > 1 else 0  # parallel processes each get one decoder thread
+
+    def items() -> Iterator[WorkItem]:
+        for vid, p in zip(ids, paths, strict=True):
+            payload = {"id": vid, "video": str(p), "source": str(p), "out": str(out), "config": settings}
+            payload["threads"] = threads
+            yield WorkItem(key=vid, payload=payload)
+
+    summary = ExtractSummary(settings=settings)
+    start = time.perf_counter()
+    with JsonlWriter(out / "manifest.jsonl") as manifest, JsonlWriter(out / "errors.jsonl") as errors:
+        for r in run_items(extract_one, items(), workers=workers, state_dir=state, executor=executor):
+            summary.videos += 1
+            summary.resumed += r.skipped
+            if r.ok and r.value is not None:
+                summary.ok += 1
+                summary.frames += len(r.value["frames"])
+                summary.partial += bool(r.value["partial"])
+                manifest.write(r.value)
+            else:
+                summary.failed += 1
+                errors.write({"id": r.key, "source": source_of.get(r.key, r.key), "reason": r.error})
+            if on_result is not None:
+                on_result(r)
+    summary.seconds = time.perf_counter() - start
+    report = asdict(summary)
+    report["videos_per_second"] = summary.videos_per_second
+    atomic_write_text(out / "summary.json", json.dumps(report, indent=2))
+    return summary
