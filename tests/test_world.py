@@ -45,9 +45,18 @@ SMALL = dict(
 )
 SEED = 3
 BENCH_KEYS = {
-    "id", "video", "question", "options", "answer", "category", "duration", "evidence",
-    "centre_frame_suffices", "text_answerable", "split",
-}  # fmt: skip
+    "id",
+    "video",
+    "question",
+    "options",
+    "answer",
+    "category",
+    "duration",
+    "evidence",
+    "centre_frame_suffices",
+    "text_answerable",
+    "split",
+}
 
 
 def small_config(**kw):
@@ -133,10 +142,20 @@ def palette_colours_below(frame: np.ndarray, band: int, min_pixels: int = 12) ->
 
 def test_layout_records_and_benchmark_rows(world):
     for name in [
-        "world.json", "train_video_qa.jsonl", "val_video_qa.jsonl", "test_video_qa.jsonl", "train_captions.jsonl",
-        "train_text.jsonl", "bench_val.jsonl", "bench_test.jsonl", "corpus_train.jsonl", "corpus_val.jsonl",
-        "corpus_test.jsonl", "transcripts/ground_truth.json", "transcripts/caption.json",
-    ]:  # fmt: skip
+        "world.json",
+        "train_video_qa.jsonl",
+        "val_video_qa.jsonl",
+        "test_video_qa.jsonl",
+        "train_captions.jsonl",
+        "train_text.jsonl",
+        "bench_val.jsonl",
+        "bench_test.jsonl",
+        "corpus_train.jsonl",
+        "corpus_val.jsonl",
+        "corpus_test.jsonl",
+        "transcripts/ground_truth.json",
+        "transcripts/caption.json",
+    ]:
         assert (world / name).is_file(), name
     info = json.loads((world / "world.json").read_text())
     assert info["seed"] == SEED and info["categories"][0] == "perception"
@@ -216,8 +235,11 @@ def test_duration_and_time_answers_match_decoded_frames(world):
         answer = q["options"][q["answer_index"]]
         if q["subtype"] == "count_words":
             band = round(next(iter(frames.values())).shape[0] * 0.3)
-            on = [text_mask(frames[i][:band], "white").mean() + text_mask(frames[i][:band], "yellow").mean() > 0.01
-                  for i in sorted(frames)]  # fmt: skip
+            on = [
+                text_mask(frames[i][:band], "white").mean() + text_mask(frames[i][:band], "yellow").mean()
+                > 0.01
+                for i in sorted(frames)
+            ]
             runs = sum(1 for i, v in enumerate(on) if v and (i == 0 or not on[i - 1]))
             assert str(runs) == answer, q["id"]
         else:

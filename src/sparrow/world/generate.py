@@ -103,11 +103,20 @@ def video_rel(video_id: str) -> str:
 
 def qa_record(q: Question) -> Sample:
     meta = {
-        "category": q.category, "subtype": q.subtype, "video_id": q.video_id, "duration": q.duration,
-        "fps": q.fps, "answer_index": q.answer_index, "evidence": q.evidence,
-        "centre_frame_suffices": q.centre_frame_suffices, "text_answerable": q.text_answerable,
-        "split": q.split, "template": q.template, "target": q.target, "checks": q.checks,
-    }  # fmt: skip
+        "category": q.category,
+        "subtype": q.subtype,
+        "video_id": q.video_id,
+        "duration": q.duration,
+        "fps": q.fps,
+        "answer_index": q.answer_index,
+        "evidence": q.evidence,
+        "centre_frame_suffices": q.centre_frame_suffices,
+        "text_answerable": q.text_answerable,
+        "split": q.split,
+        "template": q.template,
+        "target": q.target,
+        "checks": q.checks,
+    }
     return Sample(
         id=q.id,
         messages=[
@@ -122,12 +131,24 @@ def qa_record(q: Question) -> Sample:
 
 def bench_row(q: Question) -> dict[str, Any]:
     return {
-        "id": q.id, "video": video_rel(q.video_id), "question": q.question, "options": q.options,
-        "answer": option_letter(q.answer_index), "category": q.category, "duration": q.duration,
-        "evidence": q.evidence, "centre_frame_suffices": q.centre_frame_suffices,
-        "text_answerable": q.text_answerable, "split": q.split, "subtype": q.subtype, "fps": q.fps,
-        "video_id": q.video_id, "template": q.template, "target": q.target, "checks": q.checks,
-    }  # fmt: skip
+        "id": q.id,
+        "video": video_rel(q.video_id),
+        "question": q.question,
+        "options": q.options,
+        "answer": option_letter(q.answer_index),
+        "category": q.category,
+        "duration": q.duration,
+        "evidence": q.evidence,
+        "centre_frame_suffices": q.centre_frame_suffices,
+        "text_answerable": q.text_answerable,
+        "split": q.split,
+        "subtype": q.subtype,
+        "fps": q.fps,
+        "video_id": q.video_id,
+        "template": q.template,
+        "target": q.target,
+        "checks": q.checks,
+    }
 
 
 def caption_record(scene: Scene, phrasing: str, seed: int) -> Sample:

@@ -25,11 +25,31 @@ NUM_OPTIONS = 4
 # Wrong options for text-answerable questions: none of them can answer any question of this world, so
 # a reader of the options alone picks the one of the right kind.
 OFF_TOPIC: tuple[str, ...] = (
-    "a piano", "last Tuesday", "in Paris", "by train", "very loudly", "the ocean", "a violin",
-    "in the kitchen", "on Mondays", "a bicycle", "at midnight", "the library", "with a spoon",
-    "a sandwich", "under the bridge", "a thunderstorm", "grandmother", "the weekend", "a postcard",
-    "in the garden", "a teaspoon of sugar", "the mayor", "on the radio", "a pair of socks",
-)  # fmt: skip
+    "a piano",
+    "last Tuesday",
+    "in Paris",
+    "by train",
+    "very loudly",
+    "the ocean",
+    "a violin",
+    "in the kitchen",
+    "on Mondays",
+    "a bicycle",
+    "at midnight",
+    "the library",
+    "with a spoon",
+    "a sandwich",
+    "under the bridge",
+    "a thunderstorm",
+    "grandmother",
+    "the weekend",
+    "a postcard",
+    "in the garden",
+    "a teaspoon of sugar",
+    "the mayor",
+    "on the radio",
+    "a pair of socks",
+)
 
 SPEED_OPTIONS = {"slowly": "slowly", "steadily": "at a steady pace", "quickly": "quickly"}
 NO_MOVE = "it does not move"
@@ -107,16 +127,32 @@ def word_checks(scene: Scene, w: WordEvent) -> list[dict[str, Any]]:
     shown (a frame outside every word interval, if there is one)."""
     i = scene.frame_at((w.start + w.end) / 2)
     out = [
-        {"kind": "word", "frame": i, "t": round(scene.frame_time(i), 4), "box": list(w.box), "text": w.text,
-         "colour": w.colour, "font_px": w.font_px, "present": True}
-    ]  # fmt: skip
+        {
+            "kind": "word",
+            "frame": i,
+            "t": round(scene.frame_time(i), 4),
+            "box": list(w.box),
+            "text": w.text,
+            "colour": w.colour,
+            "font_px": w.font_px,
+            "present": True,
+        }
+    ]
     for j in range(0, scene.num_frames, max(1, scene.fps // 2)):
         t = scene.frame_time(j)
         if not any(v.start - 0.5 <= t < v.end + 0.5 for v in scene.words):
             out.append(
-                {"kind": "word", "frame": j, "t": round(t, 4), "box": list(w.box), "text": w.text,
-                 "colour": w.colour, "font_px": w.font_px, "present": False}
-            )  # fmt: skip
+                {
+                    "kind": "word",
+                    "frame": j,
+                    "t": round(t, 4),
+                    "box": list(w.box),
+                    "text": w.text,
+                    "colour": w.colour,
+                    "font_px": w.font_px,
+                    "present": False,
+                }
+            )
             break
     return out
 
@@ -185,9 +221,16 @@ def g_colour_of_shape(scene: Scene, rng: random.Random) -> Draft | None:
         return None
     pool = _shuffled(rng, [c for c in COLOURS if c != o.colour])
     return Draft(
-        "perception", "colour_of_shape", o.oid, {"shape": o.shape}, o.colour, pool,
-        [_span(o.appear, o.vanish)], object_visible(scene, o, scene.centre_time), [check],
-    )  # fmt: skip
+        category="perception",
+        subtype="colour_of_shape",
+        target=o.oid,
+        slots={"shape": o.shape},
+        answer=o.colour,
+        pool=pool,
+        evidence=[_span(o.appear, o.vanish)],
+        centre_frame_suffices=object_visible(scene, o, scene.centre_time),
+        checks=[check],
+    )
 
 
 def g_shape_of_colour(scene: Scene, rng: random.Random) -> Draft | None:
@@ -199,9 +242,16 @@ def g_shape_of_colour(scene: Scene, rng: random.Random) -> Draft | None:
         return None
     pool = _shuffled(rng, [s for s in SHAPES if s != o.shape])
     return Draft(
-        "perception", "shape_of_colour", o.oid, {"colour": o.colour}, o.shape, pool,
-        [_span(o.appear, o.vanish)], object_visible(scene, o, scene.centre_time), [check],
-    )  # fmt: skip
+        category="perception",
+        subtype="shape_of_colour",
+        target=o.oid,
+        slots={"colour": o.colour},
+        answer=o.shape,
+        pool=pool,
+        evidence=[_span(o.appear, o.vanish)],
+        centre_frame_suffices=object_visible(scene, o, scene.centre_time),
+        checks=[check],
+    )
 
 
 def g_count_shapes(scene: Scene, rng: random.Random) -> Draft | None:
@@ -210,9 +260,16 @@ def g_count_shapes(scene: Scene, rng: random.Random) -> Draft | None:
     checks = [c for c in (colour_check(scene, o) for o in scene.objects) if c is not None]
     centre = all(object_visible(scene, o, scene.centre_time) for o in scene.objects)
     return Draft(
-        "counting", "count_shapes", "shapes", {}, str(len(scene.objects)), _count_pool(rng, len(scene.objects)),
-        [_span(o.appear, o.vanish) for o in scene.objects], centre, checks,
-    )  # fmt: skip
+        category="counting",
+        subtype="count_shapes",
+        target="shapes",
+        slots={},
+        answer=str(len(scene.objects)),
+        pool=_count_pool(rng, len(scene.objects)),
+        evidence=[_span(o.appear, o.vanish) for o in scene.objects],
+        centre_frame_suffices=centre,
+        checks=checks,
+    )
 
 
 def g_count_words(scene: Scene, rng: random.Random) -> Draft | None:
@@ -222,9 +279,16 @@ def g_count_words(scene: Scene, rng: random.Random) -> Draft | None:
     centre = n == 1 and word_visible(scene, scene.words[0], scene.centre_time)
     checks = [c for w in scene.words for c in word_checks(scene, w)[:1]]
     return Draft(
-        "counting", "count_words", "words", {}, str(n), _count_pool(rng, n),
-        [[w.start, w.end] for w in scene.words], centre, checks,
-    )  # fmt: skip
+        category="counting",
+        subtype="count_words",
+        target="words",
+        slots={},
+        answer=str(n),
+        pool=_count_pool(rng, n),
+        evidence=[[w.start, w.end] for w in scene.words],
+        centre_frame_suffices=centre,
+        checks=checks,
+    )
 
 
 def _order_items(scene: Scene, rng: random.Random) -> list[tuple[float, str]] | None:
@@ -254,7 +318,16 @@ def _g_order(scene: Scene, rng: random.Random, last: bool) -> Draft | None:
         pool.append(rng.choice([_absent_names(scene, rng)[0], absent_word]))
     evidence = [_span(t, min(t + 1.0, scene.duration)) for t, _ in ordered]
     sub = "last_item" if last else "first_item"
-    return Draft("temporal_order", sub, answer[1], {}, answer[1], pool, evidence, False)
+    return Draft(
+        category="temporal_order",
+        subtype=sub,
+        target=answer[1],
+        slots={},
+        answer=answer[1],
+        pool=pool,
+        evidence=evidence,
+        centre_frame_suffices=False,
+    )
 
 
 def g_first_item(scene: Scene, rng: random.Random) -> Draft | None:
@@ -273,9 +346,16 @@ def g_when_word(scene: Scene, rng: random.Random) -> Draft | None:
     if pool is None:
         return None
     return Draft(
-        "temporal_localization", "when_word", w.text, {"word": w.text}, time_range(w.start, w.end), pool,
-        [[w.start, w.end]], False, word_checks(scene, w),
-    )  # fmt: skip
+        category="temporal_localization",
+        subtype="when_word",
+        target=w.text,
+        slots={"word": w.text},
+        answer=time_range(w.start, w.end),
+        pool=pool,
+        evidence=[[w.start, w.end]],
+        centre_frame_suffices=False,
+        checks=word_checks(scene, w),
+    )
 
 
 def g_when_still(scene: Scene, rng: random.Random) -> Draft | None:
@@ -289,9 +369,16 @@ def g_when_still(scene: Scene, rng: random.Random) -> Draft | None:
     if pool is None or check is None:
         return None
     return Draft(
-        "temporal_localization", "when_still", o.oid, {"name": o.name}, time_range(t1, t2), pool,
-        [[t1, t2]], False, [check],
-    )  # fmt: skip
+        category="temporal_localization",
+        subtype="when_still",
+        target=o.oid,
+        slots={"name": o.name},
+        answer=time_range(t1, t2),
+        pool=pool,
+        evidence=[[t1, t2]],
+        centre_frame_suffices=False,
+        checks=[check],
+    )
 
 
 def g_word_seconds(scene: Scene, rng: random.Random) -> Draft | None:
@@ -302,9 +389,16 @@ def g_word_seconds(scene: Scene, rng: random.Random) -> Draft | None:
     lo, hi = (2, 6) if scene.long else (1, 4)
     values = [v for v in range(lo, max(hi, lo + NUM_OPTIONS - 1) + 1) if v != n]
     return Draft(
-        "duration_speed", "word_seconds", w.text, {"word": w.text}, seconds_text(n),
-        [seconds_text(v) for v in _shuffled(rng, values)], [[w.start, w.end]], False, word_checks(scene, w),
-    )  # fmt: skip
+        category="duration_speed",
+        subtype="word_seconds",
+        target=w.text,
+        slots={"word": w.text},
+        answer=seconds_text(n),
+        pool=[seconds_text(v) for v in _shuffled(rng, values)],
+        evidence=[[w.start, w.end]],
+        centre_frame_suffices=False,
+        checks=word_checks(scene, w),
+    )
 
 
 def g_still_seconds(scene: Scene, rng: random.Random) -> Draft | None:
@@ -320,9 +414,16 @@ def g_still_seconds(scene: Scene, rng: random.Random) -> Draft | None:
     if check is None:
         return None
     return Draft(
-        "duration_speed", "still_seconds", o.oid, {"name": o.name}, seconds_text(n),
-        [seconds_text(v) for v in _shuffled(rng, values)], [[t1, t2]], False, [check],
-    )  # fmt: skip
+        category="duration_speed",
+        subtype="still_seconds",
+        target=o.oid,
+        slots={"name": o.name},
+        answer=seconds_text(n),
+        pool=[seconds_text(v) for v in _shuffled(rng, values)],
+        evidence=[[t1, t2]],
+        centre_frame_suffices=False,
+        checks=[check],
+    )
 
 
 def g_speed_of_shape(scene: Scene, rng: random.Random) -> Draft | None:
@@ -333,9 +434,15 @@ def g_speed_of_shape(scene: Scene, rng: random.Random) -> Draft | None:
     pool = [x for x in [*SPEED_OPTIONS.values(), NO_MOVE] if x != answer]
     spans = _move_spans(o) or [_span(o.appear, o.vanish)]
     return Draft(
-        "duration_speed", "speed_of_shape", o.oid, {"name": o.name}, answer, pool,
-        [_span(a, b) for a, b in spans], False,
-    )  # fmt: skip
+        category="duration_speed",
+        subtype="speed_of_shape",
+        target=o.oid,
+        slots={"name": o.name},
+        answer=answer,
+        pool=pool,
+        evidence=[_span(a, b) for a, b in spans],
+        centre_frame_suffices=False,
+    )
 
 
 def g_fastest(scene: Scene, rng: random.Random) -> Draft | None:
@@ -351,7 +458,16 @@ def g_fastest(scene: Scene, rng: random.Random) -> Draft | None:
     others = _shuffled(rng, [m.name for m in scene.objects if m is not o])
     pool = (others + _absent_names(scene, rng))[: NUM_OPTIONS - 1]
     evidence = [_span(a, b) for m in movers for a, b in _move_spans(m)]
-    return Draft("duration_speed", "fastest", o.oid, {}, o.name, pool, sorted(evidence), False)
+    return Draft(
+        category="duration_speed",
+        subtype="fastest",
+        target=o.oid,
+        slots={},
+        answer=o.name,
+        pool=pool,
+        evidence=sorted(evidence),
+        centre_frame_suffices=False,
+    )
 
 
 def g_which_word(scene: Scene, rng: random.Random) -> Draft | None:
@@ -361,9 +477,16 @@ def g_which_word(scene: Scene, rng: random.Random) -> Draft | None:
     shown = {v.text for v in scene.words}
     pool = _shuffled(rng, [x for x in WORDS if x not in shown])
     return Draft(
-        "ocr", "which_word", w.text, {}, w.text, pool, [[w.start, w.end]],
-        word_visible(scene, w, scene.centre_time), word_checks(scene, w),
-    )  # fmt: skip
+        category="ocr",
+        subtype="which_word",
+        target=w.text,
+        slots={},
+        answer=w.text,
+        pool=pool,
+        evidence=[[w.start, w.end]],
+        centre_frame_suffices=word_visible(scene, w, scene.centre_time),
+        checks=word_checks(scene, w),
+    )
 
 
 def g_needle_word(scene: Scene, rng: random.Random) -> Draft | None:
@@ -373,9 +496,16 @@ def g_needle_word(scene: Scene, rng: random.Random) -> Draft | None:
         return None
     w = needles[0]
     return Draft(
-        "long_range", "needle_word", w.text, {}, w.text, _shuffled(rng, others), [[w.start, w.end]],
-        word_visible(scene, w, scene.centre_time), word_checks(scene, w),
-    )  # fmt: skip
+        category="long_range",
+        subtype="needle_word",
+        target=w.text,
+        slots={},
+        answer=w.text,
+        pool=_shuffled(rng, others),
+        evidence=[[w.start, w.end]],
+        centre_frame_suffices=word_visible(scene, w, scene.centre_time),
+        checks=word_checks(scene, w),
+    )
 
 
 def g_last_word(scene: Scene, rng: random.Random) -> Draft | None:
@@ -384,7 +514,15 @@ def g_last_word(scene: Scene, rng: random.Random) -> Draft | None:
     w = scene.words[-1]
     pool = _shuffled(rng, [v.text for v in scene.words[:-1]])
     return Draft(
-        "long_range", "last_word", w.text, {}, w.text, pool, [[w.start, w.end]], False, word_checks(scene, w)
+        category="long_range",
+        subtype="last_word",
+        target=w.text,
+        slots={},
+        answer=w.text,
+        pool=pool,
+        evidence=[[w.start, w.end]],
+        centre_frame_suffices=False,
+        checks=word_checks(scene, w),
     )
 
 
@@ -399,9 +537,16 @@ def g_last_shape_colour(scene: Scene, rng: random.Random) -> Draft | None:
     in_scene = _shuffled(rng, [m.colour for m in objs[:-1]])
     rest = _shuffled(rng, [c for c in COLOURS if c != o.colour and c not in in_scene])
     return Draft(
-        "long_range", "last_shape_colour", o.oid, {}, o.colour, in_scene + rest,
-        [_span(o.appear, o.vanish)], False, [check],
-    )  # fmt: skip
+        category="long_range",
+        subtype="last_shape_colour",
+        target=o.oid,
+        slots={},
+        answer=o.colour,
+        pool=in_scene + rest,
+        evidence=[_span(o.appear, o.vanish)],
+        centre_frame_suffices=False,
+        checks=[check],
+    )
 
 
 GENERATORS: dict[str, list[Callable[[Scene, random.Random], Draft | None]]] = {
@@ -470,9 +615,20 @@ def finalize(
     if len(set(options)) != NUM_OPTIONS:
         raise ValueError(f"{qid}: duplicate options {options}")
     return Question(
-        id=qid, video_id=scene.video_id, split=scene.split, category=draft.category, subtype=draft.subtype,
-        question=text, template=template, options=options, answer_index=answer_index,
-        evidence=draft.evidence, duration=float(scene.duration), fps=scene.fps,
-        centre_frame_suffices=draft.centre_frame_suffices, text_answerable=text_answerable, checks=draft.checks,
+        id=qid,
+        video_id=scene.video_id,
+        split=scene.split,
+        category=draft.category,
+        subtype=draft.subtype,
+        question=text,
+        template=template,
+        options=options,
+        answer_index=answer_index,
+        evidence=draft.evidence,
+        duration=float(scene.duration),
+        fps=scene.fps,
+        centre_frame_suffices=draft.centre_frame_suffices,
+        text_answerable=text_answerable,
+        checks=draft.checks,
         target=draft.target,
-    )  # fmt: skip
+    )

@@ -20,11 +20,19 @@ from sparrow.world.vocab import COLOURS, SHAPES, WORDS, article, mmss
 NOISE_KINDS = ("wrong_word", "shift", "drop")
 
 CHATTER: tuple[str, ...] = (
-    "um okay so", "don't forget to like and subscribe", "let me just check the light here",
-    "alright where was i", "yeah so basically", "hold on one second", "i think the sound is a bit off",
-    "you can see that in the background", "thanks for watching everybody", "so yeah that's that",
-    "my cat keeps walking over the keyboard", "okay let's keep going",
-)  # fmt: skip
+    "um okay so",
+    "don't forget to like and subscribe",
+    "let me just check the light here",
+    "alright where was i",
+    "yeah so basically",
+    "hold on one second",
+    "i think the sound is a bit off",
+    "you can see that in the background",
+    "thanks for watching everybody",
+    "so yeah that's that",
+    "my cat keeps walking over the keyboard",
+    "okay let's keep going",
+)
 
 
 @dataclass
@@ -55,24 +63,39 @@ def scene_events(scene: Scene) -> list[Event]:
             )
         else:
             ev.append(
-                Event(k[0][0], k[1][0], f"{a} {c} {s} enters from the {o.enter_side}, moving {o.speed}.",
-                      f"{a.lower()} {c} {s} comes in from the {o.enter_side}", slots)
-            )  # fmt: skip
+                Event(
+                    k[0][0],
+                    k[1][0],
+                    f"{a} {c} {s} enters from the {o.enter_side}, moving {o.speed}.",
+                    f"{a.lower()} {c} {s} comes in from the {o.enter_side}",
+                    slots,
+                )
+            )
         t1, t2 = o.stop
         ev.append(
             Event(float(t1), float(t2), f"The {c} {s} stands still.", f"the {c} {s} just sits there", slots)
         )
         if o.exit_side is not None:
             ev.append(
-                Event(k[-2][0], k[-1][0], f"The {c} {s} leaves to the {o.exit_side}.",
-                      f"and the {c} {s} goes off to the {o.exit_side}", slots)
-            )  # fmt: skip
+                Event(
+                    k[-2][0],
+                    k[-1][0],
+                    f"The {c} {s} leaves to the {o.exit_side}.",
+                    f"and the {c} {s} goes off to the {o.exit_side}",
+                    slots,
+                )
+            )
     for w in scene.words:
         how = " in yellow letters" if w.highlighted else ""
         ev.append(
-            Event(float(w.start), float(w.end), f"The word {w.text} is shown{how}.",
-                  f"it says {w.text.lower()}{how}", {"word": w.text})
-        )  # fmt: skip
+            Event(
+                float(w.start),
+                float(w.end),
+                f"The word {w.text} is shown{how}.",
+                f"it says {w.text.lower()}{how}",
+                {"word": w.text},
+            )
+        )
     ev.sort(key=lambda e: (e.start, e.end, e.text))
     for e in ev:
         e.start, e.end = round(e.start, 2), round(e.end, 2)
