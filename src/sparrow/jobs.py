@@ -24,6 +24,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,17 +80,26 @@ def _state_file(state_dir: Path, key: str) -> Path:
     return state_dir / digest[:2] / f"{digest}.json"
 
 
-def _run_one(fn: Callable[[Any], dict[str, Any]], key: str, payload: Any, state_dir: str | None) -> ItemResult:
+def _run_one(
+    fn: Callable[[Any], dict[str, Any]], key: str, payload: Any, state_dir: str | None
+) -> ItemResult:
     try:
         value = fn(payload)
         result = ItemResult(key=key, ok=True, value=value)
     except Exception as e:  # a per-item failure must never stop the job
-        reason = f"{type(e).__name__}: {e}" if not str(e) else str(e)
+        # Typed library errors carry a message meant for users; for builtin ones (KeyError('x') prints
+        # as "'x'") the type name is part of the reason.
+        builtin = type(e).__module__ == "builtins" and type(e) not in (ValueError, RuntimeError)
+        reason = f"{type(e).__name__}: {e}" if builtin or not str(e) else str(e)
         result = ItemResult(key=key, ok=False, error=reason.splitlines()[0] if reason else type(e).__name__)
     if state_dir is not None:
-        path = _state_file(Path(state_dir), key)
-        atomic_write_text(path, json.dumps({"key": key, "ok": result.ok, "value": result.value, "error": result.error}))
+        _save(Path(state_dir), result)
     return result
+
+
+def _save(state_dir: Path, result: ItemResult) -> None:
+    record = {"key": result.key, "ok": result.ok, "value": result.value, "error": result.error}
+    atomic_write_text(_state_file(state_dir, result.key), json.dumps(record))
 
 
 def prepare_state(state_dir: str | os.PathLike, fingerprint: dict[str, Any], overwrite: bool = False) -> Path:
@@ -156,29 +166,81 @@ def run_items(
 
     ctx = mp.get_context(mp_context) if mp_context else mp.get_context("forkserver")
     limit = max(1, workers * max_in_flight_per_worker)
-    # Results are released strictly in input order; `pending` holds the in-order queue of slots.
-    pending: list[tuple[str, Future | ItemResult]] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    # Results are released strictly in input order; `pending` holds the in-order queue of
+    # [key, payload, slot] where slot is a Future, a finished ItemResult, or None (submit failed).
+    pending: list[list[Any]] = []
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
         it = iter(items)
         exhausted = False
         while True:
-            while not exhausted and sum(isinstance(x, Future) for _, x in pending) < limit:
+            while not exhausted and sum(not isinstance(x[2], ItemResult) for x in pending) < limit:
                 try:
                     item = next(it)
                 except StopIteration:
                     exhausted = True
                     break
-                done = _load_done(sdir, item.key)
-                slot = done if done is not None else pool.submit(_run_one, fn, item.key, item.payload, sdir_str)
-                pending.append((item.key, slot))
-            while pending and (not isinstance(pending[0][1], Future) or pending[0][1].done()):
-                key, slot = pending.pop(0)
+                slot: Future | ItemResult | None = _load_done(sdir, item.key)
+                if slot is None:
+                    try:
+                        slot = pool.submit(_run_one, fn, item.key, item.payload, sdir_str)
+                    except BrokenProcessPool:
+                        slot = None
+                pending.append([item.key, item.payload, slot])
+            if any(x[2] is None or _broke(x[2]) for x in pending):
+                pool = _recover(pool, pending, fn, sdir_str, workers, ctx)
+            # (a slot that broke after the check above waits for the next round's recovery)
+            while pending and (
+                not isinstance(pending[0][2], Future) or (pending[0][2].done() and not _broke(pending[0][2]))
+            ):
+                key, _, slot = pending.pop(0)
                 yield slot if isinstance(slot, ItemResult) else _future_result(key, slot)
             if not pending and exhausted:
                 return
-            futures = [x for _, x in pending if isinstance(x, Future)]
-            if futures:
+            futures = [x[2] for x in pending if isinstance(x[2], Future)]
+            if futures and not any(_broke(f) for f in futures):
                 wait(futures, return_when=FIRST_COMPLETED)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _broke(slot: Future | ItemResult) -> bool:
+    return (
+        isinstance(slot, Future)
+        and slot.done()
+        and not slot.cancelled()
+        and isinstance(slot.exception(), BrokenProcessPool)
+    )
+
+
+def _recover(
+    pool: ProcessPoolExecutor,
+    pending: list[list[Any]],
+    fn: Callable[[Any], dict[str, Any]],
+    sdir_str: str | None,
+    workers: int,
+    ctx: Any,
+) -> ProcessPoolExecutor:
+    """A worker process died (crash, out of memory) and took the pool with it. Every item that was in
+    flight is run again alone in a fresh process: the one that kills its process again gets an error
+    result (saved, so a resumed run agrees), the others their normal result. Then work goes on."""
+    pool.shutdown(wait=True, cancel_futures=True)
+    for entry in pending:
+        key, payload, slot = entry
+        if slot is not None and not _broke(slot):
+            continue
+        solo = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+        try:
+            entry[2] = solo.submit(_run_one, fn, key, payload, sdir_str).result()
+        except BrokenProcessPool:
+            entry[2] = ItemResult(
+                key=key, ok=False, error="the worker process died on this item (crash or out of memory)"
+            )
+            if sdir_str is not None:
+                _save(Path(sdir_str), entry[2])
+        finally:
+            solo.shutdown(wait=True)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 def _future_result(key: str, fut: Future) -> ItemResult:
@@ -215,7 +277,9 @@ def _run_ray(
                 exhausted = True
                 break
             done = _load_done(sdir, item.key)
-            pending.append((item.key, done if done is not None else remote.remote(fn, item.key, item.payload, sdir_str)))
+            pending.append(
+                (item.key, done if done is not None else remote.remote(fn, item.key, item.payload, sdir_str))
+            )
         if not pending:
             return
         key, slot = pending.pop(0)
