@@ -66,7 +66,9 @@ class Media:
             ts = d.get("timestamps")
             if ts is not None and (not isinstance(ts, list) or len(ts) != len(paths)):
                 raise RecordError("frames 'timestamps' must be null or a list as long as 'paths'")
-            return cls(type="frames", paths=list(paths), timestamps=None if ts is None else [float(t) for t in ts])
+            return cls(
+                type="frames", paths=list(paths), timestamps=None if ts is None else [float(t) for t in ts]
+            )
         path = d.get("path")
         if not isinstance(path, str) or not path:
             raise RecordError(f"{kind} media needs a string 'path'")
@@ -185,7 +187,9 @@ def qa_sample(
 # ---------------------------------------------------------------------------------------------- paths
 
 
-def resolve_media_path(root: str | os.PathLike, relpath: str, media_root: str | os.PathLike | None = None) -> Path:
+def resolve_media_path(
+    root: str | os.PathLike, relpath: str, media_root: str | os.PathLike | None = None
+) -> Path:
     """Resolve a record's media path against its root, refusing anything that escapes it.
 
     ``root`` is the JSONL file's directory; ``media_root``, when the user gives one explicitly, is the
@@ -201,7 +205,9 @@ def resolve_media_path(root: str | os.PathLike, relpath: str, media_root: str | 
     return full
 
 
-def check_media_paths(sample: Sample, root: str | os.PathLike, media_root: str | os.PathLike | None = None) -> None:
+def check_media_paths(
+    sample: Sample, root: str | os.PathLike, media_root: str | os.PathLike | None = None
+) -> None:
     """Raise RecordError if any media path of the sample leaves its root."""
     for m in sample.media:
         for p in m.all_paths():
@@ -375,13 +381,23 @@ def to_llava(sample: Sample) -> dict[str, Any]:
 
 def from_llava(d: dict[str, Any], root: str | os.PathLike | None = None, source: str = "llava") -> Sample:
     """Read a LLaVA record. A ``video`` that is a directory under ``root`` becomes its sorted frames."""
-    roles = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant"}
+    roles = {
+        "human": "user",
+        "gpt": "assistant",
+        "system": "system",
+        "user": "user",
+        "assistant": "assistant",
+    }
     conv = d.get("conversations")
     if not isinstance(conv, list) or not conv:
         raise RecordError("LLaVA record needs a non-empty 'conversations' list")
     messages = []
     for turn in conv:
-        if not isinstance(turn, dict) or turn.get("from") not in roles or not isinstance(turn.get("value"), str):
+        if (
+            not isinstance(turn, dict)
+            or turn.get("from") not in roles
+            or not isinstance(turn.get("value"), str)
+        ):
             raise RecordError("each LLaVA turn needs 'from' (human/gpt/system) and a string 'value'")
         messages.append({"role": roles[turn["from"]], "content": turn["value"]})
     media: list[Media] = []
@@ -389,7 +405,9 @@ def from_llava(d: dict[str, Any], root: str | os.PathLike | None = None, source:
         vpath = d["video"]
         full = resolve_media_path(root, vpath) if root is not None else None
         if full is not None and full.is_dir():
-            frames = sorted(p for p in full.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+            frames = sorted(
+                p for p in full.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
+            )
             media.append(Media(type="frames", paths=[str(Path(vpath) / p.name) for p in frames]))
         else:
             media.append(Media(type="video", path=vpath))
@@ -436,7 +454,9 @@ def from_sharegpt(d: dict[str, Any], source: str = "sharegpt", sample_id: str | 
             if not videos:
                 raise RecordError("more <video> tags than 'videos'")
             v = videos.pop(0)
-            media.append(Media(type="frames", paths=list(v)) if isinstance(v, list) else Media(type="video", path=v))
+            media.append(
+                Media(type="frames", paths=list(v)) if isinstance(v, list) else Media(type="video", path=v)
+            )
         else:
             if not images:
                 raise RecordError("more <image> tags than 'images'")
@@ -483,7 +503,8 @@ def from_minicpm(d: dict[str, Any], source: str = "minicpm") -> Sample:
         raise RecordError("MiniCPM-V record needs a non-empty 'conversations' list")
     image = d.get("image")
     if isinstance(image, dict):
-        keys = sorted(image)
+        # numeric order: "<image_100>" sorts after "<image_99>", not after "<image_10>"
+        keys = sorted(image, key=lambda k: (int("".join(c for c in k if c.isdigit()) or -1), k))
         media = [Media(type="frames", paths=[image[k] for k in keys])]
         strip = keys
     elif isinstance(image, str):
