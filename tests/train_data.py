@@ -115,7 +115,7 @@ def stage(
         "name": name,
         "trainable": trainable,
         "lr": {p: 3e-3 for p in trainable},
-        "mixture": {"sources": sources, "seed": 0},
+        "mixture": sources if isinstance(sources, dict) else {"sources": sources, "seed": 0},
         "steps": steps,
         "batch_size": 4,
         "micro_batch_size": 2,

@@ -128,7 +128,8 @@ def wrap_ddp(model: nn.Module, info: DistInfo) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DDP(model, device_ids=ids, broadcast_buffers=False)
+    # Buffers (rotary tables) are identical on every rank: no need to sync them each forward pass.
+    return DDP(model, device_ids=ids, forward_sync_buffers=False)
 
 
 def is_fsdp(model: nn.Module) -> bool:
