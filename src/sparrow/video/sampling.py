@@ -94,7 +94,6 @@ def sample(
         p = plan(strategy, tl, start, end, path)
         wanted = sorted(set(p.indices))
         frames: dict[int, np.ndarray] | None = None
-        failure = None
         if name != "pyav" and not scan.sequential:
             rotation = r.read_rotation()
             info = r.header_info(tl)
@@ -106,10 +105,14 @@ def sample(
                 if backend != "auto":
                     raise VideoDecodeError(path, str(e)) from None
                 frames = None  # auto: PyAV decodes it instead
-        if frames is None:
-            frames, failure = r.decode(tl, wanted, size, allow_partial, sequential=scan.sequential)
+        if frames is not None:
+            arr, got = _fill(path, p.indices, frames.items())
+            failure = None
+        else:
+            arr, got = _fill(path, p.indices, r.iter_decode(tl, wanted, size, allow_partial, scan.sequential))
+            failure = r.failure
         info = r.header_info(tl)
-    return _assemble(path, p, tl, frames, failure, partial, info)
+    return _assemble(path, p, tl, arr, got, failure, partial, info)
 
 
 class SampleStream:
@@ -195,25 +198,42 @@ def open_sample(
     return SampleStream(path, strategy, size, start, end, allow_partial, threads)
 
 
-def _assemble(path, p, tl, frames, failure, partial, info) -> Clip:
-    keep = [j for j, i in enumerate(p.indices) if i in frames]
+def _fill(path, indices: list[int], frames) -> tuple[np.ndarray | None, set[int]]:
+    """Copy frames into one preallocated (T, H, W, 3) array as they arrive, so each decoded picture is
+    released at once (FFmpeg reuses its buffers) and the clip is never held twice."""
+    where: dict[int, list[int]] = {}
+    for j, i in enumerate(indices):
+        where.setdefault(i, []).append(j)
+    arr = None
+    got: set[int] = set()
+    for i, frame in frames:
+        if arr is None:
+            arr = np.empty((len(indices), *frame.shape), dtype=np.uint8)
+        elif frame.shape != arr.shape[1:]:
+            raise VideoDecodeError(
+                path, "the frame size changes within the video; pass size= to sample at one size"
+            )
+        for j in where.get(i, ()):
+            arr[j] = frame
+        got.add(i)
+    return arr, got
+
+
+def _assemble(path, p, tl, arr, got, failure, partial, info) -> Clip:
+    keep = [j for j, i in enumerate(p.indices) if i in got]
     spans = p.clip_spans
     if failure is not None:
         partial = True
         if spans is not None:  # keep only whole clips so every clip still has frames_per_clip frames
             n = p.frames_per_clip
-            whole = [c for c in range(len(spans)) if all(p.indices[c * n + j] in frames for j in range(n))]
+            whole = [c for c in range(len(spans)) if all(p.indices[c * n + j] in got for j in range(n))]
             keep = [c * n + j for c in whole for j in range(n)]
             spans = [spans[c] for c in whole]
-    if not keep:
+    if not keep or arr is None:
         raise VideoDecodeError(path, failure or "no frame could be decoded")
+    if len(keep) < len(p.indices):
+        arr = arr[keep]
     indices = [p.indices[j] for j in keep]
-    try:
-        arr = np.stack([frames[i] for i in indices])
-    except ValueError:
-        raise VideoDecodeError(
-            path, "the frame size changes within the video; pass size= to sample at one size"
-        ) from None
     return Clip(
         frames=arr,
         timestamps=[float(tl.times[i]) for i in indices],
