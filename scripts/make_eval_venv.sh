@@ -25,7 +25,14 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "lmms-eval==$LMMS_EVAL_VERSION" ]; t
 fi
 
 rm -rf "$VENV"
-trap 'echo "building $VENV failed; removing it" >&2; rm -rf "$VENV"' ERR
+fail() {
+  # Leave only a marker saying why, so tests skip at once with the reason instead of rebuilding.
+  echo "building $VENV failed ($1); see the messages above" >&2
+  rm -rf "$VENV" && mkdir -p "$VENV"
+  echo "scripts/make_eval_venv.sh failed: $1" > "$VENV/.build-failed"
+  exit 1
+}
+trap 'fail "line $LINENO: $BASH_COMMAND"' ERR
 "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip

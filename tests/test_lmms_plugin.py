@@ -221,6 +221,11 @@ def eval_python():
     """.venv-eval's python, built by scripts/make_eval_venv.sh when missing (`make test` builds it
     first). Skips, saying why, only when the environment cannot be built."""
     py = EVAL_VENV / "bin" / "python"
+    failed = EVAL_VENV / ".build-failed"
+    if failed.is_file():  # `make test` tried already: say why instead of trying again
+        pytest.skip(
+            f".venv-eval could not be built: {failed.read_text().strip()} (remove .venv-eval to retry)"
+        )
     if not (EVAL_VENV / ".eval-stamp").is_file():
         try:
             proc = subprocess.run(
@@ -233,8 +238,10 @@ def eval_python():
         except subprocess.TimeoutExpired:
             pytest.skip(".venv-eval could not be built: scripts/make_eval_venv.sh timed out")
         if proc.returncode != 0:
-            tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-            pytest.skip(f".venv-eval could not be built (scripts/make_eval_venv.sh): {tail}")
+            why = (
+                failed.read_text().strip() if failed.is_file() else (proc.stdout + proc.stderr).strip()[-300:]
+            )
+            pytest.skip(f".venv-eval could not be built: {why}")
     return py
 
 
