@@ -34,7 +34,12 @@ ONE = (235, 200, 40)
 ZERO = (20, 40, 200)
 
 # codec name -> (PyAV encoder, default container suffix)
-CODECS = {"h264": ("libx264", ".mp4"), "vp9": ("libvpx-vp9", ".webm"), "mpeg4": ("mpeg4", ".mp4")}
+CODECS = {
+    "h264": ("libx264", ".mp4"),
+    "hevc": ("libx265", ".mp4"),
+    "vp9": ("libvpx-vp9", ".webm"),
+    "mpeg4": ("mpeg4", ".mp4"),
+}
 
 
 def _data_cells() -> list[tuple[int, int]]:
@@ -153,6 +158,7 @@ def write_video(
     rotation: int = 0,
     quality: str = "high",
     faststart: bool = False,
+    open_gop: bool = False,
 ) -> VideoSpec:
     """Write a test video whose frame ``i`` shows index ``i`` (see ``read_index``).
 
@@ -166,6 +172,8 @@ def write_video(
     is rotated the other way and the stream carries display-matrix metadata, so a player that applies
     the rotation shows the code upright.
     faststart: MP4 index at the front (then a truncated copy still opens, with frames missing).
+    open_gop: H.264/HEVC open GOPs: B-frames after a keyframe in decode order may show before it and
+    reference the previous GOP (a seek to that keyframe cannot decode them).
     """
     path = Path(path)
     if codec not in CODECS:
@@ -213,7 +221,16 @@ def write_video(
             opts = {
                 "preset": "veryfast",
                 "crf": "12" if quality == "high" else "28",
-                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:b-adapt=0",
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:b-adapt=0"
+                + (":open-gop=1" if open_gop else ""),
+            }
+        elif codec == "hevc":
+            stream.codec_context.max_b_frames = bframes
+            opts = {
+                "preset": "ultrafast",
+                "crf": "12" if quality == "high" else "28",
+                "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:log-level=error"
+                + (":open-gop=1" if open_gop else ":open-gop=0"),
             }
         elif codec == "vp9":
             opts = {"crf": "15", "b:v": "0", "deadline": "realtime", "cpu-used": "8", "g": str(gop)}

@@ -77,6 +77,8 @@ VIDEOS = {
     "h264_start": ("h264_start.mp4", dict(num_frames=90, fps=30, start_pts=45, gop=20)),
     "h264_ts": ("h264.ts", dict(num_frames=120, fps=30, gop=24)),
     "h264_mkv_start": ("h264_start.mkv", dict(num_frames=75, fps=25, start_pts=30, gop=15)),
+    "h264_opengop": ("h264_opengop.mp4", dict(num_frames=90, fps=30, gop=12, bframes=3, open_gop=True)),
+    "hevc_mkv": ("hevc.mkv", dict(num_frames=75, codec="hevc", fps=25, gop=12, bframes=3, open_gop=True)),
     "rot90": ("rot90.mp4", dict(num_frames=60, fps=30, rotation=90, width=64, height=48, gop=12)),
     "rot270": ("rot270.mp4", dict(num_frames=60, fps=30, rotation=270, width=64, height=48, gop=12)),
     "rot180": ("rot180.mp4", dict(num_frames=60, fps=30, rotation=180, width=64, height=48, gop=12)),
