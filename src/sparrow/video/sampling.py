@@ -30,8 +30,8 @@ def available_backends() -> list[str]:
 
 
 def resolve_backend(backend: str) -> str:
-    """``auto`` -> torchcodec when installed, else PyAV. decord is used only when asked for: its frame
-    index has known accuracy problems on some files, so it is never picked implicitly."""
+    """``auto`` -> torchcodec when installed, else PyAV. decord is used only when asked for (it is
+    unmaintained since 2021; Sparrow checks its index against the packet scan either way)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
