@@ -369,6 +369,42 @@ def test_answers_agree_with_the_scene(world, scenes):
             assert not w.start <= s.centre_time < w.end  # deep in the video, not at the centre
 
 
+def test_only_flagged_questions_are_answerable_from_text():
+    """A text-only learner (logistic regression on option identity and numeric rank, per question type)
+    trained on the train split: near chance on unflagged val/test questions, while the flagged ones are
+    solved by their bias. Runs on scene plans (no videos needed), tiny preset."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from sparrow.world.generate import split_questions
+
+    cfg = preset_config("tiny", SEED)
+    scenes = plan_world(cfg)
+    qs = {sp: split_questions(cfg, sp, [s for s in scenes if s.split == sp]) for sp in SPLITS}
+
+    def feats(q):
+        nums = [int(o.split()[0]) if o.split()[0].isdigit() else None for o in q.options]
+        ranks = sorted(range(4), key=lambda i: (nums[i], q.options[i])) if None not in nums else []
+        return [
+            {f"{q.subtype}|{o}": 1, f"{q.subtype}|rank{ranks.index(i) if ranks else -1}": 1}
+            for i, o in enumerate(q.options)
+        ]
+
+    train = [q for q in qs["train"] if not q.text_answerable]
+    vec = DictVectorizer()
+    x = vec.fit_transform([f for q in train for f in feats(q)])
+    y = [int(i == q.answer_index) for q in train for i in range(4)]
+    clf = LogisticRegression(max_iter=2000).fit(x, y)
+    held = [q for sp in ("val", "test") for q in qs[sp]]
+    hits = [int(np.argmax(clf.decision_function(vec.transform(feats(q)))) == q.answer_index) for q in held
+            if not q.text_answerable]  # fmt: skip
+    assert len(hits) > 100 and np.mean(hits) < 0.36, np.mean(hits)
+    flagged = [q for q in held if q.text_answerable]
+    assert flagged and all(
+        [o not in OFF_TOPIC for o in q.options].index(True) == q.answer_index for q in flagged
+    )
+
+
 # ------------------------------------------------------------------------------- determinism / resume
 
 

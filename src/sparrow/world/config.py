@@ -43,15 +43,15 @@ class WorldConfig:
     x264_preset: str = "ultrafast"
     gop_seconds: float = 2.0  # a keyframe every 2 s keeps seeking cheap for fps / clip samplers
     # questions
-    questions_per_video: int = 5
+    questions_per_video: int = 6
     questions_per_long_video: int = 8
     category_weights: dict[str, float] = field(
         default_factory=lambda: {
             "perception": 1.5,
-            "counting": 1.0,
+            "counting": 2.0,  # counts, seconds and speeds are balanced per split afterwards, which drops some
             "temporal_order": 1.0,
             "temporal_localization": 1.0,
-            "duration_speed": 1.0,
+            "duration_speed": 2.0,
             "ocr": 1.5,
             "long_range": 2.0,
         }

@@ -78,12 +78,40 @@ def _text_flags(rng: random.Random, n: int, rate: float) -> list[bool]:
     return [i in chosen for i in range(n)]
 
 
+# Question types whose answers are values with a natural frequency (counts, seconds, speeds): their
+# answers are balanced per split so that a text-only model cannot win by guessing the common value.
+BALANCED_SUBTYPES = ("count_shapes", "count_words", "word_seconds", "still_seconds", "speed_of_shape")
+
+
+def _balance(drafts: list[tuple[Scene, int, Draft]]) -> list[tuple[Scene, int, Draft]]:
+    """Flatten the answer distribution of each balanced question type (separately for short and long
+    videos, whose option sets differ): every answer value keeps as many questions as the rarest one,
+    the earliest ones; other question types are untouched. Fewer questions, but the options carry no
+    prior a text-only model could exploit."""
+    counts: dict[tuple[str, bool], Counter[str]] = {}
+    for s, _, d in drafts:
+        if d.subtype in BALANCED_SUBTYPES:
+            counts.setdefault((d.subtype, s.long), Counter())[d.answer] += 1
+    caps = {group: min(c.values()) for group, c in counts.items()}
+    kept: Counter[tuple[str, bool, str]] = Counter()
+    out = []
+    for s, k, d in drafts:
+        group = (d.subtype, s.long)
+        if group in caps:
+            if kept[(*group, d.answer)] >= caps[group]:
+                continue
+            kept[(*group, d.answer)] += 1
+        out.append((s, k, d))
+    return out
+
+
 def split_questions(cfg: WorldConfig, split: str, scenes: list[Scene]) -> list[Question]:
     drafts: list[tuple[Scene, int, Draft]] = []
     for s in scenes:
         n = cfg.questions_per_long_video if s.long else cfg.questions_per_video
         for k, d in enumerate(draft_questions(s, n, cfg.category_weights, cfg.seed)):
             drafts.append((s, k, d))
+    drafts = _balance(drafts)
     pos = _balanced_positions(random.Random(f"sparrow-world/positions/{cfg.seed}/{split}"), len(drafts))
     flags = _text_flags(
         random.Random(f"sparrow-world/text/{cfg.seed}/{split}"), len(drafts), cfg.text_answerable

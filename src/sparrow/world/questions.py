@@ -17,7 +17,15 @@ from typing import Any
 
 from sparrow.world.phrasing import phrase
 from sparrow.world.render import object_pixel
-from sparrow.world.scene import Scene, ShapeObject, WordEvent
+from sparrow.world.scene import (
+    MAX_LONG_WORDS,
+    MAX_OBJECTS,
+    MAX_SHORT_WORDS,
+    MIN_LONG_WORDS,
+    Scene,
+    ShapeObject,
+    WordEvent,
+)
 from sparrow.world.vocab import COLOURS, SHAPES, SPEEDS, WORDS, seconds_text, shape_name, time_range
 
 NUM_OPTIONS = 4
@@ -166,20 +174,23 @@ def _shuffled(rng: random.Random, xs) -> list:
     return xs
 
 
-def _count_pool(rng: random.Random, answer: int, lo: int = 1) -> list[str]:
-    """Three wrong counts: a window of four consecutive counts holding the answer at a uniformly drawn
-    rank, so the values of the options do not give the answer away."""
-    starts = [s for s in range(answer - NUM_OPTIONS + 1, answer + 1) if s >= lo]
-    s = rng.choice(starts)
-    return [str(v) for v in range(s, s + NUM_OPTIONS) if v != answer]
+def _count_pool(rng: random.Random, answer: int, support: range) -> list[str]:
+    """Three wrong counts drawn from the same support as the answers. With answers spread evenly over
+    the support (scene plans draw counts uniformly; splits are balanced), a set of options says nothing
+    about which of them is right. (A window of consecutive counts around the answer would: at the edges
+    of the support the answer's rank is forced.)"""
+    values = [v for v in support if v != answer]
+    return [str(v) for v in rng.sample(values, NUM_OPTIONS - 1)]
 
 
-def _range_pool(rng: random.Random, start: int, end: int, duration: int) -> list[str] | None:
-    """Wrong time ranges of the same length: disjoint from the answer if possible, else shifted >= 2 s."""
+def _range_pool(rng: random.Random, start: int, end: int, duration: int, margin: int = 0) -> list[str] | None:
+    """Wrong time ranges of the same length: disjoint from the answer if possible, else shifted >= 2 s.
+    ``margin``: keep them that far from the video's ends, where the answers themselves never are."""
     n = end - start
-    cands = [s for s in range(0, duration - n + 1) if s + n <= start or s >= end]
+    lo, hi = margin, duration - n - margin
+    cands = [s for s in range(lo, hi + 1) if s + n <= start or s >= end]
     if len(cands) < NUM_OPTIONS - 1:
-        cands = [s for s in range(0, duration - n + 1) if abs(s - start) >= 2]
+        cands = [s for s in range(lo, hi + 1) if abs(s - start) >= 2]
     if len(cands) < NUM_OPTIONS - 1:
         return None
     return [time_range(s, s + n) for s in rng.sample(cands, NUM_OPTIONS - 1)]
@@ -265,11 +276,19 @@ def g_count_shapes(scene: Scene, rng: random.Random) -> Draft | None:
         target="shapes",
         slots={},
         answer=str(len(scene.objects)),
-        pool=_count_pool(rng, len(scene.objects)),
+        pool=_count_pool(rng, len(scene.objects), range(1, MAX_OBJECTS + 1)),
         evidence=[_span(o.appear, o.vanish) for o in scene.objects],
         centre_frame_suffices=centre,
         checks=checks,
     )
+
+
+def _word_count_support(scene: Scene, n: int) -> range:
+    lo, hi = (MIN_LONG_WORDS - 2, MAX_LONG_WORDS + 1) if scene.long else (1, MAX_SHORT_WORDS)
+    lo, hi = min(lo, n), max(hi, n)
+    if hi - lo + 1 < NUM_OPTIONS:
+        hi = lo + NUM_OPTIONS - 1
+    return range(lo, hi + 1)
 
 
 def g_count_words(scene: Scene, rng: random.Random) -> Draft | None:
@@ -284,18 +303,23 @@ def g_count_words(scene: Scene, rng: random.Random) -> Draft | None:
         target="words",
         slots={},
         answer=str(n),
-        pool=_count_pool(rng, n),
+        pool=_count_pool(rng, n, _word_count_support(scene, n)),
         evidence=[[w.start, w.end] for w in scene.words],
         centre_frame_suffices=centre,
         checks=checks,
     )
 
 
-def _order_items(scene: Scene, rng: random.Random) -> list[tuple[float, str]] | None:
-    """Three or four items (objects / words) whose appearance times are at least 1 s apart."""
-    items = _shuffled(rng, scene.items())
+def _order_items(scene: Scene, rng: random.Random, kind: str) -> list[tuple[float, str]] | None:
+    """Three or four shapes, or three or four words, whose appearance times are at least 1 s apart.
+    One kind per question: mixed options would let a text-only model learn that shapes tend to come
+    first (they are often in view from the start) and words last."""
+    if kind == "shapes":
+        items = [(o.appear, o.name) for o in scene.objects]
+    else:
+        items = [(float(w.start), w.name) for w in scene.words]
     chosen: list[tuple[float, str]] = []
-    for t, name in items:
+    for t, name in _shuffled(rng, items):
         if all(abs(t - u) >= 1.0 for u, _ in chosen):
             chosen.append((t, name))
         if len(chosen) == NUM_OPTIONS:
@@ -304,18 +328,21 @@ def _order_items(scene: Scene, rng: random.Random) -> list[tuple[float, str]] | 
 
 
 def _g_order(scene: Scene, rng: random.Random, last: bool) -> Draft | None:
-    chosen = _order_items(scene, rng)
+    kind = rng.choice(("shapes", "words"))
+    chosen = _order_items(scene, rng, kind)
     if chosen is None:
         return None
     ordered = sorted(chosen)
     answer = ordered[-1] if last else ordered[0]
     pool = [name for _, name in chosen if name != answer[1]]
     if len(pool) < NUM_OPTIONS - 1:
-        # Short videos often hold only three items: the fourth option is something that never appears
-        # (so it cannot be first or last), an object or a word with equal chance.
-        shown = {w.text for w in scene.words}
-        absent_word = "the word " + rng.choice([w for w in WORDS if w not in shown])
-        pool.append(rng.choice([_absent_names(scene, rng)[0], absent_word]))
+        # Short videos often hold only three: the fourth option never appears (so it cannot be first or
+        # last), of the same kind.
+        if kind == "shapes":
+            pool.append(_absent_names(scene, rng)[0])
+        else:
+            shown = {w.text for w in scene.words}
+            pool.append("the word " + rng.choice([w for w in WORDS if w not in shown]))
     evidence = [_span(t, min(t + 1.0, scene.duration)) for t, _ in ordered]
     sub = "last_item" if last else "first_item"
     return Draft(
@@ -359,12 +386,13 @@ def g_when_word(scene: Scene, rng: random.Random) -> Draft | None:
 
 
 def g_when_still(scene: Scene, rng: random.Random) -> Draft | None:
-    movers = [o for o in scene.objects if o.moves()]
+    # Only shapes that arrive and leave: a stop from 0 s or to the end would stand out among the options.
+    movers = [o for o in scene.objects if o.enter_side is not None and o.exit_side is not None]
     if not movers:
         return None
     o = rng.choice(movers)
     t1, t2 = o.stop
-    pool = _range_pool(rng, t1, t2, scene.duration)
+    pool = _range_pool(rng, t1, t2, scene.duration, margin=1)
     check = colour_check(scene, o)
     if pool is None or check is None:
         return None
@@ -402,7 +430,9 @@ def g_word_seconds(scene: Scene, rng: random.Random) -> Draft | None:
 
 
 def g_still_seconds(scene: Scene, rng: random.Random) -> Draft | None:
-    cands = [o for o in scene.objects if o.enter_side is not None and o.exit_side is not None]
+    # Small shapes only: the large one stands for half the video or more, an answer far outside the
+    # range of the other options.
+    cands = [o for o in scene.objects if o.enter_side is not None and o.exit_side is not None and not o.large]
     if not cands:
         return None
     o = rng.choice(cands)

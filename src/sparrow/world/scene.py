@@ -149,6 +149,45 @@ class Scene:
 # ------------------------------------------------------------------------------------------ planning
 
 
+MAX_SHORT_WORDS = 5
+MIN_LONG_WORDS, MAX_LONG_WORDS = 6, 12
+MAX_OBJECTS = 5
+
+
+def _fit_spans(
+    rng: random.Random, duration: int, n: int, lo: tuple[int, int], gap: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """``n`` whole-second intervals (lengths in ``lo``, gaps in ``gap``) fitted into ``duration``:
+    the longest lengths / gaps shrink first, words are dropped only if even minimal ones do not fit."""
+    while n > 0:
+        ds = [rng.randint(*lo) for _ in range(n)]
+        gs = [rng.randint(*gap) for _ in range(n + 1)]
+        gs[0] = rng.randint(0, gap[1])  # the first word may start at 0 s
+        gs[-1] = 0
+        while sum(ds) + sum(gs) > duration:
+            i_d = max(range(n), key=lambda i: ds[i])
+            i_g = max(range(n), key=lambda i: gs[i] - (gap[0] if i else 0))
+            if gs[i_g] > (gap[0] if i_g else 0) and (gs[i_g] >= ds[i_d] or ds[i_d] <= lo[0]):
+                gs[i_g] -= 1
+            elif ds[i_d] > lo[0]:
+                ds[i_d] -= 1
+            else:
+                break
+        if sum(ds) + sum(gs) <= duration:
+            gs[-1] = duration - sum(ds) - sum(gs)  # slack at the end, then spread it at random
+            for _ in range(gs[-1]):
+                gs[rng.randrange(n + 1)] += 1
+                gs[-1] -= 1
+            spans, t = [], 0
+            for d, g in zip(ds, gs, strict=False):
+                t += g
+                spans.append((t, t + d))
+                t += d
+            return spans
+        n -= 1
+    return []
+
+
 def _plan_words(
     rng: random.Random, duration: int, long: bool, size: int, band: int, measure
 ) -> list[WordEvent]:
@@ -156,18 +195,13 @@ def _plan_words(
     it (first or last third, never near the centre) for long-range questions."""
     texts = rng.sample(WORDS, len(WORDS))
     font_px = max(8, round(size * 0.19))
-    spans: list[tuple[int, int]] = []
+    # The number of words is drawn first (uniformly) and the intervals are fitted to it, so word counts
+    # are spread evenly and "how many words" has no favourite answer a text-only model could learn.
     if long:
-        lo, hi, gap = (2, 6), (3, 14), 3
+        n, lo, hi, gap = rng.randint(MIN_LONG_WORDS, MAX_LONG_WORDS), (2, 6), (3, 14), 3
     else:
-        lo, hi, gap = (1, 4), (1, 4), 1
-    t = rng.randint(0, 2)
-    while True:
-        d = rng.randint(*lo)
-        if t + d > duration:
-            break
-        spans.append((t, t + d))
-        t += d + rng.randint(*hi)
+        n, lo, hi, gap = rng.randint(1, MAX_SHORT_WORDS), (1, 4), (1, 4), 1
+    spans = _fit_spans(rng, duration, n, lo, hi)
     needle = -1
     if long:
         # Rebuild around a needle: pick a time deep in the video, away from the centre, and clear it.
@@ -206,7 +240,7 @@ def _plan_object(
     ylo, yhi = scene.band + r, size - 1 - r
     speed = rng.choice(list(SPEEDS))
     v = SPEEDS[speed] * size / 128
-    for _ in range(60):
+    for _ in range(200):
         xs, ys = rng.uniform(r, size - 1 - r), rng.uniform(ylo, yhi)
         present = large and rng.random() < 0.5 or duration <= 5 and rng.random() < 0.5
         enter = None if present else rng.choice(("left", "right"))
@@ -275,7 +309,7 @@ def plan_scene(video_id: str, split: str, long: bool, cfg, seed: int, measure) -
     g = rng.randint(18, 48)
     background = (g, g, g + rng.randint(0, 12))
     scene = Scene(video_id, split, fps, duration, size, band, background, long=long)
-    n_obj = rng.randint(3, 5) if long else rng.randint(2, 4)
+    n_obj = rng.randint(1, MAX_OBJECTS)  # uniform: "how many shapes" has no favourite answer
     shapes = rng.sample(SHAPES, n_obj)
     colours = rng.sample(sorted(COLOURS), n_obj)
     for i in range(n_obj):
