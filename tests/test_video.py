@@ -465,3 +465,22 @@ def test_media_code_is_strict():
     for bad in (np.rot90(f), f[:, ::-1], f[..., ::-1], np.zeros_like(f)):
         with pytest.raises(ValueError):
             read_index(np.ascontiguousarray(bad))
+
+
+def test_scan_is_cached_per_file_version(tmp_path, monkeypatch):
+    spec = write_video(tmp_path / "c.mp4", 30, fps=30)
+    calls = []
+    orig = backend_pyav.PyAVReader._scan
+
+    def counting(self):
+        calls.append(self.path)
+        return orig(self)
+
+    monkeypatch.setattr(backend_pyav.PyAVReader, "_scan", counting)
+    a = sample(spec.path, Fps(10))
+    b = sample(spec.path, Uniform(3))
+    assert len(calls) == 1 and a.info.num_frames == b.info.num_frames == 30
+    spec = write_video(tmp_path / "c.mp4", 45, fps=30)  # the file changes: scanned again
+    c = sample(spec.path, Fps(10))
+    assert len(calls) == 2 and c.info.num_frames == 45
+    assert_frames_match(c, spec)

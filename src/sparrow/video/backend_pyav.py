@@ -13,6 +13,7 @@ How a sample is read:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,6 +33,10 @@ from sparrow.video.timeline import Timeline
 SEEK_MIN_GAP = 12
 # A truncated file: the header promises this much more than the packets hold.
 TRUNCATION_SLACK_S = 0.5
+# Scans of recently sampled files, keyed by (path, size, mtime, inode): a dataset samples the same video
+# for several questions or epochs, and the scan reads the whole file. A few MB for thousands of videos.
+SCAN_CACHE_SIZE = 512
+_scan_cache: OrderedDict[tuple, Scan] = OrderedDict()
 
 
 def _reason(e: BaseException) -> str:
@@ -196,7 +201,20 @@ class PyAVReader:
 
     # -- scanning ----------------------------------------------------------------------------------
     def scan(self) -> Scan:
-        """Read every video packet's timestamp and keyframe flag, without decoding."""
+        """Every video packet's timestamp and keyframe flag, read without decoding (cached per file)."""
+        st = self.path.stat()
+        key = (str(self.path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        hit = _scan_cache.get(key)
+        if hit is not None:
+            _scan_cache.move_to_end(key)
+            return hit
+        result = self._scan()
+        _scan_cache[key] = result
+        if len(_scan_cache) > SCAN_CACHE_SIZE:
+            _scan_cache.popitem(last=False)
+        return result
+
+    def _scan(self) -> Scan:
         vs = self.stream
         pts: list[int] = []
         durs: list[int] = []
