@@ -269,6 +269,13 @@ def load_samples(path: str | os.PathLike, check_paths: bool = True) -> tuple[lis
     return good, bad
 
 
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` would give a new file; mkstemp's 0600 would make outputs owner-only."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so that readers see either the old or the complete new content."""
     path = Path(path)
@@ -277,6 +284,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -290,6 +298,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -317,6 +326,7 @@ class JsonlWriter:
         if self._f.closed:
             return
         self._f.close()
+        os.chmod(self._tmp, _umask_mode())
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
