@@ -43,6 +43,7 @@ class DiversityConfig:
     threshold: float = 0.8  # cosine similarity that makes two instructions near-duplicates
     projection: str = "tsne"
     batch_size: int = 64
+    threads: int | None = None  # torch threads while encoding (None: torch's default)
 
     def validate(self) -> None:
         if self.projection not in PROJECTIONS:
@@ -242,16 +243,25 @@ def load_encoder(path: str | None) -> Any:
     return _ENCODERS[path]
 
 
-def embed(texts: list[str], encoder: Any, batch_size: int = 64) -> np.ndarray:
+def embed(texts: list[str], encoder: Any, batch_size: int = 64, threads: int | None = None) -> np.ndarray:
+    """L2-normalised embeddings, one row per text."""
     if not texts:
         return np.zeros((0, 1), dtype=np.float32)
-    out = encoder.encode(
-        texts,
-        batch_size=batch_size,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-        show_progress_bar=False,
-    )
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        out = encoder.encode(
+            texts,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+    finally:
+        torch.set_num_threads(before)
     return np.asarray(out, dtype=np.float32)
 
 
@@ -268,9 +278,13 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
 
         return PCA(n_components=2, random_state=seed).fit_transform(emb)
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(emb)
+    # One thread: the same coordinates on every machine, and OpenMP threads that spin-wait on a busy
+    # machine made t-SNE 10x slower in our measurements.
+    with threadpool_limits(limits=1):
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(emb)
 
 
 def plot(coords: np.ndarray, groups: list[str], order: list[str], path: Path, title: str) -> None:
@@ -341,7 +355,7 @@ def probe(
         raise DiversityError("no instructions found in the inputs (no user turn or 'question' field)")
 
     encoder = load_encoder(config.model)
-    embs = [embed(t, encoder, config.batch_size) for t in texts]
+    embs = [embed(t, encoder, config.batch_size, config.threads) for t in texts]
     for rep, emb, t in zip(reports, embs, texts, strict=True):
         if rep.samples == 0:
             continue

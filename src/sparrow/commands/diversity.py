@@ -34,6 +34,11 @@ def diversity(
         0.8, "--threshold", help="Cosine similarity at which two instructions count as near-duplicates."
     ),
     projection: str = typer.Option("tsne", "--projection", help="2-D projection for the plot: tsne or pca."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for the encoder (default: torch's; 1 is faster on a busy machine).",
+    ),
 ) -> None:
     """Embed the first user instruction of each sample and report, per input, the Vendi score, mean
     pairwise cosine distance, near-duplicate template clusters and the share of the largest; draw a 2-D
@@ -47,6 +52,7 @@ def diversity(
         seed=seed,
         threshold=threshold,
         projection=projection,
+        threads=threads,
     )
     try:
         with err_console.status("reading, embedding and projecting instructions"):

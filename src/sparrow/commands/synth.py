@@ -49,7 +49,9 @@ def synth(
     bg: str = typer.Option("#ffffff", "--bg", help="Background colour (name or #rrggbb)."),
     image_format: str = typer.Option("png", "--image-format", help="Frame image format: png, jpg or webp."),
     quality: int = typer.Option(90, "--quality", help="JPEG/WebP quality (1-100)."),
-    png_compress: int = typer.Option(3, "--png-compress", help="PNG zlib level 0-9 (1: fastest, 9: smallest)."),
+    png_compress: int = typer.Option(
+        3, "--png-compress", help="PNG zlib level 0-9 (1: fastest, 9: smallest)."
+    ),
     fmt: list[str] = typer.Option(
         None, "--format", help="Also write this training format: llava, sharegpt or minicpm. Repeatable."
     ),
