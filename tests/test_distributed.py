@@ -83,8 +83,12 @@ def test_two_processes_match_one(tmp_path):
     missing["messages"] = [{"role": "user", "content": "<video>\nq"}, {"role": "assistant", "content": "a"}]
     write_jsonl(data / "bad.jsonl", [missing])
     ref_out = tmp_path / "one"
-    train(_recipe("ddp"), RunOptions(out=ref_out, data_root=data, device="cpu"))
-    mp.spawn(_worker, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=True)
+    train(_recipe("ddp"), RunOptions(out=ref_out, data_root=data, device="cpu", threads=1))
+    # fork: the workers inherit the imported, warmed-up modules of this process (spawn re-imports
+    # transformers and rebuilds the tokenizer in each child: ~15 s on a busy 2-core machine).
+    mp.start_processes(
+        _worker, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, start_method="fork"
+    )
 
     ref = read_metrics(ref_out / "metrics.jsonl")
     ref_w = _weights(ref_out / "final")

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from train_data import REPO, make_data, model_config, stage, text_record, write_jsonl
@@ -56,6 +57,10 @@ def test_mixture_draws_match_weights_exactly_per_epoch(pools):
         # Without replacement inside each pass over a pool: source a (40 records, 50 draws) repeats 10.
         a = d[d[:, 0] == 0, 1].tolist()
         assert len(set(a)) == 40
+        # Every prefix keeps the shares (within 2 draws), so a run shorter than an epoch is mixed too.
+        for n in range(1, 101):
+            counts = np.bincount(d[:n, 0], minlength=3)
+            assert np.all(np.abs(counts - n * np.array([0.5, 0.25, 0.25])) <= 2), (n, counts)
     # Deterministic from the seed; another seed gives another order.
     assert (Mixture(cfg, pools).epoch(1) == mix.epoch(1)).all()
     other = Mixture(MixtureConfig.from_dict({**cfg.to_dict(), "seed": 4}), pools)
@@ -192,7 +197,9 @@ def full_run(data, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("runs") / "full"
     events: list[dict] = []
     # One loader worker here, none in the resumed run: the data stream must not depend on it.
-    summary = train(_recipe(data, num_workers=1), RunOptions(out=out, data_root=data, progress=events.append))
+    summary = train(
+        _recipe(data, num_workers=1), RunOptions(out=out, data_root=data, progress=events.append, threads=1)
+    )
     return out, {"summary": summary, "events": events}
 
 
@@ -275,12 +282,12 @@ def test_resume_continues_exactly(full_run, data, tmp_path):
             raise _Kill  # after the checkpoint of step 4
 
     with pytest.raises(_Kill):
-        train(_recipe(data), RunOptions(out=out, data_root=data, progress=kill_at_step5))
+        train(_recipe(data), RunOptions(out=out, data_root=data, progress=kill_at_step5, threads=1))
     assert (out / "checkpoints" / "stage2-step0000004").is_dir()
     with pytest.raises(Exception, match="--resume"):
         train(_recipe(data), RunOptions(out=out, data_root=data))
     events: list[dict] = []
-    train(_recipe(data), RunOptions(out=out, data_root=data, resume=True, progress=events.append))
+    train(_recipe(data), RunOptions(out=out, data_root=data, resume=True, progress=events.append, threads=1))
     assert [e["step"] for e in events if e["event"] == "step"] == [5, 6]  # picked up after step 4
     full = [
         (r["stage"], r["step"], r["loss"], r.get("gamma")) for r in read_metrics(out_full / "metrics.jsonl")
@@ -304,7 +311,20 @@ def test_cli_train_and_errors(data, tmp_path, capsys):
     cfg = tmp_path / "r.yaml"
     cfg.write_text(yaml.safe_dump(recipe))
     with pytest.raises(SystemExit) as e:
-        main(["train", str(cfg), "--out", str(tmp_path / "o"), "--data-root", str(data), "--max-steps", "1"])
+        main(
+            [
+                "train",
+                str(cfg),
+                "--out",
+                str(tmp_path / "o"),
+                "--data-root",
+                str(data),
+                "--max-steps",
+                "1",
+                "--threads",
+                "1",
+            ]
+        )
     assert e.value.code == 0
     assert len(read_metrics(tmp_path / "o" / "metrics.jsonl")) == 1
     with pytest.raises(SystemExit) as e:

@@ -77,6 +77,12 @@ def train_command(
     strategy: str | None = typer.Option(
         None, "--strategy", help="ddp or fsdp when launched with several processes (default: the recipe's)."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads per training process (default on CPU: the cores left after the loader workers).",
+    ),
 ) -> None:
     """Train a video-LLM in stages from a recipe: per-stage freezing and learning rates, data mixtures,
     CE / TaiLr / AdaTaiLr losses, checkpoints and exact --resume. Run it under
@@ -84,7 +90,7 @@ def train_command(
     from sparrow.model.config import ConfigError
     from sparrow.train.mixture import MixtureError
     from sparrow.train.recipe import Recipe, RecipeError
-    from sparrow.train.trainer import RunOptions, TrainError, train
+    from sparrow.train.trainer import RunOptions, TrainError, auto_threads, train
 
     if strategy not in (None, "ddp", "fsdp"):
         raise UsageError(f"--strategy must be ddp or fsdp, got {strategy!r}")
@@ -95,6 +101,10 @@ def train_command(
     except RecipeError as e:
         raise UsageError(str(e)) from e
     main = int(os.environ.get("RANK", "0")) == 0
+    on_cpu = device.startswith("cpu") if device else not _cuda_available()
+    if threads is None and on_cpu:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        threads = auto_threads(recipe.num_workers if workers is None else workers, world)
     progress = TrainProgress() if main else None
     try:
         summary = train(
@@ -108,6 +118,7 @@ def train_command(
                 num_workers=workers,
                 strategy=strategy,
                 progress=progress,
+                threads=threads,
             ),
         )
     except (RecipeError, MixtureError, ConfigError, TrainError) as e:
@@ -128,6 +139,12 @@ def train_command(
     summary_table("sparrow train", rows)
     if not summary["stages"]:
         err_console.print("nothing to do: every stage of this run was already complete")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def register(app: typer.Typer) -> None:

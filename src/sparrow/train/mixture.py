@@ -12,7 +12,8 @@ One *epoch* of the mixture is an ordered list of ``epoch_size`` draws (source, r
 every pool record appears once. With weights, each source gets exactly its share of the epoch (largest
 remainder rounding), drawn without replacement from a fresh permutation of its pool, going round the
 pool again when its share is larger than the pool (up-sampling). The draws of all sources are then
-shuffled together. Epoch ``e`` uses the generator seeded with ``(seed, e)``, so the stream of draws
+interleaved in a random order that keeps every source near its share in every prefix of the epoch
+(jittered systematic sampling), so a run shorter than an epoch also sees the configured mix. Epoch ``e`` uses the generator seeded with ``(seed, e)``, so the stream of draws
 is a pure function of the config: any number of workers or ranks, and a resumed run, see the same
 order. Apollo's text / image / multi-image / video shares and Sparrow's 2:1 video-to-synthetic ratio
 are source weights.
@@ -274,15 +275,18 @@ class Mixture:
         if self._cache is not None and self._cache[0] == e:
             return self._cache[1]
         rng = np.random.default_rng([self.config.seed, e])
-        parts = []
+        parts, keys = [], []
         for si, (src, q) in enumerate(zip(self.sources, self.quotas, strict=True)):
             if q == 0:
                 continue
             reps = -(-q // len(src))
             idx = np.concatenate([rng.permutation(len(src)) for _ in range(reps)])[:q]
             parts.append(np.stack([np.full(q, si, dtype=np.int64), idx.astype(np.int64)], axis=1))
+            # Jittered systematic interleaving: the j-th draw of a source lands near j / q of the
+            # epoch, so every prefix of the stream (a run shorter than an epoch) keeps the shares.
+            keys.append((np.arange(q) + rng.random(q)) / q)
         draws = np.concatenate(parts)
-        draws = draws[rng.permutation(len(draws))]
+        draws = draws[np.argsort(np.concatenate(keys), kind="stable")]
         self._cache = (e, draws)
         return draws
 

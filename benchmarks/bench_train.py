@@ -1,0 +1,354 @@
+"""Training speed: does the data loader keep up with training, and what MFU does a GPU reach?
+
+CPU mode (default): runs one stage of the tiny recipe (``configs/tiny/apollo-3stage.yaml``, default
+the fine-tuning mix of world video QA, synthetic samples when present, and text) through the real
+trainer, and reports its tokens/s and samples/s; then iterates the *same* data loader alone (same
+mixture, processor, packing and worker count) and reports its samples/s. The loader must deliver at
+least 2x what training consumes, so training never waits for data. The single-process loader
+(``workers=0``, the baseline of a plain loop over samples) is measured too.
+
+    .venv/bin/python benchmarks/bench_train.py [--data-root WORLD] [--steps 10] [--workers 1]
+
+Without ``--data-root`` a tiny world is generated into a temporary directory first (about a minute).
+
+GPU mode (``--device cuda``): model FLOPs utilisation of training steps of a SigLIP-base-size encoder
+(86M) + Qwen2-0.5B-size LM (random init from configs, no download), bf16 autocast, packed rows, through
+the trainer's own step (loss, gradient scaling, clipping, AdamW). FLOPs per step are counted by
+``torch.utils.flop_counter`` on one step (matmuls and attention, forward and backward); MFU = those
+FLOPs / step time / the GPU's dense bf16 peak.
+
+    .venv/bin/python benchmarks/bench_train.py --device cuda [--rows 4 --row-length 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import torch  # noqa: E402
+
+from sparrow.train.recipe import Recipe  # noqa: E402
+
+TINY = ROOT / "configs" / "tiny" / "apollo-3stage.yaml"
+
+
+# ---------------------------------------------------------------------------------------------- CPU
+
+
+def _world(data_root: str | None, tmp: Path) -> Path:
+    if data_root:
+        return Path(data_root)
+    from sparrow.world import generate_world
+
+    out = tmp / "world"
+    print(f"generating a tiny world in {out} ...", flush=True)
+    generate_world(out, seed=0, preset="tiny", workers=2)
+    return out
+
+
+def _one_stage_recipe(name: str, steps: int, workers: int) -> Recipe:
+    recipe = Recipe.from_yaml(TINY)
+    stage = next((s for s in recipe.stages if s.name == name), None)
+    if stage is None:
+        raise SystemExit(f"no stage {name!r} in {TINY}; choose from {[s.name for s in recipe.stages]}")
+    stage.steps, stage.epochs, stage.checkpoint_every = steps, None, None
+    recipe.stages, recipe.checkpoint_every, recipe.num_workers = [stage], None, workers
+    return recipe
+
+
+def bench_training(recipe: Recipe, data: Path, tmp: Path) -> dict[str, float]:
+    from sparrow.train.trainer import RunOptions, read_metrics, train
+
+    out = tmp / f"run-{time.monotonic_ns()}"
+    train(recipe, RunOptions(out=out, data_root=data, device="cpu", threads=torch.get_num_threads()))
+    rows = read_metrics(out / "metrics.jsonl")[1:]  # the first step pays for worker start-up
+    seconds = sum(r["step_time_s"] for r in rows)
+    return {
+        "steps": len(rows),
+        "samples_per_s": sum(r["samples"] for r in rows) / seconds,
+        "tokens_per_s": sum(r["tokens"] for r in rows) / seconds,
+        "data_wait_share": sum(r["data_wait_s"] for r in rows) / seconds,
+        "median_step_s": statistics.median(r["step_time_s"] for r in rows),
+    }
+
+
+def bench_loader(recipe: Recipe, data: Path, workers: int, batches: int) -> dict[str, float]:
+    """The trainer's data path alone: mixture -> processor -> collate, same settings."""
+    from sparrow.model import Processor, VideoLLMConfig
+    from sparrow.train.data import Collator, MixtureDataset, StepBatchSampler, make_loader, merge_sampling
+    from sparrow.train.mixture import Mixture
+
+    stage = recipe.stages[0]
+    cfg = VideoLLMConfig.from_yaml(recipe.resolve(recipe.model))
+    proc = Processor(cfg)
+    mixture = Mixture(stage.mixture, data)
+    micro, accum = stage.micro_and_accum(1)
+    steps = -(-(batches + 1) // accum)
+    dataset = MixtureDataset(mixture, proc, merge_sampling(cfg.sampling, stage.sampling), stage.seq_length)
+    sampler = StepBatchSampler(steps, stage.batch_size, micro, accum)
+    loader = make_loader(
+        dataset, sampler, Collator(proc, stage.packing, stage.seq_length), num_workers=workers
+    )
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    t0 = time.perf_counter()
+    samples = 0
+    for _ in range(batches):
+        samples += next(it)["samples"]
+    dt = time.perf_counter() - t0
+    return {"batches": batches, "samples_per_s": samples / dt}
+
+
+def run_cpu(args: argparse.Namespace) -> None:
+    from sparrow.train.trainer import auto_threads
+
+    torch.set_num_threads(args.threads or auto_threads(args.workers))
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        data = _world(args.data_root, tmp)
+        recipe = _one_stage_recipe(args.stage, args.steps, args.workers)
+        stage = recipe.stages[0]
+        print(
+            f"stage {stage.name!r}: batch {stage.batch_size}, micro {stage.micro_and_accum(1)[0]}, "
+            f"seq {stage.seq_length}, packing {stage.packing}, loader workers {args.workers}, "
+            f"torch threads {torch.get_num_threads()}",
+            flush=True,
+        )
+        train_stats = bench_training(recipe, data, tmp)
+        batches = train_stats["steps"] * stage.micro_and_accum(1)[1]
+        loader = bench_loader(recipe, data, args.workers, batches)
+        single = bench_loader(recipe, data, 0, batches) if args.workers else loader
+    ratio = loader["samples_per_s"] / train_stats["samples_per_s"]
+    rows = [
+        (
+            "training (trainer, CPU)",
+            f"{train_stats['samples_per_s']:.2f}",
+            f"{train_stats['tokens_per_s']:,.0f}",
+        ),
+        (f"data loader alone ({args.workers} workers)", f"{loader['samples_per_s']:.2f}", "-"),
+        ("data loader alone (0 workers, baseline)", f"{single['samples_per_s']:.2f}", "-"),
+    ]
+    print(f"\n{'':42s} {'samples/s':>10s} {'tokens/s':>10s}")
+    for name, s, t in rows:
+        print(f"{name:42s} {s:>10s} {t:>10s}")
+    print(
+        f"\nmedian step {train_stats['median_step_s']:.3f} s; time waiting for data {train_stats['data_wait_share']:.1%}"
+    )
+    verdict = "OK" if ratio >= 2 else "TOO SLOW (needs >= 2x)"
+    print(f"ratio loader / training samples/s: {ratio:.2f}x  {verdict}")
+    if args.json:
+        out = {"training": train_stats, "loader": loader, "loader_single": single, "ratio": ratio}
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- GPU
+
+PEAK_BF16_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100": 989.4,
+    "H200": 989.4,
+    "GH200": 989.4,
+    "A100": 312.0,
+    "L40S": 362.0,
+}
+
+GPU_MODEL = {
+    # SigLIP-base-patch16-224 sizes (86M parameters).
+    "vision": {
+        "config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 16,
+        }
+    },
+    "connector": {
+        "type": "perceiver",
+        "tokens_per": "frame",
+        "resampler_n_latents": 32,
+        "resampler_depth": 3,
+        "resampler_n_heads": 16,
+        "resampler_head_dim": 64,
+        "num_key_value_heads": 4,
+    },
+    # Qwen2-0.5B sizes (494M parameters, tied embeddings).
+    "lm": {
+        "config": {
+            "model_type": "qwen2",
+            "vocab_size": 151936,
+            "hidden_size": 896,
+            "intermediate_size": 4864,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 32768,
+            "rope_theta": 1000000.0,
+            "tie_word_embeddings": True,
+        }
+    },
+    "tokenizer": "tiny",
+}
+
+
+def _peak(name: str, override: float | None) -> float:
+    if override:
+        return override * 1e12
+    for key in sorted(PEAK_BF16_TFLOPS, key=len, reverse=True):
+        if key in name:
+            return PEAK_BF16_TFLOPS[key] * 1e12
+    raise SystemExit(f"unknown GPU {name!r}: pass --peak-tflops")
+
+
+def _synthetic_feats(proc, n_tokens_per_frame: int, frames: int, text: int, size: int, gen: torch.Generator):
+    """One processed sample: text, `frames` frames of visual tokens, an answer (labels on the last part)."""
+    vis = proc.visual_token_id
+    prompt = torch.randint(0, 1000, (text // 2,), generator=gen)
+    answer = torch.randint(0, 1000, (text - text // 2,), generator=gen)
+    ids = torch.cat([prompt[:8], torch.full((frames * n_tokens_per_frame,), vis), prompt[8:], answer])
+    labels = torch.full_like(ids, -100)
+    labels[-len(answer) :] = answer
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "attention_mask": torch.ones_like(ids),
+        "pixel_values": torch.randn(frames, 3, size, size, generator=gen),
+        "group_sizes": torch.ones(frames, dtype=torch.long),
+        "num_frames": frames,
+        "id": "synthetic",
+    }
+
+
+def run_gpu(args: argparse.Namespace) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+    from sparrow.train import distributed as D
+    from sparrow.train.recipe import Recipe
+    from sparrow.train.trainer import RunOptions, Trainer
+
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device)
+    peak = _peak(name, args.peak_tflops)
+    cfg_dict = json.loads(json.dumps(GPU_MODEL))
+    cfg_dict["lm"]["attn_implementation"] = args.attn
+    cfg = VideoLLMConfig.from_dict(cfg_dict)
+    proc = Processor(cfg)
+    torch.manual_seed(0)
+    model = VideoLLM(cfg, tokenizer=proc.tokenizer).to(device)
+    if args.grad_ckpt:
+        model.enable_gradient_checkpointing()
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in model.parts().items()}
+    per_sample = args.frames * cfg.connector.resampler_n_latents + args.text_tokens
+    per_row = max(1, args.row_length // per_sample)
+    micro = per_row * args.rows
+    stage = {
+        "name": "bench",
+        "trainable": args.trainable.split(","),
+        "lr": {p: 1e-5 for p in args.trainable.split(",")},
+        "mixture": ["unused.jsonl"],
+        "steps": args.steps,
+        "batch_size": micro,
+        "micro_batch_size": micro,
+        "seq_length": args.row_length,
+        "packing": True,
+    }
+    recipe = Recipe.from_dict({"model": cfg_dict, "stages": [stage], "precision": "bf16"})
+    info = D.DistInfo(device=device)
+    trainer = Trainer(recipe, RunOptions(out=Path(tempfile.mkdtemp())), info)
+    trainer.model, trainer.processor = model, proc
+    st = recipe.stages[0]
+    parts = trainer._set_trainable(st)
+    optimizer = trainer._optimizer(st, parts)
+    loss_fn, _ = trainer._loss_fn(st)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(0)
+    size = 224
+
+    def batches():
+        while True:
+            feats = [
+                _synthetic_feats(proc, 32, args.frames, args.text_tokens, size, gen) for _ in range(micro)
+            ]
+            batch = proc.collate(feats, pack=True, max_length=args.row_length)
+            yield {"batch": batch, "samples": micro, "errors": []}
+
+    it = batches()
+    pre = [next(it) for _ in range(args.steps + 3)]  # batch building is not what MFU measures
+    feed = iter(pre)
+    for _ in range(2):  # warm-up (kernels, allocator)
+        trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
+    torch.cuda.synchronize(device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
+    flops = counter.get_total_flops()
+    torch.cuda.synchronize(device)
+    times, tokens = [], []
+    for _ in range(args.steps):
+        torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        row = trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
+        torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+        tokens.append(row["tokens"])
+    step = statistics.median(times)
+    mfu = flops / step / peak
+    rows = pre[0]["batch"]["input_ids"].shape
+    print(f"GPU {name}: peak bf16 {peak / 1e12:.0f} TFLOP/s (dense)")
+    print(
+        f"parameters: {', '.join(f'{k} {v / 1e6:.1f}M' for k, v in params.items())}; trainable {args.trainable}"
+    )
+    print(
+        f"micro-batch: {micro} samples x ({args.frames} frames x 32 tokens + {args.text_tokens} text) packed into "
+        f"{rows[0]} rows of {rows[1]} tokens; attention {args.attn}; grad ckpt {args.grad_ckpt}"
+    )
+    print(f"FLOPs per step (counted): {flops / 1e12:.2f} TFLOP; median step {step * 1000:.1f} ms")
+    print(f"throughput: {statistics.median(tokens) / step:,.0f} tokens/s, {micro / step:.1f} samples/s")
+    print(f"MFU: {mfu:.1%}  (target >= 40%)")
+    print(f"peak memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"gpu": name, "mfu": mfu, "flops_per_step": flops, "step_s": step, "micro": micro})
+            + "\n"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", help="cpu (loader vs training) or cuda (MFU)")
+    ap.add_argument("--data-root", help="a `sparrow world` output (CPU mode); default: generate one")
+    ap.add_argument("--stage", default="finetune", help="stage of the tiny recipe to run (CPU mode)")
+    ap.add_argument("--steps", type=int, default=10, help="training steps to time")
+    ap.add_argument("--workers", type=int, default=1, help="data-loader workers (CPU mode)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads (CPU mode; 0 = cores minus workers)"
+    )
+    ap.add_argument("--rows", type=int, default=2, help="packed rows per micro-batch (GPU mode)")
+    ap.add_argument("--row-length", type=int, default=8192, help="tokens per packed row (GPU mode)")
+    ap.add_argument("--frames", type=int, default=16, help="frames per sample (GPU mode)")
+    ap.add_argument("--text-tokens", type=int, default=256, help="text tokens per sample (GPU mode)")
+    ap.add_argument("--trainable", default="vision,connector,lm", help="parts trained (GPU mode)")
+    ap.add_argument("--attn", default="sdpa", help="LM attention implementation (GPU mode)")
+    ap.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing (GPU mode)")
+    ap.add_argument("--peak-tflops", type=float, help="override the GPU's dense bf16 peak")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args()
+    if args.device.startswith("cuda"):
+        run_gpu(args)
+    else:
+        run_cpu(args)
+
+
+if __name__ == "__main__":
+    main()
