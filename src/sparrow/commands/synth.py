@@ -26,7 +26,7 @@ def synth(
         None, "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
     ),
     units_per_frame: int = typer.Option(
-        115, "--units-per-frame", help="Units per frame before re-splitting."
+        115, "--units-per-frame", help="At most this many units per frame (fewer when they do not fit)."
     ),
     max_frames: int = typer.Option(100, "--max-frames", help="Drop (or truncate) samples with more frames."),
     max_tokens: int = typer.Option(
