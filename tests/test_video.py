@@ -348,10 +348,10 @@ def test_only_returned_frames_are_converted(videos, monkeypatch):
         return orig(self, frame, size)
 
     monkeypatch.setattr(backend_pyav.PyAVReader, "_convert", counting)
-    clip = sample(spec.path, Clips(fps=30, frames_per_clip=2, max_clips=1))  # frames 59, 60
+    clip = sample(spec.path, Clips(fps=30, frames_per_clip=2, max_clips=1), backend="pyav")  # frames 59, 60
     assert len(calls) == len(set(clip.indices))
     calls.clear()
-    clip = sample(spec.path, Uniform(6), start=0.0, end=0.1)  # 3 frames in the segment, repeats
+    clip = sample(spec.path, Uniform(6), start=0.0, end=0.1, backend="pyav")  # 3 frames, repeats
     assert len(clip.indices) == 6 and len(calls) == len(set(clip.indices)) == 3
 
 

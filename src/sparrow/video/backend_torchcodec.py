@@ -1,8 +1,10 @@
 """The torchcodec backend (``pip install sparrow-vllm[torchcodec]``).
 
-The timeline and the plan come from Sparrow's packet scan, so indices mean the same on every backend;
-torchcodec decodes the frames shown at those exact timestamps, and the timestamps it returns are checked
-against the plan. Resizing uses torchcodec's in-decoder ``Resize`` when the installed version has it.
+The timeline and the plan come from Sparrow's packet scan, so indices mean the same on every backend.
+torchcodec gets that scan as its frame mapping (``custom_frame_mappings``, torchcodec >= 0.12; older
+versions scan in exact mode), decodes the planned indices with ``get_frames_at``, and the timestamps it
+returns are checked against the plan. Resizing uses torchcodec's in-decoder ``Resize`` when the installed
+version has it; torchcodec >= 0.11 applies rotation itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ def available() -> bool:
     return True
 
 
+def _frame_mappings(tl: Timeline) -> str:
+    import json
+
+    ends = [*tl.pts[1:].tolist(), tl.end_pts]
+    keys = set(tl.key_indices.tolist())
+    frames = [
+        {"pts": int(p), "duration": int(e - p), "key_frame": int(i in keys)}
+        for i, (p, e) in enumerate(zip(tl.pts.tolist(), ends, strict=True))
+    ]
+    return json.dumps({"frames": frames})
+
+
 def decode(
     path: Path,
     tl: Timeline,
@@ -45,9 +59,14 @@ def decode(
     fields = getattr(VideoStreamMetadata, "__dataclass_fields__", {})
     rotates = "rotation" in fields  # torchcodec >= 0.11 turns frames upright itself
     out_hw = target_size(size, *display_hw)
-    kwargs: dict = {"dimension_order": "NHWC", "num_ffmpeg_threads": threads, "seek_mode": "approximate"}
+    kwargs: dict = {"dimension_order": "NHWC", "num_ffmpeg_threads": threads}
     if "device" in params:
         kwargs["device"] = "cpu"
+    if "custom_frame_mappings" in params:
+        # Hand torchcodec Sparrow's own scan: no second scan, and index i means the same frame.
+        kwargs["custom_frame_mappings"] = _frame_mappings(tl)
+    else:
+        kwargs["seek_mode"] = "exact"  # its own scan; sorted pts, like Sparrow's
     native_resize = out_hw is not None and "transforms" in params
     if native_resize:
         from torchcodec.transforms import Resize
@@ -56,22 +75,24 @@ def decode(
         if not rotates and rotation in (90, 270):
             h, w = w, h
         kwargs["transforms"] = [Resize(size=(h, w))]
+    tb = tl.time_base
+    first = float(int(tl.pts[0]) * tb)
     try:
         dec = VideoDecoder(str(path), **kwargs)
-        # Ask for the frame shown just after each wanted frame's start: exact for any frame rate.
-        tb = tl.time_base
-        starts = [float(int(tl.pts[i]) * tb) for i in wanted]
-        ends = [float(int(tl.pts[i + 1]) * tb) if i + 1 < len(tl) else float(tl.end_pts * tb) for i in wanted]
-        seconds = [s + min(1e-4, 0.25 * (e - s)) for s, e in zip(starts, ends, strict=True)]
-        batch = dec.get_frames_played_at(seconds)
+        if len(dec) != len(tl):
+            raise BackendMismatch(f"torchcodec counts {len(dec)} frames, the stream has {len(tl)}")
+        batch = dec.get_frames_at(wanted)
+    except BackendMismatch:
+        raise
     except Exception as e:
         raise BackendMismatch(
             f"torchcodec failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         ) from e
     got = batch.pts_seconds.tolist()
-    for i, s, e, g in zip(wanted, starts, ends, got, strict=True):
-        if not (s - 1e-4 <= g < e - 1e-6 or abs(g - s) < 1e-4):
-            raise BackendMismatch(f"torchcodec returned the frame at {g:.4f} s for frame {i} at {s:.4f} s")
+    for i, g in zip(wanted, got, strict=True):
+        want = float(int(tl.pts[i]) * tb)
+        if abs((g - first) - (want - first)) > 1e-4:
+            raise BackendMismatch(f"torchcodec returned the frame at {g:.4f} s for frame {i} at {want:.4f} s")
     data = batch.data
     if out_hw is not None and not native_resize:
         x = data.permute(0, 3, 1, 2).float()
