@@ -204,17 +204,23 @@ GPU_MODEL = {
 def _peak(name: str, override: float | None) -> float:
     if override:
         return override * 1e12
+    if name == "CPU":
+        raise SystemExit("MFU on the CPU needs --peak-tflops")
     for key in sorted(PEAK_BF16_TFLOPS, key=len, reverse=True):
         if key in name:
             return PEAK_BF16_TFLOPS[key] * 1e12
     raise SystemExit(f"unknown GPU {name!r}: pass --peak-tflops")
 
 
-def _synthetic_feats(proc, n_tokens_per_frame: int, frames: int, text: int, size: int, gen: torch.Generator):
+def _synthetic_feats(
+    proc, n_tokens_per_frame: int, frames: int, text: int, size: int, gen: torch.Generator
+) -> dict:
     """One processed sample: text, `frames` frames of visual tokens, an answer (labels on the last part)."""
     vis = proc.visual_token_id
     prompt = torch.randint(0, 1000, (text // 2,), generator=gen)
     answer = torch.randint(0, 1000, (text - text // 2,), generator=gen)
+    prompt[prompt == vis] = vis + 1  # random text must not hit the visual placeholder id
+    answer[answer == vis] = vis + 1
     ids = torch.cat([prompt[:8], torch.full((frames * n_tokens_per_frame,), vis), prompt[8:], answer])
     labels = torch.full_like(ids, -100)
     labels[-len(answer) :] = answer
@@ -229,27 +235,39 @@ def _synthetic_feats(proc, n_tokens_per_frame: int, frames: int, text: int, size
     }
 
 
-def run_gpu(args: argparse.Namespace) -> None:
+def run_mfu(args: argparse.Namespace) -> None:
+    import yaml
     from torch.utils.flop_counter import FlopCounterMode
 
     from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+    from sparrow.model.config import frame_size, tokens_per_group
     from sparrow.train import distributed as D
     from sparrow.train.recipe import Recipe
     from sparrow.train.trainer import RunOptions, Trainer
 
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device)
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else "CPU"
     peak = _peak(name, args.peak_tflops)
-    cfg_dict = json.loads(json.dumps(GPU_MODEL))
+    if args.model == "tiny":  # a quick check of this code path without a GPU
+        cfg_dict = yaml.safe_load((ROOT / "configs" / "tiny" / "model.yaml").read_text())
+    else:
+        cfg_dict = json.loads(json.dumps(GPU_MODEL))
     cfg_dict["lm"]["attn_implementation"] = args.attn
     cfg = VideoLLMConfig.from_dict(cfg_dict)
     proc = Processor(cfg)
+    n_tok, size = tokens_per_group(cfg), frame_size(cfg)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
     torch.manual_seed(0)
     model = VideoLLM(cfg, tokenizer=proc.tokenizer).to(device)
     if args.grad_ckpt:
         model.enable_gradient_checkpointing()
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in model.parts().items()}
-    per_sample = args.frames * cfg.connector.resampler_n_latents + args.text_tokens
+    per_sample = args.frames * n_tok + args.text_tokens
     per_row = max(1, args.row_length // per_sample)
     micro = per_row * args.rows
     stage = {
@@ -273,12 +291,11 @@ def run_gpu(args: argparse.Namespace) -> None:
     loss_fn, _ = trainer._loss_fn(st)
     trainable = [p for p in model.parameters() if p.requires_grad]
     gen = torch.Generator().manual_seed(0)
-    size = 224
 
     def batches():
         while True:
             feats = [
-                _synthetic_feats(proc, 32, args.frames, args.text_tokens, size, gen) for _ in range(micro)
+                _synthetic_feats(proc, n_tok, args.frames, args.text_tokens, size, gen) for _ in range(micro)
             ]
             batch = proc.collate(feats, pack=True, max_length=args.row_length)
             yield {"batch": batch, "samples": micro, "errors": []}
@@ -288,35 +305,36 @@ def run_gpu(args: argparse.Namespace) -> None:
     feed = iter(pre)
     for _ in range(2):  # warm-up (kernels, allocator)
         trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
-    torch.cuda.synchronize(device)
+    sync()
     counter = FlopCounterMode(display=False)
     with counter:
         trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
     flops = counter.get_total_flops()
-    torch.cuda.synchronize(device)
+    sync()
     times, tokens = [], []
     for _ in range(args.steps):
-        torch.cuda.synchronize(device)
+        sync()
         t0 = time.perf_counter()
         row = trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
-        torch.cuda.synchronize(device)
+        sync()
         times.append(time.perf_counter() - t0)
         tokens.append(row["tokens"])
     step = statistics.median(times)
     mfu = flops / step / peak
     rows = pre[0]["batch"]["input_ids"].shape
-    print(f"GPU {name}: peak bf16 {peak / 1e12:.0f} TFLOP/s (dense)")
+    print(f"{name}: peak bf16 {peak / 1e12:.0f} TFLOP/s (dense)")
     print(
         f"parameters: {', '.join(f'{k} {v / 1e6:.1f}M' for k, v in params.items())}; trainable {args.trainable}"
     )
     print(
-        f"micro-batch: {micro} samples x ({args.frames} frames x 32 tokens + {args.text_tokens} text) packed into "
+        f"micro-batch: {micro} samples x ({args.frames} frames x {n_tok} tokens + {args.text_tokens} text) packed into "
         f"{rows[0]} rows of {rows[1]} tokens; attention {args.attn}; grad ckpt {args.grad_ckpt}"
     )
     print(f"FLOPs per step (counted): {flops / 1e12:.2f} TFLOP; median step {step * 1000:.1f} ms")
     print(f"throughput: {statistics.median(tokens) / step:,.0f} tokens/s, {micro / step:.1f} samples/s")
     print(f"MFU: {mfu:.1%}  (target >= 40%)")
-    print(f"peak memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+    if cuda:
+        print(f"peak memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
     if args.json:
         Path(args.json).write_text(
             json.dumps({"gpu": name, "mfu": mfu, "flops_per_step": flops, "step_s": step, "micro": micro})
@@ -327,6 +345,10 @@ def run_gpu(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu (loader vs training) or cuda (MFU)")
+    ap.add_argument("--mfu", action="store_true", help="MFU mode (implied by --device cuda)")
+    ap.add_argument(
+        "--model", choices=["base", "tiny"], default="base", help="MFU mode: SigLIP-base + 0.5B, or tiny"
+    )
     ap.add_argument("--data-root", help="a `sparrow world` output (CPU mode); default: generate one")
     ap.add_argument("--stage", default="finetune", help="stage of the tiny recipe to run (CPU mode)")
     ap.add_argument("--steps", type=int, default=10, help="training steps to time")
@@ -344,8 +366,8 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, help="override the GPU's dense bf16 peak")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
-    if args.device.startswith("cuda"):
-        run_gpu(args)
+    if args.device.startswith("cuda") or args.mfu:
+        run_mfu(args)
     else:
         run_cpu(args)
 
