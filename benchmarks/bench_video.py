@@ -42,7 +42,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from media import make_frame, read_index  # noqa: E402
 
-from sparrow.video import Fps, Uniform, available_backends, open_sample, sample  # noqa: E402
+from sparrow.video import (  # noqa: E402
+    Fps,
+    Uniform,
+    available_backends,
+    backend_pyav,  # noqa: E402
+    open_sample,
+    sample,
+)
 from sparrow.video.strategies import plan  # noqa: E402
 
 CODE = 240  # side of the index code in the corner
@@ -117,8 +124,9 @@ def cached_video(seconds: int) -> Path:
 # -- the methods ------------------------------------------------------------------------------------
 
 
-def m_sparrow(path: Path, strategy) -> tuple[list[int], np.ndarray]:
-    clip = sample(path, strategy, backend="pyav")
+def m_sparrow(path: Path, strategy, backend: str = "pyav") -> tuple[list[int], np.ndarray]:
+    backend_pyav._scan_cache.clear()  # time the packet scan too, every round (no cache across rounds)
+    clip = sample(path, strategy, backend=backend)
     return clip.indices, clip.frames
 
 
@@ -222,6 +230,8 @@ def check(name: str, idx: list[int], frames: np.ndarray) -> str:
 def compare(path: Path, strategy, label: str, repeat: int, include_full_decode: bool) -> list[dict]:
     targets = _pyav_targets(path, strategy)
     methods = [("sparrow sample (pyav)", lambda: m_sparrow(path, strategy))]
+    if "torchcodec" in available_backends():
+        methods.append(("sparrow sample (torchcodec)", lambda: m_sparrow(path, strategy, "torchcodec")))
     if include_full_decode:
         methods += [
             ("PyAV decode-all (default threads)", lambda: m_decode_all(path, targets)),
