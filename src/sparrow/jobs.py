@@ -233,6 +233,7 @@ def _recover(
         try:
             entry[2] = solo.submit(_run_one, fn, key, payload, sdir_str).result()
         except BrokenProcessPool:
+            _check_workers_start(ctx)  # a worker that cannot even start is fatal, not this item's fault
             entry[2] = ItemResult(
                 key=key, ok=False, error="the worker process died on this item (crash or out of memory)"
             )
@@ -241,6 +242,17 @@ def _recover(
         finally:
             solo.shutdown(wait=True)
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def _check_workers_start(ctx: Any) -> None:
+    """Raise JobError when a fresh worker process cannot run a trivial task."""
+    probe = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+    try:
+        probe.submit(os.getpid).result()
+    except BrokenProcessPool as e:
+        raise JobError("worker processes die as they start; run with --workers 1 to see why") from e
+    finally:
+        probe.shutdown(wait=True)
 
 
 def _future_result(key: str, fut: Future) -> ItemResult:
