@@ -85,8 +85,10 @@ def eval_cmd(
         METHODS,
         EvalConfig,
         compute_metrics,
+        modality_sampling,
         parse_sampling_overrides,
         read_bench,
+        run_eval,
     )
     from sparrow.jobs import JobError, prepare_state
     from sparrow.records import atomic_write_text, write_jsonl
@@ -126,8 +128,6 @@ def eval_cmd(
     name = name or _model_name(model)
     bench_sha = hashlib.sha1(bench.read_bytes()).hexdigest()
     summary_rows = []
-    from sparrow.eval.mcq import run_eval
-
     for mod in modalities:
         odir = out / mod if len(modalities) > 1 else out
         cfg = EvalConfig(
@@ -172,7 +172,7 @@ def eval_cmd(
             "bench_path": str(bench.resolve()),
             "modality": mod,
             "method": method,
-            "sampling": asdict(modality_sampling_for(base_sampling, mod)),
+            "sampling": asdict(modality_sampling(base_sampling, mod)),
             "questions": len(rows),
         }
         atomic_write_text(odir / "run.json", json.dumps(run, indent=2) + "\n")
@@ -196,12 +196,6 @@ def eval_cmd(
         summary_rows,
     )
     summary_table("output", {"directory": str(out), "errors": sum(r[4] for r in summary_rows)})
-
-
-def modality_sampling_for(base, modality: str):
-    from sparrow.eval.mcq import modality_sampling
-
-    return modality_sampling(base, modality)
 
 
 def lmms_task_cmd(
