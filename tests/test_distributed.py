@@ -1,5 +1,6 @@
 """Two CPU processes (gloo) with DDP and with FSDP2 train exactly like one process with the same
-global batch: same per-step losses, same final weights (up to float summation order)."""
+global batch: same per-step losses, same final weights (up to float summation order). A killed
+2-process FSDP2 run resumes bit-exactly."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sparrow.train.trainer import RunOptions, read_metrics, train
 STEPS = 3
 
 
-def _recipe(strategy: str) -> Recipe:
+def _recipe(strategy: str, dropout: float = 0.0) -> Recipe:
     st = stage(
         "tune",
         ["connector", "lm"],  # the vision tower stays frozen: FSDP / DDP must cope with frozen parts
@@ -37,8 +38,12 @@ def _recipe(strategy: str) -> Recipe:
     )
     # One process: micro-batch 2 x 2 accumulation steps; two processes: 2 x 1 each. Global batch 4.
     return Recipe.from_dict(
-        {"model": model_config(), "seed": 3, "stages": [st], "num_workers": 0, "strategy": strategy}
+        {"model": model_config(dropout), "seed": 3, "stages": [st], "num_workers": 0, "strategy": strategy}
     )
+
+
+class _Kill(Exception):
+    pass
 
 
 def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
@@ -56,6 +61,28 @@ def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
     try:
         for strategy in ("ddp", "fsdp"):
             train(_recipe(strategy), RunOptions(out=Path(out) / strategy, data_root=Path(data), device="cpu"))
+        # Exact resume under FSDP, with dropout: sharded optimizer state and per-rank RNG come back.
+        opts = {"data_root": Path(data), "device": "cpu"}
+        train(_recipe("fsdp", 0.1), RunOptions(out=Path(out) / "fsdp-full", **opts))
+        from sparrow.train.trainer import Trainer
+
+        emit = Trainer._emit
+
+        def kill_at_step3(self, event, **fields):  # every rank stops at the same point, like a kill
+            if event == "step" and fields["step"] == 3:
+                raise _Kill
+            emit(self, event, **fields)
+
+        Trainer._emit = kill_at_step3
+        try:
+            train(_recipe("fsdp", 0.1), RunOptions(out=Path(out) / "fsdp-killed", **opts))
+        except _Kill:
+            pass
+        finally:
+            Trainer._emit = emit
+        killed = Path(out) / "fsdp-killed"
+        assert (killed / "checkpoints" / "stage1-step0000002").is_dir() and not (killed / "final").exists()
+        train(_recipe("fsdp", 0.1), RunOptions(out=Path(out) / "fsdp-killed", resume=True, **opts))
     finally:
         dist.destroy_process_group()
 

@@ -71,10 +71,13 @@ def shutdown(info: DistInfo) -> None:
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Sum a tensor over processes (in place, returned); a no-op for one process."""
-    if info.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
+    """Sum a tensor over processes (returned on its original device); a no-op for one process.
+    NCCL only reduces GPU tensors, so CPU tensors travel through this process's GPU."""
+    if not info.enabled:
+        return t
+    work = t.to(info.device) if info.backend == "nccl" else t
+    dist.all_reduce(work, op=dist.ReduceOp.SUM)
+    return work.to(t.device)
 
 
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:

@@ -212,7 +212,11 @@ class AdaTaiLr:
         """Fold the statistics gathered since the last step into ``s``; return the new Γ."""
         stats = torch.tensor([self._p_sum, self._count, self._w_sum], dtype=torch.float64)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # NCCL reduces only GPU tensors.
+            if torch.distributed.get_backend() == "nccl":
+                stats = stats.cuda()
             torch.distributed.all_reduce(stats)
+            stats = stats.cpu()
         p_sum, count, w_sum = stats.tolist()
         self._p_sum = self._count = self._w_sum = 0.0
         if count > 0:

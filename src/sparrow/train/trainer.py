@@ -367,7 +367,8 @@ class Trainer:
         name = stage_dir_name(k, stage)
         # Each stage starts from a known RNG state, so a run resumed at a stage boundary draws the same
         # dropout masks as an uninterrupted one (a mid-stage resume restores the checkpoint's RNG).
-        torch.manual_seed(self.recipe.seed + 1000 * (k + 1))
+        # Ranks get different streams (independent dropout masks), each a pure function of (seed, stage, rank).
+        torch.manual_seed(self.recipe.seed + 1000 * (k + 1) + 7919 * self.info.rank)
         mixture = Mixture(stage.mixture, self.data_root)
         steps = stage.num_steps(mixture.epoch_size)
         if self.opts.max_steps is not None:
@@ -521,7 +522,7 @@ class Trainer:
                 loss.backward()
             loss_sum += loss.detach().double()
         stats = torch.tensor([float(loss_sum), n_sup, n_tok, n_samples, len(errors)], dtype=torch.float64)
-        D.all_reduce_sum(stats, self.info)
+        stats = D.all_reduce_sum(stats, self.info)
         total_sup = stats[1].item()
         grad_norm = float("nan")
         if total_sup > 0:
@@ -583,10 +584,9 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
         opt_state = self._optimizer_state(optimizer)
         self._save_model(tmp, self._stage_processor(stage))
+        # Every rank's RNG (they differ: each rank drew dropout masks for its own batches).
+        rng = D.gather_objects(_rng_state(self.device), self.info)
         if self.info.is_main:
-            rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-            if torch.cuda.is_available() and self.device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state(self.device)
             state = {
                 "format": FORMAT,
                 "stage": k,
@@ -601,7 +601,7 @@ class Trainer:
                 "optimizer": opt_state,
                 "scheduler": scheduler.state_dict(),
                 "loss": ada.state_dict() if ada is not None else None,
-                "rng": rng,
+                "rng": {"ranks": rng},
                 "skipped": dict(skipped),
             }
             torch.save(state, tmp / STATE_FILE)
@@ -631,12 +631,21 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         if ada is not None and state.get("loss"):
             ada.load_state_dict(state["loss"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-        py = random.getstate()
-        random.setstate((py[0], tuple(state["rng"]["python"]), py[2]))
         skipped.update(state.get("skipped") or {})
+        ranks = state["rng"]["ranks"]
+        if len(ranks) != self.info.world_size:
+            # Another process count: the data stream is the same (positions are global), but dropout
+            # masks cannot be; seed each rank from where the run stands.
+            torch.manual_seed(
+                self.recipe.seed + 1000 * (state["stage"] + 1) + 7919 * self.info.rank + state["step"]
+            )
+            return
+        rng = ranks[self.info.rank]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        py = random.getstate()
+        random.setstate((py[0], tuple(rng["python"]), py[2]))
 
     # ---------------------------------------------------------------------------------- reports
 
@@ -669,6 +678,13 @@ class Trainer:
         fig.tight_layout()
         fig.savefig(self.out / f"loss_{stage_dir_name(k, stage)}.png")
         plt.close(fig)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
 
 
 def read_metrics(path: str | Path, stage: int | None = None) -> list[dict[str, Any]]:
