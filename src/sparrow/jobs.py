@@ -174,7 +174,9 @@ def run_items(
         it = iter(items)
         exhausted = False
         while True:
-            while not exhausted and sum(not isinstance(x[2], ItemResult) for x in pending) < limit:
+            # Keep `limit` items running; finished ones may wait (bounded) behind a slow item at the head.
+            running = sum(isinstance(x[2], Future) and not x[2].done() for x in pending)
+            while not exhausted and running < limit and len(pending) < 4 * limit:
                 try:
                     item = next(it)
                 except StopIteration:
@@ -184,6 +186,7 @@ def run_items(
                 if slot is None:
                     try:
                         slot = pool.submit(_run_one, fn, item.key, item.payload, sdir_str)
+                        running += 1
                     except BrokenProcessPool:
                         slot = None
                 pending.append([item.key, item.payload, slot])
@@ -197,9 +200,10 @@ def run_items(
                 yield slot if isinstance(slot, ItemResult) else _future_result(key, slot)
             if not pending and exhausted:
                 return
-            futures = [x[2] for x in pending if isinstance(x[2], Future)]
-            if futures and not any(_broke(f) for f in futures):
-                wait(futures, return_when=FIRST_COMPLETED)
+            # Sleep until one more item finishes (never spin on futures that are already done).
+            not_done = [x[2] for x in pending if isinstance(x[2], Future) and not x[2].done()]
+            if not_done:
+                wait(not_done, return_when=FIRST_COMPLETED)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
