@@ -336,3 +336,14 @@ def test_cli_train_and_errors(data, tmp_path, capsys):
         main(["train", str(bad), "--out", str(tmp_path / "p")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "stepz" in err and "Traceback" not in err
+
+
+def test_gradient_checkpointing_gives_the_same_step(data, tmp_path):
+    rows = []
+    for gc in (False, True):
+        recipe = _recipe(data, gradient_checkpointing=gc)
+        recipe.stages = recipe.stages[1:]  # connector + LM trainable: checkpointing is active in the LM
+        train(recipe, RunOptions(out=tmp_path / str(gc), data_root=data, max_steps=1, threads=1))
+        rows.append(read_metrics(tmp_path / str(gc) / "metrics.jsonl")[0])
+    assert rows[1]["loss"] == pytest.approx(rows[0]["loss"], rel=1e-6)
+    assert rows[1]["grad_norm"] == pytest.approx(rows[0]["grad_norm"], rel=1e-4)
