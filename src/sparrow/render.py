@@ -658,7 +658,10 @@ class Renderer:
     def _break_word(self, atom: _Atom, source: str, avail: int) -> list[_Atom]:
         """Split a word wider than a line into pieces that each fit (never before a combining mark)."""
         # positions of the atom's visible characters in the source text, to give pieces exact offsets
-        where = [k for k in range(atom.start, atom.end) if not is_ignorable(source[k])]
+        if atom.end - atom.start == len(atom.text):
+            where: list[int] | range = range(atom.start, atom.end)  # no invisible characters inside
+        else:
+            where = [k for k in range(atom.start, atom.end) if not is_ignorable(source[k])]
         text = atom.text
         pieces: list[_Atom] = []
         cuts = self._cuts(text, avail)
@@ -754,10 +757,14 @@ class Renderer:
             while k < len(queue):
                 atom = queue[k]
                 piece = self._word(atom.text)
-                x = pen + (space_adv if atom.space_before and cur else 0)
-                new_l = min(ink_l, x + piece.left) if piece.mask is not None else ink_l
-                new_r = max(ink_r, x + piece.right) if piece.mask is not None else ink_r
-                if new_r - min(new_l, 0) <= avail:
+                x = pen + space_adv if atom.space_before and cur else pen
+                new_l, new_r = ink_l, ink_r
+                if piece.mask is not None:  # (plain comparisons: this loop runs for every word)
+                    if x + piece.left < new_l:
+                        new_l = x + piece.left
+                    if x + piece.right > new_r:
+                        new_r = x + piece.right
+                if new_r - (new_l if new_l < 0 else 0) <= avail:
                     cur.append((atom, x, piece))
                     pen, ink_l, ink_r = x + int(piece.adv), new_l, new_r
                     k += 1
@@ -790,20 +797,18 @@ class Renderer:
             else:
                 left = min((x + p.left for _, x, p in items if p.mask is not None), default=0)
                 offset = cfg.margin - min(left, 0)
-            words = [
-                Word(
-                    a.text,
-                    offset + x,
-                    None
-                    if p.mask is None
-                    else (offset + x + p.left, baseline + p.top, offset + x + p.right, baseline + p.bottom),
-                    a.start,
-                    a.end,
-                    p.mask,
-                )
-                for a, x, p in items
-            ]
-            lines.append(Line(words, baseline, start, rtl, _union([w.box for w in words])))
+            words = []
+            x0 = y0 = 1 << 30
+            x1 = y1 = -(1 << 30)  # the line's ink box, accumulated as words are placed
+            for a, x, p in items:
+                box = None
+                if p.mask is not None:
+                    box = (offset + x + p.left, baseline + p.top, offset + x + p.right, baseline + p.bottom)
+                    x0, y0 = (box[0] if box[0] < x0 else x0), (box[1] if box[1] < y0 else y0)
+                    x1, y1 = (box[2] if box[2] > x1 else x1), (box[3] if box[3] > y1 else y1)
+                words.append(Word(a.text, offset + x, box, a.start, a.end, p.mask))
+            lb = (x0, y0, x1, y1) if x1 > x0 else None
+            lines.append(Line(words, baseline, start, rtl, lb))
         # shift everything down if some glyph reaches above the top margin (tall accents, stacked marks)
         top = min((ln.box[1] for ln in lines if ln.box is not None), default=cfg.margin)
         if top < cfg.margin:
