@@ -10,7 +10,7 @@ Both render the same input; each prints frames/s, and the ratio is Sparrow's fra
 reference's. Sparrow never clips, so the same text may take it more frames than the reference (which
 loses the overflow): words per frame are printed too, and a words/s ratio as well.
 
-    .venv/bin/python benchmarks/bench_synth.py [--records 40] [--workers 1 2]
+    .venv/bin/python benchmarks/bench_synth.py [--records 60] [--workers 1 2] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -86,11 +86,17 @@ def make_input(path: Path, n_records: int) -> list[dict]:
     return records
 
 
+def _keep(best: dict, name: str, run: tuple[int, float, float, int]) -> None:
+    if name not in best or run[1] < best[name][1]:
+        best[name] = run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=40, help="records to render (sample texts repeated)")
+    ap.add_argument("--records", type=int, default=60, help="records to render (sample texts repeated)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Sparrow worker counts to run")
     ap.add_argument("--png-compress", type=int, default=RenderConfig().png_compress_level)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per method; the fastest is reported")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_synth_"))
@@ -100,29 +106,36 @@ def main() -> None:
         words = sum(len(r["context"].split()) for r in records)
         font_path = default_fonts()[0].path
 
-        t0, c0 = time.perf_counter(), time.process_time()
-        ref_frames = reference_render(records, tmp / "reference", font_path)
-        ref_wall, ref_cpu = time.perf_counter() - t0, time.process_time() - c0
-        ref_bytes = sum(f.stat().st_size for f in (tmp / "reference").rglob("*.png"))
-        rows = [("reference (1 process)", ref_frames, ref_wall, ref_cpu, ref_bytes)]
-
         cfg = SynthConfig(render=RenderConfig(png_compress_level=args.png_compress))
-        for w in args.workers:
-            out = tmp / f"sparrow-{w}"
+        # Runs alternate between the methods and the best of --repeat is kept: on a shared machine the
+        # load of other jobs changes from second to second, and the minimum is the least disturbed run.
+        best: dict[str, tuple[int, float, float, int]] = {}
+        for rep in range(args.repeat):
+            out = tmp / f"reference-{rep}"
             t0, c0 = time.perf_counter(), time.process_time()
-            summary = synthesize([inp], out, cfg, workers=w)
+            frames = reference_render(records, out, font_path)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            rows.append(
-                (
+            nbytes = sum(f.stat().st_size for f in out.rglob("*.png"))
+            _keep(best, "reference (1 process)", (frames, wall, cpu, nbytes))
+            shutil.rmtree(out, ignore_errors=True)
+            for w in args.workers:
+                out = tmp / f"sparrow-{w}-{rep}"
+                t0, c0 = time.perf_counter(), time.process_time()
+                summary = synthesize([inp], out, cfg, workers=w)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                _keep(
+                    best,
                     f"sparrow synth --workers {w}",
-                    summary.frames,
-                    wall,
-                    cpu if w == 1 else float("nan"),
-                    summary.bytes,
+                    (summary.frames, wall, cpu if w == 1 else float("nan"), summary.bytes),
                 )
-            )
+                shutil.rmtree(out, ignore_errors=True)
+        rows = [(name, *v) for name, v in best.items()]
+        ref_frames, ref_wall, ref_cpu = rows[0][1], rows[0][2], rows[0][3]
 
-        print(f"{len(records)} records, {words} words, 448x448 PNG, cores available: {os.cpu_count()}")
+        print(
+            f"{len(records)} records, {words} words, 448x448 PNG, cores available: {os.cpu_count()}, "
+            f"best of {args.repeat} runs"
+        )
         print(
             f"{'method':28s} {'frames':>7s} {'words/frame':>11s} {'wall s':>7s} {'frames/s':>9s} {'x ref':>6s} "
             f"{'words/s x ref':>13s} {'KB/frame':>8s}"
