@@ -209,7 +209,9 @@ class Trainer:
         error: str | None = None
         if self.info.is_main:
             saved = self.out / "run.json"
-            started = saved.exists() or (self.out / "metrics.jsonl").exists()
+            # A run has started once a step is logged; a run.json alone (a start that failed on its
+            # inputs) is simply replaced.
+            started = (self.out / "metrics.jsonl").exists()
             if started and not self.opts.resume:
                 error = f"{self.out} already holds a training run; pass --resume to continue it or choose another --out"
             elif started and saved.exists() and saved.read_text(encoding="utf-8") != run_json:
@@ -275,7 +277,20 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- run
 
+    def _check_sources(self) -> None:
+        """Fail before any training if a stage's required source file is missing (not at stage 3)."""
+        for stage in self.recipe.stages:
+            for src in stage.mixture.sources:
+                path = Path(src.path).expanduser()
+                path = path if path.is_absolute() else self.data_root / path
+                if not src.optional and not path.is_file():
+                    raise TrainError(
+                        f"stage {stage.name!r}: mixture source {src.label!r}: file {str(path)!r} not found "
+                        "(is --data-root right?)"
+                    )
+
     def run(self) -> dict[str, Any]:
+        self._check_sources()
         self._prepare_out()
         self._build_model()
         start_stage, start_step, load_dir = self._resume_point()
