@@ -257,25 +257,68 @@ def _env(tmp: Path) -> dict:
     return env
 
 
-@pytest.mark.eval_env
-def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, eval_python, tmp_path):
-    from sparrow.eval.curate import ResultTable, curate, load_results
+_DRIVER = """
+import json, sys
+from lmms_eval.cli.dispatch import main as lmms_eval_cli  # what `lmms-eval` / `python -m lmms_eval` run
 
+args = json.loads(sys.argv[1])
+sys.argv = ["lmms-eval", *args]
+try:
+    lmms_eval_cli()
+except SystemExit as e:
+    if e.code:
+        raise
+
+# The multiple-choice variant through lmms-eval's evaluator with the simple model (what --force_simple
+# selects), indexing only our task folder: a second CLI run would index the ~2000 bundled tasks again.
+from lmms_eval.evaluator import simple_evaluate
+from lmms_eval.tasks import TaskManager
+
+tasks, ckpt = args[args.index("--include_path") + 1], args[args.index("--model_args") + 1].split(",")[0]
+tm = TaskManager("WARNING", include_path=tasks, include_defaults=False, model_name="sparrow")
+res = simple_evaluate(model="sparrow", model_args=ckpt + ",device=cpu", tasks=["sparrow_world_mc"],
+                      task_manager=tm, force_simple=True, log_samples=True, batch_size=1)
+rows = [[s["doc_id"], [str(r) for r in s["filtered_resps"]], s["sparrow_acc"]] for s in res["samples"]["sparrow_world_mc"]]
+print("RESULT" + json.dumps(rows))
+"""
+
+
+@pytest.fixture(scope="module")
+def lmms_run(setup, eval_python, tmp_path_factory):
+    """One process in .venv-eval: lmms-eval's CLI with the chat model on the video / frame / text tasks,
+    then the log-likelihood task with the simple model. Returns (log folder, multiple-choice samples)."""
     d = setup["dir"]
-    out = tmp_path / "logs"
-    cmd = [str(eval_python), "-m", "lmms_eval", "--model", "sparrow"]
-    cmd += ["--model_args", f"pretrained={d / 'ckpt'},device=cpu,max_new_tokens=6"]
-    cmd += [
+    tmp = tmp_path_factory.mktemp("lmms_run")
+    out = tmp / "logs"
+    args = ["--model", "sparrow", "--model_args", f"pretrained={d / 'ckpt'},device=cpu,max_new_tokens=6"]
+    args += [
         "--tasks",
         "sparrow_world,sparrow_world_frame,sparrow_world_text",
         "--include_path",
         str(d / "tasks"),
     ]
-    cmd += ["--output_path", str(out), "--log_samples", "--batch_size", "1"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    args += ["--output_path", str(out), "--log_samples", "--batch_size", "1"]
+    proc = subprocess.run(
+        [str(eval_python), "-c", _DRIVER, json.dumps(args)],
+        cwd=tmp,
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert "torchvision" not in proc.stderr
+    assert "torchvision" not in proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    return out, sorted(json.loads(line[len("RESULT") :]))
 
+
+@pytest.mark.eval_env
+def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, lmms_run):
+    from sparrow.eval.curate import ResultTable, curate, load_results
+    from sparrow.model import load_pretrained
+
+    d = setup["dir"]
+    out, _ = lmms_run
     logs = {p.name.split("_samples_")[1][: -len(".jsonl")]: p for p in out.rglob("*_samples_*.jsonl")}
     assert sorted(logs) == ["sparrow_world", "sparrow_world_frame", "sparrow_world_text"]
     for task, path in logs.items():
@@ -284,8 +327,6 @@ def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, eval_python, tmp
         assert [x["sparrow_acc"]["id"] for x in lines] == ["r0", "r1", "r2"]
         assert all(x["sparrow_acc"]["correct"] == int(x["sparrow_acc"]["pred"] == x["target"]) for x in lines)
     # The replies lmms-eval logged are the replies Sparrow gives the same text-only samples.
-    from sparrow.model import load_pretrained
-
     model, processor = load_pretrained(d / "ckpt")
     text_log = [json.loads(x) for x in logs["sparrow_world_text"].read_text().splitlines()]
     for row, line in zip(setup["rows"], text_log, strict=True):
@@ -304,36 +345,14 @@ def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, eval_python, tmp
 
 
 @pytest.mark.eval_env
-def test_lmms_eval_loglikelihood_task_with_the_simple_model(setup, eval_python, tmp_path):
-    """The multiple-choice variant through lmms-eval's evaluator (--force_simple path): its per-option
-    log-likelihoods are the letter scores `sparrow eval` computes. Run through `simple_evaluate` with only
-    our task folder indexed (the CLI would index lmms-eval's ~2000 bundled tasks a second time)."""
-    d = setup["dir"]
-    driver = f"""
-import json, sys
-from lmms_eval.evaluator import simple_evaluate
-from lmms_eval.tasks import TaskManager
-tm = TaskManager("WARNING", include_path={str(d / "tasks")!r}, include_defaults=False, model_name="sparrow")
-res = simple_evaluate(model="sparrow", model_args="pretrained={d / "ckpt"},device=cpu", tasks=["sparrow_world_mc"],
-                      task_manager=tm, force_simple=True, log_samples=True, batch_size=1)
-samples = res["samples"]["sparrow_world_mc"]
-print("RESULT" + json.dumps([[s["doc_id"], [str(r) for r in s["filtered_resps"]], s["sparrow_acc"]] for s in samples]))
-"""
-    proc = subprocess.run(
-        [str(eval_python), "-c", driver],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    samples = sorted(json.loads(line[len("RESULT") :]))
-    assert [s[0] for s in samples] == [0, 1, 2]
-
+def test_lmms_eval_loglikelihood_task_with_the_simple_model(setup, lmms_run):
+    """The multiple-choice variant's per-option log-likelihoods are the letter scores `sparrow eval`
+    computes, and its metric names the same prediction."""
     from sparrow.model import load_pretrained
 
+    d = setup["dir"]
+    _, samples = lmms_run
+    assert [s[0] for s in samples] == [0, 1, 2]
     model, processor = load_pretrained(d / "ckpt")
     ref = [p for b in evaluate_rows(model, processor, setup["rows"], d, EvalConfig(batch_size=3)) for p in b]
     for (_, resps, acc), pred in zip(samples, ref, strict=True):

@@ -222,9 +222,14 @@ class _SparrowBase(_LMMSBase):  # type: ignore[misc,valid-type]
         return out
 
     def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
-        """Log-probability of each continuation as the reply. Requests of one question share a prompt, so
-        they are scored together (one prompt pass). ``is_greedy``: greedy decoding of as many tokens starts
-        with the continuation."""
+        """Log-probability of each continuation as the reply, and whether greedy decoding produces it.
+
+        Requests of one question share a prompt and are scored together. Single-token continuations (the
+        option letters of a multiple-choice task) take one forward pass per question; longer ones use
+        ``score_options`` and a greedy decode of as many tokens for ``is_greedy``."""
+        import torch
+
+        from sparrow.eval.mcq import score_batch
         from sparrow.model.inference import generate, score_options
 
         groups: dict[tuple, list[int]] = {}
@@ -234,16 +239,25 @@ class _SparrowBase(_LMMSBase):  # type: ignore[misc,valid-type]
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         for idxs in groups.values():
             sample, root, _ = self._sample_from_request(requests[idxs[0]].args)
-            conts = [str(requests[i].args[1]) for i in idxs]
             # The continuation starts the reply: a leading target delimiter is not part of it.
-            cands = [c.lstrip() or c for c in conts]
-            scores = score_options(self.model, self.processor, sample, cands, root, sampling=self.sampling)
-            n_tok = max(len(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in cands)
-            greedy = generate(
-                self.model, self.processor, sample, root, max_new_tokens=n_tok, sampling=self.sampling
-            )
-            for i, c, s in zip(idxs, cands, scores, strict=True):
-                results[i] = (float(s), greedy.startswith(c))
+            cands = [str(requests[i].args[1]).lstrip() or str(requests[i].args[1]) for i in idxs]
+            ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in cands]
+            if all(len(x) == 1 for x in ids):
+                feats = self.processor(sample, root, sampling=self.sampling, generation=True)
+                with torch.inference_mode():
+                    (scores,), (greedy_id,) = score_batch(self.model, self.processor, [feats], [ids])
+                greedy = [x[0] == greedy_id for x in ids]
+            else:
+                scores = score_options(
+                    self.model, self.processor, sample, cands, root, sampling=self.sampling
+                )
+                n_tok = max(len(x) for x in ids)
+                text = generate(
+                    self.model, self.processor, sample, root, max_new_tokens=n_tok, sampling=self.sampling
+                )
+                greedy = [text.startswith(c) for c in cands]
+            for i, s, g in zip(idxs, scores, greedy, strict=True):
+                results[i] = (float(s), bool(g))
         return results  # type: ignore[return-value]
 
     def generate_until_multi_round(self, requests: list[Any]) -> list[str]:

@@ -350,10 +350,11 @@ def letter_candidates(tokenizer: Any, options: Sequence[str]) -> list[str]:
     return out
 
 
-def _score_batch(
-    model: Any, processor: Any, feats: list[dict[str, Any]], cand_ids: list[list[int]]
-) -> list[list[float]]:
-    """Log-prob of each single-token candidate after each prompt, in one forward for the whole batch.
+def score_batch(
+    model: Any, processor: Any, feats: list[dict[str, Any]], cand_ids: list[list[list[int]]]
+) -> tuple[list[list[float]], list[int]]:
+    """Log-prob of each single-token candidate after each prompt (``processor(..., generation=True)``
+    features), in one forward for the whole batch; also each prompt's greedy next token.
     Prompts are left-padded so every row's last position is its own next-token prediction; position ids
     restart at each row's first real token, so padding changes nothing."""
     import torch
@@ -380,7 +381,8 @@ def _score_batch(
         logits_to_keep=1,
     )
     logp = F.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
-    return [[float(logp[r, c[0]]) for c in cand_ids[r]] for r in range(b)]
+    greedy = logp.argmax(-1).tolist()
+    return [[float(logp[r, c[0]]) for c in cand_ids[r]] for r in range(b)], greedy
 
 
 def _prediction(
@@ -461,12 +463,8 @@ def evaluate_rows(
         scored: dict[int, list[float]] = {}
         if feats:
             with torch.inference_mode():
-                for r, sc in zip(
-                    batchable,
-                    _score_batch(model, processor, feats, [cand_ids[r] for r in batchable]),
-                    strict=True,
-                ):
-                    scored[r] = sc
+                batch_scores, _ = score_batch(model, processor, feats, [cand_ids[r] for r in batchable])
+            scored.update(zip(batchable, batch_scores, strict=True))
         for r, s in enumerate(samples):
             if s is None or results[r] is not None or r in scored:
                 continue
