@@ -51,10 +51,8 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
     with make_progress() as progress:
         task = progress.add_task(description, total=total, rate="")
         start = time.perf_counter()
-        n = 0
-        for item in items:
+        for n, item in enumerate(items, 1):
             yield item
-            n += 1
             elapsed = max(time.perf_counter() - start, 1e-9)
             progress.update(task, advance=1, rate=f"{n / elapsed:.1f} {unit}/s")
 
