@@ -286,7 +286,27 @@ def _memory_child(mode: str, path: str, end: float | None) -> None:
         with open_sample(path, Fps(2), end=end) as s:
             for _ in s:
                 pass
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec).
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            print(int(line.split()[1]) / 1024)
+            return
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def measure_memory(path: Path, quarter: float) -> dict:
+    memory = {
+        "uniform16_quarter_mb": peak_mb("uniform", path, quarter),
+        "uniform16_full_mb": peak_mb("uniform", path, None),
+        "stream_fps2_quarter_mb": peak_mb("stream", path, quarter),
+        "stream_fps2_full_mb": peak_mb("stream", path, None),
+    }
+    print("\npeak memory (MB, whole process) on the first quarter vs the whole video:")
+    print(f"  sample Uniform(16):  {memory['uniform16_quarter_mb']:.0f} vs {memory['uniform16_full_mb']:.0f}")
+    print(
+        f"  open_sample Fps(2):  {memory['stream_fps2_quarter_mb']:.0f} vs {memory['stream_fps2_full_mb']:.0f}"
+    )
+    return memory
 
 
 def peak_mb(mode: str, path: Path, end: float | None) -> float:
@@ -307,10 +327,12 @@ def frames_throughput(n_clips: int, workers: int) -> dict:
         p = d / f"clip{k:03d}.mp4"
         if not p.exists():
             build_video(p, 10, width=640, height=360)
-    with tempfile.TemporaryDirectory() as out:
-        t = time.perf_counter()
-        summary = extract([d], out, ExtractConfig(fps=1.0, image_format="jpg"), workers=workers)
-        secs = time.perf_counter() - t
+    rates = {}
+    for w in sorted({1, workers}):
+        with tempfile.TemporaryDirectory() as out:
+            t = time.perf_counter()
+            summary = extract([d], out, ExtractConfig(fps=1.0, image_format="jpg"), workers=w)
+            rates[w] = summary.videos / (time.perf_counter() - t)
     # Baseline: a plain loop a user writes: decode every frame, keep one per second, save JPEG.
     from PIL import Image
 
@@ -330,7 +352,8 @@ def frames_throughput(n_clips: int, workers: int) -> dict:
     return {
         "clips": n_clips,
         "workers": workers,
-        "sparrow_frames_videos_per_s": summary.videos / secs,
+        "sparrow_frames_videos_per_s": rates[workers],
+        "sparrow_frames_videos_per_s_1_worker": rates[1],
         "frames_written": summary.frames,
         "loop_videos_per_s_1_process": n_clips / base,
     }
@@ -345,6 +368,7 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers for sparrow frames")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--parts", default="compare,memory,frames", help="which parts to run (comma-separated)")
     ap.add_argument("--_memory", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._memory:
@@ -354,37 +378,30 @@ def main() -> None:
     path = cached_video(args.seconds)
     print(f"video: {path} ({args.seconds} s, 1280x720, 30 fps, GOP 250, B-frames); cores: {os.cpu_count()}")
     print(f"backends here: {', '.join(available_backends())}")
+    parts = set(args.parts.split(","))
     rows = []
-    print("\nFps(2): frames shown every 0.5 s")
-    rows += compare(path, Fps(2), "Fps(2)", args.repeat, include_full_decode=True)
-    print("\nUniform(16): sparse")
-    rows += compare(path, Uniform(16), "Uniform(16)", args.repeat, include_full_decode=False)
-    print("\nsparrow speed-up over each method (its time / sparrow's time; wall, cpu):")
+    if "compare" in parts:
+        print("\nFps(2): frames shown every 0.5 s")
+        rows += compare(path, Fps(2), "Fps(2)", args.repeat, include_full_decode=True)
+        print("\nUniform(16): sparse")
+        rows += compare(path, Uniform(16), "Uniform(16)", args.repeat, include_full_decode=False)
+        print("\nsparrow speed-up over each method (its time / sparrow's time; wall, cpu):")
     for r in rows:
         if r["method"] != "sparrow sample (pyav)":
             print(
                 f"  {r['scenario']:12s} {r['method']:38s} x{r['sparrow_speedup']:.2f}  x{r['sparrow_cpu_speedup']:.2f}"
             )
     quarter = args.seconds / 4
-    memory = {
-        "uniform16_quarter_mb": peak_mb("uniform", path, quarter),
-        "uniform16_full_mb": peak_mb("uniform", path, None),
-        "stream_fps2_quarter_mb": peak_mb("stream", path, quarter),
-        "stream_fps2_full_mb": peak_mb("stream", path, None),
-    }
-    print("\npeak memory (MB) on the first quarter vs the whole video:")
-    print(
-        f"  sample Uniform(16):      {memory['uniform16_quarter_mb']:.0f} vs {memory['uniform16_full_mb']:.0f}"
-    )
-    print(
-        f"  open_sample Fps(2):      {memory['stream_fps2_quarter_mb']:.0f} vs {memory['stream_fps2_full_mb']:.0f}"
-    )
+    memory = None
+    if "memory" in parts:
+        memory = measure_memory(path, quarter)
     frames = None
-    if args.clips:
+    if args.clips and "frames" in parts:
         frames = frames_throughput(args.clips, args.workers)
         print(
             f"\nsparrow frames --fps 1 on {args.clips} clips of 10 s 360p, {args.workers} workers: "
-            f"{frames['sparrow_frames_videos_per_s']:.2f} videos/s "
+            f"{frames['sparrow_frames_videos_per_s']:.2f} videos/s; 1 worker: "
+            f"{frames['sparrow_frames_videos_per_s_1_worker']:.2f} videos/s "
             f"(plain PyAV loop, 1 process: {frames['loop_videos_per_s_1_process']:.2f} videos/s)"
         )
     if args.json:

@@ -8,6 +8,7 @@ it fail, and then frames are decoded at full size and resized with swscale.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from sparrow.video.sizing import Size, target_size
 from sparrow.video.timeline import Timeline
 
 
+@functools.cache
 def available() -> bool:
     try:
         import decord  # noqa: F401

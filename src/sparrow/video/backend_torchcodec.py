@@ -9,6 +9,7 @@ version has it; torchcodec >= 0.11 applies rotation itself.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ class BackendMismatch(RuntimeError):
     """A backend returned frames other than the ones asked for (or failed to decode)."""
 
 
+@functools.cache
 def available() -> bool:
     try:
         import torchcodec.decoders  # noqa: F401  (also fails when FFmpeg's libraries are missing)

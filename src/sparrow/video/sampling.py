@@ -37,7 +37,7 @@ def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown video backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
-        return available_backends()[0]
+        return "pyav"  # without probing the others: importing torchcodec loads torch (seconds, 300 MB)
     if backend in _OTHERS and not _OTHERS[backend].available():
         raise ValueError(f"video backend {backend!r} is not installed (pip install {backend})")
     return backend
