@@ -112,8 +112,6 @@ def eval_cmd(
             f"no valid benchmark rows in {bench}" + (f" (first problem: {bad[0].reason})" if bad else "")
         )
 
-    import torch
-
     from sparrow.model import ConfigError, load_pretrained
 
     try:
@@ -124,7 +122,6 @@ def eval_cmd(
         base_sampling = parse_sampling_overrides(sampling, processor.sampling)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    torch.set_grad_enabled(False)
     name = name or _model_name(model)
     bench_sha = hashlib.sha1(bench.read_bytes()).hexdigest()
     summary_rows = []
