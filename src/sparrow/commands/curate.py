@@ -39,20 +39,8 @@ def curate_cmd(
     the evaluation-cost reduction, rank correlation (Spearman, Kendall) and R² of model scores on the
     curated vs the full set, and redundancy matrices (R² of model scores between benchmarks, categories,
     duration buckets) as heatmaps."""
-    import csv
-
-    from sparrow.eval.curate import (
-        CurateConfig,
-        CurateError,
-        ResultTable,
-        curate,
-        group_scores,
-        load_results,
-        parse_spec,
-        plot_heatmap,
-        redundancy_matrix,
-    )
-    from sparrow.records import atomic_write_text, write_jsonl
+    from sparrow.eval.curate import CurateConfig, CurateError
+    from sparrow.eval.runner import curate_results
     from sparrow.ui import rows_table, summary_table, track
 
     if not 0.0 <= threshold < 1.0:
@@ -65,64 +53,12 @@ def curate_cmd(
         raise UsageError(
             f"--duration-buckets takes seconds like 30,120,600 (got {duration_buckets!r})"
         ) from None
-    loaded = []
-    sources: dict[str, str] = {}
+    inputs = track(results, "reading results", total=len(results), unit="inputs")
     try:
-        for spec_text in track(results, "reading results", total=len(results), unit="inputs"):
-            spec = parse_spec(spec_text)
-            rs = load_results(spec)
-            loaded += rs
-            for r in rs:
-                sources.setdefault(r.bench, str(spec.path))
-        table = ResultTable(loaded)
-        report = curate(table, CurateConfig(threshold, top_k, per_category, edges))
+        done = curate_results(list(inputs), out, CurateConfig(threshold, top_k, per_category, edges))
     except CurateError as e:
         raise UsageError(str(e)) from e
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "kept.jsonl", [d.to_dict() for d in report.kept])
-    write_jsonl(out / "decisions.jsonl", [d.to_dict() for d in report.decisions])
-    # The curated benchmark itself, where the original rows can be found (sparrow eval runs name them).
-    curated_files = _write_curated_rows(loaded, report, results, out)
-    with (out / "scores.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "full", "curated"])
-        for m in report.models:
-            w.writerow([m, report.full_scores.get(m), report.curated_scores.get(m)])
-
-    redundancy = {}
-    pngs = []
-    for by in ("bench", "category", "duration") if len(report.models) >= 3 else ():
-        # R² between groups needs at least 3 models (2 points always lie on a line).
-        scores = group_scores(table, by, edges)
-        if len(scores) < 2:
-            continue
-        names, mat = redundancy_matrix(scores)
-        redundancy[by] = {"groups": names, "r2": [[None if v != v else float(v) for v in row] for row in mat]}
-        png = out / f"redundancy_{by}.png"
-        plot_heatmap(names, mat, png, f"Redundancy by {by}: R² of model scores")
-        pngs.append(png.name)
-
-    summary = report.summary()
-    doc = {
-        "summary": summary,
-        "settings": {
-            "threshold": threshold,
-            "top_k": top_k,
-            "per_category": per_category,
-            "buckets": list(edges),
-        },
-        "models": report.models,
-        "full_scores": report.full_scores,
-        "curated_scores": report.curated_scores,
-        "correlation": report.correlation,
-        "cost": report.cost,
-        "redundancy": redundancy,
-        "notes": report.notes,
-        "curated_files": curated_files,
-    }
-    atomic_write_text(out / "curation.json", json.dumps(doc, indent=2) + "\n")
-
+    report, summary = done.report, done.document["summary"]
     rows_table(
         "model scores (video): full vs curated",
         ["model", "full", "curated"],
@@ -147,45 +83,14 @@ def curate_cmd(
             "Spearman / Kendall / R²": " / ".join(
                 "-" if c[k] is None else f"{c[k]:.3f}" for k in ("spearman", "kendall", "r2")
             ),
-            "heatmaps": ", ".join(pngs) or "-",
+            "heatmaps": ", ".join(p.name for p in done.heatmaps) or "-",
             "output": str(out),
         },
     )
     from sparrow.ui import err_console
 
-    if len(report.models) < 3:
-        report.notes.append("fewer than 3 models: no redundancy matrices")
     for note in report.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
-
-
-def _write_curated_rows(loaded, report, specs: list[str], out: Path) -> list[str]:
-    """Write curated_<bench>.jsonl (original rows, ranked) for benches whose rows are on disk."""
-    from sparrow.eval.curate import parse_spec
-    from sparrow.records import iter_jsonl, write_jsonl
-
-    bench_files: dict[str, Path] = {}
-    for text in specs:
-        path = parse_spec(text).path
-        for run in (
-            [path / "run.json", path.parent / "run.json", *sorted(path.rglob("run.json"))]
-            if path.is_dir()
-            else [path.parent / "run.json"]
-        ):
-            if run.is_file():
-                info = json.loads(run.read_text())
-                bp = Path(info.get("bench_path", ""))
-                if info.get("bench") and bp.is_file():
-                    bench_files.setdefault(info["bench"], bp)
-    written = []
-    for bench, bp in bench_files.items():
-        by_id = {obj["id"]: obj for _, obj in iter_jsonl(bp) if isinstance(obj, dict) and "id" in obj}
-        kept = [by_id[d.qid] for d in report.kept if d.bench == bench and d.qid in by_id]
-        if kept:
-            name = f"curated_{bench}.jsonl"
-            write_jsonl(out / name, kept)
-            written.append(name)
-    return written
 
 
 def consistency_cmd(

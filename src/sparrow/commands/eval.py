@@ -3,23 +3,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
 from sparrow.ui import UsageError
-
-
-def _model_name(model: Path) -> str:
-    """A readable default name: a training run's ``final`` / ``stage2-...`` checkpoint is named after
-    its run directory too, so results of several runs do not all read ``final``."""
-    model = model.resolve()
-    if model.name == "final" or model.name.startswith("stage"):
-        return f"{model.parent.name}-{model.name}"
-    return model.name
 
 
 def _buckets(text: str) -> tuple[float, ...]:
@@ -80,115 +68,57 @@ def eval_cmd(
     frame only, or the text only. Writes predictions.jsonl (id, prediction, correct, per-option scores),
     metrics.json (accuracy overall / per category / per duration bucket with bootstrap interval), run.json
     and errors.jsonl. Resumable: run the same command again."""
-    from sparrow.eval.mcq import (
-        EVAL_MODALITIES,
-        METHODS,
-        EvalConfig,
-        compute_metrics,
-        modality_sampling,
-        parse_sampling_overrides,
-        read_bench,
-        run_eval,
-    )
-    from sparrow.jobs import JobError, prepare_state
-    from sparrow.records import atomic_write_text, write_jsonl
+    from sparrow.eval.mcq import EVAL_MODALITIES
+    from sparrow.eval.runner import EvalError, EvalOptions, evaluate_checkpoint, model_name
+    from sparrow.jobs import JobError
     from sparrow.ui import make_progress, rows_table, summary_table
 
-    modalities = list(EVAL_MODALITIES) if modality == "all" else [modality]
-    if modalities[0] not in EVAL_MODALITIES:
-        raise UsageError(f"--modality must be one of {', '.join(EVAL_MODALITIES)} or all (got {modality!r})")
-    if method not in METHODS:
-        raise UsageError(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if not bench.is_file():
-        raise UsageError(f"benchmark file not found: {bench}")
-    if not (model / "config.json").is_file():
-        raise UsageError(f"not a Sparrow checkpoint (no config.json): {model}")
-    edges = _buckets(duration_buckets)
-    rows, bad = read_bench(bench)
-    if not rows:
-        raise UsageError(
-            f"no valid benchmark rows in {bench}" + (f" (first problem: {bad[0].reason})" if bad else "")
-        )
+    options = EvalOptions(
+        modalities=tuple(EVAL_MODALITIES) if modality == "all" else (modality,),
+        method=method,
+        sampling=sampling,
+        name=name or model_name(model),
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        dtype=dtype,
+        media_root=None if media_root is None else str(media_root),
+        buckets=_buckets(duration_buckets),
+        bootstrap=bootstrap,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    with make_progress() as progress:
+        tasks: dict[str, int] = {}
 
-    from sparrow.model import ConfigError, load_pretrained
+        def on_progress(mod: str, done: int, total: int) -> None:
+            if mod not in tasks:
+                tasks[mod] = progress.add_task(f"eval {mod}", total=total, rate="")
+            progress.update(tasks[mod], completed=done)
 
-    try:
-        mdl, processor = load_pretrained(model, device=device, dtype=dtype)
-    except (ConfigError, OSError, ValueError) as e:
-        raise UsageError(f"cannot load checkpoint {model}: {str(e).splitlines()[0]}") from e
-    try:
-        base_sampling = parse_sampling_overrides(sampling, processor.sampling)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
-    name = name or _model_name(model)
-    bench_sha = hashlib.sha1(bench.read_bytes()).hexdigest()
-    summary_rows = []
-    for mod in modalities:
-        odir = out / mod if len(modalities) > 1 else out
-        cfg = EvalConfig(
-            modality=mod,
-            method=method,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            sampling=base_sampling,
-            media_root=None if media_root is None else str(media_root),
-        )
-        fingerprint = {
-            "model": str(model.resolve()),
-            "bench_sha1": bench_sha,
-            "modality": mod,
-            "method": method,
-            "sampling": asdict(base_sampling),
-            "max_new_tokens": max_new_tokens if method == "generate" else None,
-            "media_root": cfg.media_root,
-            "dtype": dtype,
-        }
         try:
-            state = prepare_state(odir / ".state", fingerprint, overwrite=overwrite)
-        except JobError as e:
-            raise UsageError(str(e)) from e
-        with make_progress() as progress:
-            task = progress.add_task(f"eval {mod}", total=len(rows), rate="")
-            preds, errors = run_eval(
-                mdl, processor, rows, bench.parent, cfg, state / "results.jsonl",
-                on_batch=lambda n, task=task: progress.update(task, advance=n),
-            )  # fmt: skip
-        metrics = compute_metrics(preds, edges, bootstrap, seed)
-        metrics.update({"name": name, "modality": mod, "method": method, "errors": len(errors) + len(bad)})
-        write_jsonl(odir / "predictions.jsonl", preds)
-        write_jsonl(
-            odir / "errors.jsonl", [b.to_dict() for b in bad] + [{**e, "source": str(bench)} for e in errors]
-        )
-        atomic_write_text(odir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        run = {
-            "name": name,
-            "model": str(model.resolve()),
-            "bench": bench.stem,
-            "bench_path": str(bench.resolve()),
-            "modality": mod,
-            "method": method,
-            "sampling": asdict(modality_sampling(base_sampling, mod)),
-            "questions": len(rows),
-        }
-        atomic_write_text(odir / "run.json", json.dumps(run, indent=2) + "\n")
-        lo, hi = metrics["ci95"]
+            results = evaluate_checkpoint(model, bench, out, options, on_progress)
+        except (EvalError, JobError, ValueError) as e:
+            raise UsageError(str(e).splitlines()[0]) from e
+    summary_rows = []
+    for r in results:
+        lo, hi = r.metrics["ci95"]
+        errs = r.errors + r.bad_rows
         summary_rows.append(
-            [mod, len(preds), metrics["accuracy"], f"[{lo:.3f}, {hi:.3f}]", len(errors) + len(bad)]
+            [r.modality, r.metrics["n"], r.metrics["accuracy"], f"[{lo:.3f}, {hi:.3f}]", errs]
         )
-        if len(modalities) == 1:
-            cats = metrics["by_category"]
-            rows_table(
-                "accuracy by category",
-                ["category", "n", "accuracy", "95% CI"],
-                [
-                    [k, v["n"], v["accuracy"], f"[{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"]
-                    for k, v in cats.items()
-                ],
-            )
+    if len(results) == 1:
+        cats = results[0].metrics["by_category"]
+        rows_table(
+            "accuracy by category",
+            ["category", "n", "accuracy", "95% CI"],
+            [
+                [k, v["n"], v["accuracy"], f"[{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"]
+                for k, v in cats.items()
+            ],
+        )
     rows_table(
-        f"sparrow eval: {name} on {bench.name} ({method})",
+        f"sparrow eval: {options.name} on {bench.name} ({method})",
         ["modality", "n", "accuracy", "95% CI", "errors"],
         summary_rows,
     )
