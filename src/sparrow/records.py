@@ -276,6 +276,18 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
+def _replace_if_changed(tmp: str, path: Path) -> None:
+    """Move ``tmp`` onto ``path`` unless ``path`` already holds the same bytes. Leaving an unchanged file
+    alone keeps its mtime, so a re-run of one step does not look like new input to the next one."""
+    import filecmp
+
+    if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+        Path(tmp).unlink()
+        return
+    os.chmod(tmp, _umask_mode())
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so that readers see either the old or the complete new content."""
     path = Path(path)
@@ -284,8 +296,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        _replace_if_changed(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -298,8 +309,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        _replace_if_changed(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -326,8 +336,7 @@ class JsonlWriter:
         if self._f.closed:
             return
         self._f.close()
-        os.chmod(self._tmp, _umask_mode())
-        os.replace(self._tmp, self.path)
+        _replace_if_changed(self._tmp, self.path)
 
     def abort(self) -> None:
         if not self._f.closed:
