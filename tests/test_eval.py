@@ -4,6 +4,7 @@ parsing, metrics, resume, and the command end to end on a tiny random checkpoint
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -340,3 +341,27 @@ def test_cli_end_to_end_with_bad_rows_and_rerun(world, tmp_path, capsys):
         main([*args[:-6], "--modality", "text"])
     assert e.value.code == 2
     assert "different settings" in capsys.readouterr().err
+
+
+def test_cloze_scores_option_texts_after_the_bare_question(world):
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    sample = build_sample(rows[0], "video", cloze=True)
+    user = sample.messages[0]["content"]
+    assert user == "<video>\n" + rows[0].question and "A. red" not in user
+    # Scores equal the reference scorer on the option texts themselves.
+    preds = [p for b in evaluate_rows(model, proc, rows, root, EvalConfig(method="cloze")) for p in b]
+    for row, pred in zip(rows, preds, strict=True):
+        ref = score_options(model, proc, build_sample(row, "video", cloze=True), list(row.options), root)
+        assert list(pred["scores"].values()) == pytest.approx(ref, abs=1e-5)
+        assert pred["prediction"] == "ABCD"[int(np.argmax(ref))]
+    # A head biased toward "red" (one token) picks the option "red" wherever it stands.
+    tok = proc.tokenizer
+    red = tok("red", add_special_tokens=False)["input_ids"]
+    assert len(red) == 1
+    row = replace(rows[0], options=["blue", "green", "red"], answer_index=1)
+    old = _biased_head(model, red[0])
+    try:
+        pred = next(iter(evaluate_rows(model, proc, [row], root, EvalConfig(method="cloze"))))[0]
+    finally:
+        model.lm.lm_head = old
+    assert pred["prediction"] == "C" and pred["correct"] is False

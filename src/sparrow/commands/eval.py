@@ -35,7 +35,8 @@ def eval_cmd(
     method: str = typer.Option(
         "loglik",
         "--method",
-        help="loglik (option-letter log-likelihood) or generate (greedy reply + parsing).",
+        help="loglik (option-letter log-likelihood), generate (greedy reply + parsing) or cloze (the bare "
+        "question, each option text scored as the reply; suits very small models).",
     ),
     sampling: str = typer.Option(
         None,

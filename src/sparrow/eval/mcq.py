@@ -32,7 +32,10 @@ from sparrow.mcq import LETTERS, format_mcq_answer, format_mcq_prompt, letter_in
 from sparrow.records import VIDEO_TOKEN, LineError, Media, RecordError, Sample, iter_jsonl
 
 EVAL_MODALITIES = ("video", "frame", "text")
-METHODS = ("loglik", "generate")
+# loglik: log-likelihood of each option's letter after the lettered prompt (the default);
+# generate: greedy reply, parsed; cloze: the question alone, each option's text scored as the reply
+# (lm-eval-harness style), which needs no letter binding and so suits very small models.
+METHODS = ("loglik", "generate", "cloze")
 
 
 # --------------------------------------------------------------------------------------- bench rows
@@ -112,11 +115,12 @@ def read_bench(path: str | os.PathLike) -> tuple[list[BenchRow], list[LineError]
     return rows, bad
 
 
-def build_sample(row: BenchRow, modality: str) -> Sample:
-    """The native Sample a model sees for ``row`` under ``modality`` (no assistant turn: it is asked)."""
+def build_sample(row: BenchRow, modality: str, cloze: bool = False) -> Sample:
+    """The native Sample a model sees for ``row`` under ``modality`` (no assistant turn: it is asked).
+    ``cloze``: the bare question, without the lettered options (each option is then scored as the reply)."""
     if modality not in EVAL_MODALITIES:
         raise ValueError(f"modality must be one of {EVAL_MODALITIES}, got {modality!r}")
-    prompt = format_mcq_prompt(row.question, row.options)
+    prompt = row.question.strip() if cloze else format_mcq_prompt(row.question, row.options)
     meta = {"category": row.category, "duration": row.duration, "answer": row.answer}
     if modality == "text":
         return Sample(id=row.id, messages=[{"role": "user", "content": prompt}], meta=meta)
@@ -425,7 +429,7 @@ def evaluate_rows(
         samples = []
         for r, row in enumerate(chunk):
             try:
-                samples.append(build_sample(row, config.modality))
+                samples.append(build_sample(row, config.modality, cloze=config.method == "cloze"))
             except (RecordError, ValueError) as e:
                 samples.append(None)
                 results[r] = {"id": row.id, "error": str(e)}
@@ -441,6 +445,20 @@ def evaluate_rows(
                     results[r] = {"id": row.id, "error": str(e).splitlines()[0]}
                     continue
                 results[r] = _prediction(row, parse_answer(text, row.options), None, text)
+            yield results  # type: ignore[misc]
+            continue
+        if config.method == "cloze":
+            for r, (row, s) in enumerate(zip(chunk, samples, strict=True)):
+                if s is None:
+                    continue
+                try:
+                    sc = score_options(
+                        model, processor, s, list(row.options), root, sampling, config.media_root
+                    )
+                except (ProcessorError, RecordError, ValueError) as e:
+                    results[r] = {"id": row.id, "error": str(e).splitlines()[0]}
+                    continue
+                results[r] = _prediction(row, option_letter(int(np.argmax(sc))), sc, None)
             yield results  # type: ignore[misc]
             continue
 
