@@ -129,7 +129,9 @@ def video_rel(video_id: str) -> str:
     return f"videos/{video_id}.mp4"
 
 
-def qa_record(q: Question) -> Sample:
+def qa_record(q: Question, open_ended: bool = False) -> Sample:
+    """The question as a training record: multiple choice (lettered options, reply ``"B. red"``), or
+    ``open_ended`` (the bare question, reply = the right option's text), the form cloze scoring asks."""
     meta = {
         "category": q.category,
         "subtype": q.subtype,
@@ -145,11 +147,15 @@ def qa_record(q: Question) -> Sample:
         "target": q.target,
         "checks": q.checks,
     }
+    if open_ended:
+        prompt, reply = q.question.strip(), q.options[q.answer_index]
+    else:
+        prompt, reply = format_mcq_prompt(q.question, q.options), format_mcq_answer(q.options, q.answer_index)
     return Sample(
-        id=q.id,
+        id=f"{q.id}-open" if open_ended else q.id,
         messages=[
-            {"role": "user", "content": "<video>\n" + format_mcq_prompt(q.question, q.options)},
-            {"role": "assistant", "content": format_mcq_answer(q.options, q.answer_index)},
+            {"role": "user", "content": "<video>\n" + prompt},
+            {"role": "assistant", "content": reply},
         ],
         media=[Media(type="video", path=video_rel(q.video_id))],
         source="world",
@@ -366,6 +372,7 @@ def _write_outputs(cfg: WorldConfig, scenes: list[Scene], out: Path, summary: Wo
     for split in SPLITS:
         qs = split_questions(cfg, split, by_split[split])
         write_jsonl(out / f"{split}_video_qa.jsonl", (qa_record(q) for q in qs))
+        write_jsonl(out / f"{split}_video_qa_open.jsonl", (qa_record(q, open_ended=True) for q in qs))
         if split != "train":
             write_jsonl(out / f"bench_{split}.jsonl", (bench_row(q) for q in qs))
         cats = Counter(q.category for q in qs)
