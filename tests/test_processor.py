@@ -356,3 +356,30 @@ def test_tiny_tokenizer_is_deterministic_and_round_trips(tmp_path):
     # Corpus words are single tokens; digits are split one by one.
     assert len(tok(" squares", add_special_tokens=False)["input_ids"]) == 1
     assert len(tok("2024", add_special_tokens=False)["input_ids"]) == 4
+
+
+def test_clip_cache_reuses_decoded_clips_and_notices_rewritten_files(tmp_path):
+    from sparrow.model.processor import ClipCache
+
+    write_video(tmp_path / "v.mp4", num_frames=30, fps=10, width=64, height=64)
+    cache = ClipCache(8)
+    p = Processor(VideoLLMConfig.from_yaml(TINY), clip_cache=cache)
+    s = Sample(
+        id="c",
+        messages=[{"role": "user", "content": "<video>\nQ?"}, {"role": "assistant", "content": "A"}],
+        media=[Media(type="video", path="v.mp4")],
+    )
+    first = p(s, tmp_path)
+    second = p(s, tmp_path)
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert torch.equal(first["pixel_values"], second["pixel_values"])
+    # A rewritten file (new content, new mtime) is decoded again: 20 frames at 5 fps is a longer video.
+    write_video(tmp_path / "v.mp4", num_frames=20, fps=5, width=64, height=64)
+    third = p(s, tmp_path)
+    assert cache.misses == 2
+    assert third["pixel_values"].shape[0] != first["pixel_values"].shape[0]
+    # Capacity 0 (the default for training) never caches.
+    off = Processor(VideoLLMConfig.from_yaml(TINY))
+    off(s, tmp_path)
+    off(s, tmp_path)
+    assert off.clip_cache.hits == 0

@@ -21,7 +21,13 @@ def demo_cmd(
         None, "--max-steps", min=1, help="Cap every training stage at this many steps (smaller, faster)."
     ),
     videos: str = typer.Option(
-        None, "--videos", help="World videos per split as TRAIN,VAL,TEST (default: the preset's)."
+        None, "--videos", help="World videos per split as TRAIN,VAL,TEST (default: 300,10,60)."
+    ),
+    method: str = typer.Option(
+        "cloze",
+        "--method",
+        help="How questions are scored: cloze (option texts after the bare question; default), loglik "
+        "(option letters) or generate. See docs/demo.md for why cloze suits the tiny model.",
     ),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Processes for world and synth."),
     no_baseline: bool = typer.Option(
@@ -34,18 +40,19 @@ def demo_cmd(
     from sparrow.demo import DemoCallbacks, DemoConfig, DemoError, run_demo
     from sparrow.ui import make_progress, rows_table, summary_table
 
-    overrides: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     if videos:
         try:
             t, v, s = (int(x) for x in videos.split(","))
         except ValueError:
             raise UsageError(f"--videos takes TRAIN,VAL,TEST counts like 40,10,20 (got {videos!r})") from None
-        overrides["videos"] = {"train": t, "val": v, "test": s}
+        extra["world_overrides"] = {"videos": {"train": t, "val": v, "test": s}}
     cfg = DemoConfig(
         out=out,
         seed=seed,
         preset=preset,
-        world_overrides=overrides,
+        eval_method=method,
+        **extra,
         recipe=recipe,
         max_steps=max_steps,
         workers=workers,

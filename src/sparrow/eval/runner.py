@@ -99,9 +99,13 @@ def evaluate_checkpoint(
     out: str | os.PathLike,
     options: EvalOptions | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    clip_cache: Any = None,
 ) -> list[ModalityResult]:
     """Evaluate ``model_dir`` on ``bench``; one output folder per modality (``out`` itself when there is
-    one modality, ``out/<modality>`` otherwise). ``on_progress(modality, done, total)`` after each batch."""
+    one modality, ``out/<modality>`` otherwise). ``on_progress(modality, done, total)`` after each batch.
+    ``clip_cache`` (a ``sparrow.model.processor.ClipCache``) shares decoded clips between calls, e.g. when
+    several checkpoints with the same sampling answer the same benchmark; by default each call keeps its
+    own, so the questions of one video decode it once."""
     options = options or EvalOptions()
     options.validate()
     model_dir, bench, out = Path(model_dir), Path(bench), Path(out)
@@ -116,11 +120,13 @@ def evaluate_checkpoint(
         )
 
     from sparrow.model import ConfigError, load_pretrained
+    from sparrow.model.processor import ClipCache
 
     try:
         model, processor = load_pretrained(model_dir, device=options.device, dtype=options.dtype)
     except (ConfigError, OSError, ValueError) as e:
         raise EvalError(f"cannot load checkpoint {model_dir}: {str(e).splitlines()[0]}") from e
+    processor.clip_cache = clip_cache if clip_cache is not None else ClipCache(256)
     base_sampling = parse_sampling_overrides(options.sampling, processor.sampling)
     name = options.name or model_name(model_dir)
     bench_sha = hashlib.sha1(bench.read_bytes()).hexdigest()

@@ -34,6 +34,43 @@ IGNORE_INDEX = -100
 _PLACEHOLDER = re.compile(re.escape(VIDEO_TOKEN) + "|" + re.escape(IMAGE_TOKEN))
 
 
+class ClipCache:
+    """A small LRU of decoded clips. ``capacity`` 0 disables it (training: every sample is seen once per
+    epoch, so caching would only hold memory)."""
+
+    def __init__(self, capacity: int = 256):
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(path: Path, strategy: Any, size: int, start: float | None, end: float | None) -> tuple:
+        st = path.stat()  # the file's version: a rewritten video is decoded again
+        return (str(path), st.st_mtime_ns, st.st_size, repr(strategy), size, start, end)
+
+    def get(self, key: tuple) -> Any:
+        if not self.capacity:
+            return None
+        clip = self._items.get(key)
+        if clip is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return clip
+
+    def put(self, key: tuple, clip: Any) -> None:
+        if not self.capacity:
+            return
+        self._items[key] = clip
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+
 class ProcessorError(ValueError):
     """A sample cannot be turned into model inputs; the message is a one-line reason."""
 
@@ -57,8 +94,17 @@ def mmss(t: float) -> str:
 class Processor:
     """Turns records into model inputs for one model config (``Processor(cfg, tokenizer)``)."""
 
-    def __init__(self, cfg: VideoLLMConfig, tokenizer: Any = None, decode_threads: int = 0):
+    def __init__(
+        self,
+        cfg: VideoLLMConfig,
+        tokenizer: Any = None,
+        decode_threads: int = 0,
+        clip_cache: ClipCache | None = None,
+    ):
         self.cfg = cfg
+        # Decoded clips by (file version, strategy, size, segment): evaluation asks several questions
+        # of one video, and several models the same questions; pass one cache to share it.
+        self.clip_cache = clip_cache if clip_cache is not None else ClipCache(0)
         # Video decoder threads: 0 lets FFmpeg decide; use 1 in DataLoader workers (one process each).
         self.decode_threads = decode_threads
         self.tokenizer = (
@@ -282,17 +328,21 @@ class Processor:
                 max_frames=s.max_frames,
                 multiple_of=s.frames_per_clip if per_clip else 1,
             )
-        try:
-            clip = V.sample(
-                path,
-                strategy,
-                size=(size, size),
-                start=media.start,
-                end=media.end,
-                threads=self.decode_threads,
-            )
-        except V.VideoError as e:
-            raise ProcessorError(str(e)) from e
+        key = self.clip_cache.key(path, strategy, size, media.start, media.end)
+        clip = self.clip_cache.get(key)
+        if clip is None:
+            try:
+                clip = V.sample(
+                    path,
+                    strategy,
+                    size=(size, size),
+                    start=media.start,
+                    end=media.end,
+                    threads=self.decode_threads,
+                )
+            except V.VideoError as e:
+                raise ProcessorError(str(e)) from e
+            self.clip_cache.put(key, clip)
         frames = np.asarray(clip.frames)
         if frames.ndim != 4 or not len(frames):
             raise ProcessorError(f"{media.path}: no frames sampled")
