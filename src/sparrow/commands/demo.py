@@ -37,6 +37,7 @@ def demo_cmd(
     """Run the whole pipeline on the embedded world: generate it, synthesize pseudo-videos from its text,
     train a tiny video-LLM with Apollo's 3 stages (and a video-only baseline), evaluate every checkpoint
     under the video / centre-frame / text-only conditions, curate the benchmark, and write report.html."""
+    from sparrow.commands.train import TrainProgress
     from sparrow.demo import DemoCallbacks, DemoConfig, DemoError, run_demo
     from sparrow.ui import make_progress, rows_table, summary_table
 
@@ -66,19 +67,10 @@ def demo_cmd(
             tasks[name] = progress.add_task(name, total=total, rate="")
         progress.update(tasks[name], completed=done, total=total)
 
-    def train_event(event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == "stage":
-            key = f"train stage {event['stage']}/{event['stages']} {event['name']}"
-            tasks["_train"] = progress.add_task(
-                key, total=event["steps"], completed=event["start_step"], rate=""
-            )
-        elif kind == "step" and "_train" in tasks:
-            rate = f"loss {event['loss']:.3f}  {event['samples_per_s']:.1f} samples/s"
-            progress.update(tasks["_train"], completed=event["step"], rate=rate)
-
     callbacks = DemoCallbacks(
-        step=lambda name: progress.console.print(f"[bold]▶ {name}"), items=items, train=train_event
+        step=lambda name: progress.console.print(f"[bold]▶ {name}"),
+        items=items,
+        train=TrainProgress(progress),
     )
     try:
         with progress:

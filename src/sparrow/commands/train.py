@@ -14,10 +14,12 @@ from sparrow.ui import UsageError, err_console, make_progress, summary_table
 class TrainProgress:
     """Renders the trainer's events: one progress bar per stage with loss, tokens/s and samples/s."""
 
-    def __init__(self) -> None:
-        self.progress = make_progress()
+    def __init__(self, progress: Any = None) -> None:
+        # Pass an already running rich Progress to draw into it (e.g. the demo's); else one is made.
+        self.owns = progress is None
+        self.progress = make_progress() if progress is None else progress
         self.task: Any = None
-        self.started = False
+        self.started = not self.owns
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -45,7 +47,7 @@ class TrainProgress:
             )
 
     def close(self) -> None:
-        if self.started:
+        if self.owns and self.started:
             self.progress.stop()
 
 
