@@ -47,12 +47,16 @@ class ClipCache:
         self.misses = 0
 
     @staticmethod
-    def key(path: Path, strategy: Any, size: int, start: float | None, end: float | None) -> tuple:
-        st = path.stat()  # the file's version: a rewritten video is decoded again
+    def key(path: Path, strategy: Any, size: int, start: float | None, end: float | None) -> tuple | None:
+        """None for a file that cannot be stat'ed: not cached, the decoder then reports why."""
+        try:
+            st = path.stat()  # the file's version: a rewritten video is decoded again
+        except OSError:
+            return None
         return (str(path), st.st_mtime_ns, st.st_size, repr(strategy), size, start, end)
 
-    def get(self, key: tuple) -> Any:
-        if not self.capacity:
+    def get(self, key: tuple | None) -> Any:
+        if not self.capacity or key is None:
             return None
         clip = self._items.get(key)
         if clip is None:
@@ -62,8 +66,8 @@ class ClipCache:
         self.hits += 1
         return clip
 
-    def put(self, key: tuple, clip: Any) -> None:
-        if not self.capacity:
+    def put(self, key: tuple | None, clip: Any) -> None:
+        if not self.capacity or key is None:
             return
         self._items[key] = clip
         self._items.move_to_end(key)
