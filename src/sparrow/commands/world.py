@@ -53,19 +53,16 @@ def world(
     """Generate the procedural world: MP4 videos of moving shapes and words, multiple-choice questions
     (7 categories) with evidence and curation ground truth, benchmarks, captions, text records, noisy
     transcripts and a text corpus for `sparrow synth`. Resumable: run the same command again."""
-    import yaml
 
     from sparrow.jobs import JobError, default_workers
     from sparrow.ui import make_progress, summary_table
     from sparrow.world.config import WorldError, preset_config
     from sparrow.world.generate import generate_world
+    from sparrow.yamlio import load_yaml
 
     settings: dict = {}
     if config is not None:
-        try:
-            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageError(f"cannot read --config {config}: {str(e).splitlines()[0]}") from e
+        loaded = load_yaml(config, "--config", UsageError) or {}
         if not isinstance(loaded, dict):
             raise UsageError(f"--config {config} must hold a mapping of world settings")
         settings.update(loaded)

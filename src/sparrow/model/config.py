@@ -147,15 +147,10 @@ class VideoLLMConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VideoLLMConfig:
-        import yaml
+        from sparrow.yamlio import load_yaml
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"cannot read model config {str(path)!r}: {e.strerror}") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"model config {str(path)!r} is not valid YAML: {e}") from e
+        data = load_yaml(path, "model config", ConfigError)
         # A recipe may hold the model under a "model" key; accept both layouts.
         if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
             data = data["model"]

@@ -179,15 +179,10 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        import yaml
+        from sparrow.yamlio import load_yaml
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise RecipeError(f"cannot read recipe {str(path)!r}: {e.strerror}") from e
-        except yaml.YAMLError as e:
-            raise RecipeError(f"recipe {str(path)!r} is not valid YAML: {e}") from e
+        data = load_yaml(path, "recipe", RecipeError)
         return cls.from_dict(data, base_dir=path.resolve().parent)
 
     def resolve(self, relpath: str) -> Path:
