@@ -8,13 +8,11 @@ import os
 
 import pytest
 
+from sparrow.io import JsonlWriter, LineError, atomic_write_text, write_jsonl
 from sparrow.records import (
-    JsonlWriter,
-    LineError,
     Media,
     RecordError,
     Sample,
-    atomic_write_text,
     convert,
     from_llava,
     from_minicpm,
@@ -26,7 +24,6 @@ from sparrow.records import (
     to_llava,
     to_minicpm,
     to_sharegpt,
-    write_jsonl,
 )
 
 

@@ -103,7 +103,7 @@ def instruction_of(obj: Any) -> str | None:
 
 def iter_instructions(path: Path) -> Iterator[str | None]:
     """Instructions of a JSONL or JSON-array file, streamed; None for a record without one."""
-    from sparrow.records import LineError, iter_jsonl
+    from sparrow.io import LineError, iter_jsonl
     from sparrow.synth import input_kind, iter_json_array, iter_parquet
 
     if not path.is_file():
@@ -330,7 +330,7 @@ def probe(
     labels: list[str] | None = None,
 ) -> list[InputReport]:
     """Run the probe; writes ``diversity.json`` and ``diversity.png`` into ``out_dir``."""
-    from sparrow.records import atomic_write_text
+    from sparrow.io import atomic_write_text
 
     config = config or DiversityConfig()
     config.validate()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparrow.records import atomic_write_text
+from sparrow.io import atomic_write_text
 
 EXECUTORS = ("local", "ray")
 

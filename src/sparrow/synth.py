@@ -27,21 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.io import JsonlWriter, LineError, atomic_write_text, iter_jsonl
 from sparrow.jobs import ItemResult, WorkItem, prepare_state, run_items
-from sparrow.records import (
-    FORMATS,
-    IMAGE_TOKEN,
-    VIDEO_TOKEN,
-    JsonlWriter,
-    LineError,
-    Media,
-    RecordError,
-    Sample,
-    atomic_write_text,
-    convert,
-    iter_jsonl,
-    qa_sample,
-)
+from sparrow.records import FORMATS, IMAGE_TOKEN, VIDEO_TOKEN, Media, RecordError, Sample, convert, qa_sample
 from sparrow.render import CJK_RANGES, NO_BREAK_BEFORE, RenderConfig, RenderError, get_renderer, is_cjk
 
 UNITS = ("words", "tokens")

@@ -106,7 +106,7 @@ def consistency_cmd(
     """Scaling consistency (Apollo): R² between the scores of the same design variants at two model sizes.
     A high R² means decisions measured on the small model transfer to the large one."""
     from sparrow.eval.curate import CurateError, consistency, plot_consistency, read_variant_scores
-    from sparrow.records import atomic_write_text
+    from sparrow.io import atomic_write_text
     from sparrow.ui import summary_table
 
     try:

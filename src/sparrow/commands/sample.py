@@ -104,7 +104,7 @@ def sample_cmd(
 
         from PIL import Image
 
-        from sparrow.records import atomic_write_bytes
+        from sparrow.io import atomic_write_bytes
 
         out.mkdir(parents=True, exist_ok=True)
         for k, frame in enumerate(clip.frames):

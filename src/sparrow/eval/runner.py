@@ -38,8 +38,8 @@ from sparrow.eval.mcq import (
     read_bench,
     run_eval,
 )
+from sparrow.io import atomic_write_text, iter_jsonl, write_jsonl
 from sparrow.jobs import prepare_state
-from sparrow.records import atomic_write_text, iter_jsonl, write_jsonl
 
 
 class EvalError(ValueError):

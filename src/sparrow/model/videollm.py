@@ -188,7 +188,7 @@ class VideoLLM(nn.Module):
         and sampling settings; without it the config's tokenizer is loaded and saved."""
         from safetensors.torch import save_file
 
-        from sparrow.records import atomic_write_text
+        from sparrow.io import atomic_write_text
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

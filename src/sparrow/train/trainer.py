@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparrow.records import atomic_write_text
+from sparrow.io import atomic_write_text
 from sparrow.train import distributed as D
 from sparrow.train.data import Collator, MixtureDataset, StepBatchSampler, make_loader, merge_sampling
 from sparrow.train.losses import AdaTaiLr, cross_entropy, tailr_loss

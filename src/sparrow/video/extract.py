@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.io import JsonlWriter, atomic_write_bytes, atomic_write_text
 from sparrow.jobs import ItemResult, WorkItem, prepare_state, run_items
-from sparrow.records import JsonlWriter, atomic_write_bytes, atomic_write_text
 from sparrow.video.sizing import Size, check_size
 
 VIDEO_SUFFIXES = {

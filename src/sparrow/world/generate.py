@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.io import atomic_write_text, write_jsonl
 from sparrow.jobs import ItemResult, Timer, WorkItem, prepare_state, run_items
 from sparrow.mcq import format_mcq_answer, format_mcq_prompt, option_letter
-from sparrow.records import Media, Sample, atomic_write_text, write_jsonl
+from sparrow.records import Media, Sample
 from sparrow.world.config import CATEGORIES, SPLITS, WorldConfig, WorldError, preset_config
 from sparrow.world.corpus import corpus_rows
 from sparrow.world.phrasing import phrase
