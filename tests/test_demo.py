@@ -81,9 +81,18 @@ def test_untrained_reference_is_the_recipe_model_before_training(demo):
     final = json.loads((out / "runs" / "apollo-3stage" / "final" / "config.json").read_text())
     # Same architecture and the last stage's frame sampling (32 px), so both are scored identically.
     assert ref == final
-    assert ref["sampling"]["image_size"] == 32
-    w_ref = load_file(next((out / "runs" / REFERENCE).glob("*.safetensors")))
-    w_fin = load_file(next((out / "runs" / "apollo-3stage" / "final").glob("*.safetensors")))
+    assert ref["model"]["sampling"]["image_size"] == 32
+
+    def weights(ckpt: Path) -> dict[str, np.ndarray]:
+        # Every part's file (connector.safetensors, lm/model.safetensors, ...), keyed "part.name".
+        out: dict[str, np.ndarray] = {}
+        for f in sorted(ckpt.rglob("*.safetensors")):
+            part = f.relative_to(ckpt).parts[0].removesuffix(".safetensors")
+            out.update({f"{part}.{k}": v for k, v in load_file(f).items()})
+        return out
+
+    w_ref = weights(out / "runs" / REFERENCE)
+    w_fin = weights(out / "runs" / "apollo-3stage" / "final")
     assert set(w_ref) == set(w_fin)
     # Training moved the trained parts; the frozen-throughout parts kept their initial values.
     moved = [k for k in w_ref if not np.array_equal(w_ref[k], w_fin[k])]
