@@ -6,17 +6,35 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test lint format venv eval-venv clean
+.PHONY: demo test lint format venv eval-venv lock clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# Both environments install from lock files that pin every package, transitive ones included, to
+# versions known to pass: a fresh clone gets today's environment, not whatever was released since.
+# `make lock` regenerates them on purpose; nothing else resolves versions.
+CORE_LOCK := requirements/core.lock
+EVAL_LOCK := requirements/eval.lock
+
+$(STAMP): $(CORE_LOCK) requirements/nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch first and pinned: an unpinned resolve would pull GBs of CUDA wheels.
-	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -r $(CORE_LOCK)
+	$(PY) -m pip install -q --no-deps -r requirements/nodeps.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# pip-compile (pip-tools, pinned) in its own environment, for this Python and platform. torch is written
+# as ==2.13.0 without the local "+cpu" label: that pin takes the CPU wheel where one lies on disk (this
+# machine, CI) and PyPI's build elsewhere.
+LOCK_VENV := .venv-lock
+PIP_COMPILE_BIN := $(LOCK_VENV)/bin/pip-compile
+PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --upgrade
+
+lock:
+	test -x $(PIP_COMPILE_BIN) || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools==7.6.2)
+	$(PIP_COMPILE) --extra dev --extra ray --extra embedded -o $(CORE_LOCK) pyproject.toml requirements/core.in
+	$(PIP_COMPILE) -o $(EVAL_LOCK) pyproject.toml requirements/eval.in
+	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' $(CORE_LOCK) $(EVAL_LOCK)
 
 demo: $(STAMP)
 	$(VENV)/bin/sparrow demo --out $(DEMO_OUT)
@@ -38,11 +56,11 @@ eval-venv: $(EVAL_STAMP)
 
 # A failed build leaves the reason in .venv-eval/.build-failed; the lmms-eval test then skips quoting it
 # (the leading "-" lets make go on to the rest of the tests).
-$(EVAL_STAMP): scripts/make_eval_venv.sh constraints.txt
+$(EVAL_STAMP): scripts/make_eval_venv.sh $(EVAL_LOCK)
 	-PYTHON=$(PYTHON) bash scripts/make_eval_venv.sh
 
 test: lint eval-venv
 	$(VENV)/bin/pytest
 
 clean:
-	rm -rf $(VENV) .venv-eval $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-eval $(LOCK_VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

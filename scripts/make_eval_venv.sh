@@ -4,8 +4,9 @@
 # lmms-eval's own requirements clash with the core environment: it pins av<16 (Sparrow's decoder is
 # tested on av 18) and requires torchvision, which has no working CPU build here, plus ~50 packages a
 # local task run never imports (API clients, wandb, audio and metric libraries). So lmms-eval is
-# installed with --no-deps, next to torch (pinned like the core venv), Sparrow with its own deps, and
-# the few packages lmms-eval imports to load a local task, run a model and write its logs.
+# installed with --no-deps, next to requirements/eval.lock: every other package pinned (torch, Sparrow's
+# dependencies, and the few packages lmms-eval imports to load a local task, run a model and write its
+# logs; see requirements/eval.in). Nothing here resolves versions: `make lock` does, on purpose.
 #
 #   scripts/make_eval_venv.sh            # builds .venv-eval once (a stamp file marks success)
 #   EVAL_VENV=/path PYTHON=python3.11 scripts/make_eval_venv.sh
@@ -15,11 +16,12 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${EVAL_VENV:-.venv-eval}
 LMMS_EVAL_VERSION=${LMMS_EVAL_VERSION:-0.7.3}
+LOCK=requirements/eval.lock
 STAMP="$VENV/.eval-stamp"
-# What lmms-eval 0.7 imports for `python -m lmms_eval` on a local JSON task (found by running it).
-LMMS_RUNTIME_DEPS="accelerate loguru sacrebleu evaluate pytz tenacity pytablewriter"
+# The stamp names what was installed: a new lmms-eval version or a regenerated lock rebuilds.
+WANT="lmms-eval==$LMMS_EVAL_VERSION $(sha256sum "$LOCK" | cut -c1-16)"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "lmms-eval==$LMMS_EVAL_VERSION" ]; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   echo "$VENV is up to date (lmms-eval $LMMS_EVAL_VERSION)"
   exit 0
 fi
@@ -35,15 +37,11 @@ fail() {
 trap 'fail "line $LINENO: $BASH_COMMAND"' ERR
 "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
-"$PY" -m pip install -q --upgrade pip
-# torch first and pinned, as in the core venv: an unpinned resolve pulls GBs of CUDA wheels.
-"$PY" -m pip install -q -c constraints.txt torch==2.13.0
-"$PY" -m pip install -q -c constraints.txt -e .
+"$PY" -m pip install -q -r "$LOCK"
+"$PY" -m pip install -q --no-deps --no-build-isolation -e .
 "$PY" -m pip install -q --no-deps "lmms-eval==$LMMS_EVAL_VERSION"
 echo "note: pip may list lmms-eval requirements as missing or incompatible (av<16, torchvision, wandb, ...):" \
   "expected, they are left out on purpose (see the top of $0)"
-# shellcheck disable=SC2086
-"$PY" -m pip install -q -c constraints.txt $LMMS_RUNTIME_DEPS
 
 # The environment must load lmms-eval, find the `sparrow` model through the entry point, and hold no
 # torchvision (the plugin must work without it).
@@ -62,5 +60,5 @@ assert "torchvision" not in sys.modules
 print("lmms-eval ok: model 'sparrow' ->", cls.__module__ + "." + cls.__name__)
 EOF
 trap - ERR
-echo "lmms-eval==$LMMS_EVAL_VERSION" > "$STAMP"
+echo "$WANT" > "$STAMP"
 echo "built $VENV"
