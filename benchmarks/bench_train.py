@@ -65,7 +65,9 @@ def _one_stage_recipe(name: str, steps: int, workers: int) -> Recipe:
 
 
 def bench_training(recipe: Recipe, data: Path, tmp: Path) -> dict[str, float]:
-    from sparrow.train.trainer import RunOptions, read_metrics, train
+    from sparrow.train.options import RunOptions
+    from sparrow.train.rundir import read_metrics
+    from sparrow.train.trainer import train
 
     out = tmp / f"run-{time.monotonic_ns()}"
     train(recipe, RunOptions(out=out, data_root=data, device="cpu", threads=torch.get_num_threads()))
@@ -239,11 +241,12 @@ def run_mfu(args: argparse.Namespace) -> None:
     import yaml
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+    from sparrow.model import Processor, VideoLLM, VideoLLMConfig, collate
     from sparrow.model.config import frame_size, tokens_per_group
     from sparrow.train import distributed as D
+    from sparrow.train.optim import build_loss, build_optimizer, set_trainable
     from sparrow.train.recipe import Recipe
-    from sparrow.train.trainer import RunOptions, Trainer
+    from sparrow.train.step import StepSetup, train_step
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -282,14 +285,13 @@ def run_mfu(args: argparse.Namespace) -> None:
         "packing": True,
     }
     recipe = Recipe.from_dict({"model": cfg_dict, "stages": [stage], "precision": "bf16"})
-    info = D.DistInfo(device=device)
-    trainer = Trainer(recipe, RunOptions(out=Path(tempfile.mkdtemp())), info)
-    trainer.model, trainer.processor = model, proc
     st = recipe.stages[0]
-    parts = trainer._set_trainable(st)
-    optimizer = trainer._optimizer(st, parts)
-    loss_fn, _ = trainer._loss_fn(st)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(st, set_trainable(model, st))
+    loss_fn, _ = build_loss(st.loss)
+    # The trainer's own step on one process: bf16 autocast, no accumulation.
+    setup = StepSetup(
+        model, model, loss_fn, optimizer, 1, st.grad_clip, D.DistInfo(device=device), use_bf16=True
+    )
     gen = torch.Generator().manual_seed(0)
 
     def batches():
@@ -297,25 +299,25 @@ def run_mfu(args: argparse.Namespace) -> None:
             feats = [
                 _synthetic_feats(proc, n_tok, args.frames, args.text_tokens, size, gen) for _ in range(micro)
             ]
-            batch = proc.collate(feats, pack=True, max_length=args.row_length)
+            batch = collate(feats, proc.pad_token_id, pack=True, max_length=args.row_length)
             yield {"batch": batch, "samples": micro, "errors": []}
 
     it = batches()
     pre = [next(it) for _ in range(args.steps + 3)]  # batch building is not what MFU measures
     feed = iter(pre)
     for _ in range(2):  # warm-up (kernels, allocator)
-        trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
+        train_step(setup, feed, "bench")
     sync()
     counter = FlopCounterMode(display=False)
     with counter:
-        trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
+        train_step(setup, feed, "bench")
     flops = counter.get_total_flops()
     sync()
     times, tokens = [], []
     for _ in range(args.steps):
         sync()
         t0 = time.perf_counter()
-        row = trainer._train_step(model, feed, 1, loss_fn, trainable, st, optimizer, 0, 0)
+        row = train_step(setup, feed, "bench")
         sync()
         times.append(time.perf_counter() - t0)
         tokens.append(row["tokens"])

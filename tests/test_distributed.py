@@ -13,8 +13,10 @@ import torch
 import torch.multiprocessing as mp
 from train_data import make_data, model_config, stage, write_jsonl
 
+from sparrow.train.options import RunOptions
 from sparrow.train.recipe import Recipe
-from sparrow.train.trainer import RunOptions, read_metrics, train
+from sparrow.train.rundir import read_metrics
+from sparrow.train.trainer import train
 
 STEPS = 3
 

@@ -14,8 +14,12 @@ from train_data import REPO, make_data, model_config, stage, text_record, write_
 
 from sparrow.train.data import StepBatchSampler
 from sparrow.train.mixture import Mixture, MixtureConfig, MixtureError, parse_cap
+from sparrow.train.optim import lr_factor
+from sparrow.train.options import RunOptions
 from sparrow.train.recipe import Recipe, RecipeError
-from sparrow.train.trainer import RunOptions, lr_factor, read_metrics, train
+from sparrow.train.rundir import read_metrics
+from sparrow.train.seeds import derive_seed
+from sparrow.train.trainer import train
 
 # ------------------------------------------------------------------------------------------ mixture
 
@@ -68,7 +72,7 @@ def test_mixture_draws_match_weights_exactly_per_epoch(pools):
     report = mix.report(300)
     shares = {s["name"]: s["drawn_share"] for s in report["sources"]}
     assert shares == {"a": 0.5, "b": 0.25, "c": 0.25}
-    assert report["modalities"]["text"]["drawn"] == 225 and report["modalities"]["image"]["drawn"] == 75
+    assert report["media_kinds"]["text"]["drawn"] == 225 and report["media_kinds"]["image"]["drawn"] == 75
     b = next(s for s in report["sources"] if s["name"] == "b")
     assert b["bad_lines"] == 1 and b["pool"] == 10 and b["repeats"] == b["drawn"] - 10
     # Natural weights: one epoch is every pool record once.
@@ -215,7 +219,9 @@ def _initial_weights(recipe: Recipe) -> dict[str, torch.Tensor]:
 
     cfg = VideoLLMConfig.from_dict(recipe.model)
     proc = Processor(cfg)
-    torch.manual_seed(recipe.seed)  # the trainer seeds the same way before building the model
+    torch.manual_seed(
+        derive_seed(recipe.seed, "init")
+    )  # the trainer seeds the same way before building the model
     return {k: v.detach().clone() for k, v in VideoLLM(cfg, tokenizer=proc.tokenizer).state_dict().items()}
 
 
@@ -261,7 +267,7 @@ def test_run_outputs_loss_falls_and_bad_data_is_skipped(full_run):
         "videos",
     }
     assert sum(s["drawn"] for s in tune_report["sources"]) == 24
-    assert set(tune_report["modalities"]) == {"text", "video"}
+    assert set(tune_report["media_kinds"]) == {"text", "video"}
     for png in ("loss_stage1-align.png", "loss_stage2-tune.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert not list((out / "checkpoints").iterdir())  # superseded by the stage checkpoints

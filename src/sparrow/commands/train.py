@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from sparrow.train.options import RunOptions
 from sparrow.ui import UsageError, err_console, make_progress, summary_table
+
+_DEFAULT = {f.name: f.default for f in fields(RunOptions)}
 
 
 class TrainProgress:
@@ -39,11 +43,12 @@ class TrainProgress:
                 rate += f"  Γ {event['gamma']:.3f}"
             self.progress.update(self.task, completed=event["step"], rate=rate)
         elif kind == "checkpoint":
-            self.progress.console.print(f"checkpoint: {event['path']}", highlight=False)
+            # Paths are printed as they are: no markup, so brackets in a directory name stay.
+            self.progress.console.print(f"checkpoint: {event['path']}", highlight=False, markup=False)
         elif kind == "stage_done":
             note = f" ({event['skipped']} samples skipped, see errors.jsonl)" if event["skipped"] else ""
             self.progress.console.print(
-                f"stage {event['stage']} {event['name']} saved: {event['path']}{note}"
+                f"stage {event['stage']} {event['name']} saved: {event['path']}{note}", markup=False
             )
 
     def close(self) -> None:
@@ -59,28 +64,33 @@ def train_command(
         ..., "--out", "-o", help="Run directory: stage checkpoints, final/, metrics, plots."
     ),
     data_root: Path | None = typer.Option(
-        None,
+        _DEFAULT["data_root"],
         "--data-root",
         help="Directory the mixture's relative source paths point into (e.g. the output of `sparrow world`). "
         "Default: the current directory.",
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the run in --out from its last checkpoint."
+        _DEFAULT["resume"], "--resume", help="Continue the run in --out from its last checkpoint."
     ),
     max_steps: int | None = typer.Option(
-        None, "--max-steps", min=1, help="Cap every stage at this many steps."
+        _DEFAULT["max_steps"], "--max-steps", min=1, help="Cap every stage at this many steps."
     ),
     device: str | None = typer.Option(
-        None, "--device", help="cpu, cuda or cuda:N (default: GPU if available)."
+        _DEFAULT["device"], "--device", help="cpu, cuda or cuda:N (default: GPU if available)."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=0, help="Data-loader worker processes (default: the recipe's num_workers)."
+        _DEFAULT["num_workers"],
+        "--workers",
+        min=0,
+        help="Data-loader worker processes (default: the recipe's num_workers).",
     ),
     strategy: str | None = typer.Option(
-        None, "--strategy", help="ddp or fsdp when launched with several processes (default: the recipe's)."
+        _DEFAULT["strategy"],
+        "--strategy",
+        help="ddp or fsdp when launched with several processes (default: the recipe's).",
     ),
     threads: int | None = typer.Option(
-        None,
+        _DEFAULT["threads"],
         "--threads",
         min=1,
         help="CPU threads per training process (default on CPU: the cores left after the loader workers).",
@@ -90,12 +100,14 @@ def train_command(
     CE / TaiLr / AdaTaiLr losses, checkpoints and exact --resume. Run it under
     `torchrun --nproc_per_node N -m sparrow.train CONFIG ...` for DDP / FSDP2."""
     from sparrow.model.config import ConfigError
+    from sparrow.train.data import DataError
     from sparrow.train.mixture import MixtureError
-    from sparrow.train.recipe import Recipe, RecipeError
-    from sparrow.train.trainer import RunOptions, TrainError, auto_threads, train
+    from sparrow.train.recipe import STRATEGIES, Recipe, RecipeError
+    from sparrow.train.rundir import TrainError
+    from sparrow.train.trainer import auto_threads, train
 
-    if strategy not in (None, "ddp", "fsdp"):
-        raise UsageError(f"--strategy must be ddp or fsdp, got {strategy!r}")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if data_root is not None and not data_root.is_dir():
         raise UsageError(f"--data-root {str(data_root)!r} is not a directory")
     try:
@@ -123,13 +135,16 @@ def train_command(
                 threads=threads,
             ),
         )
-    except (RecipeError, MixtureError, ConfigError, TrainError) as e:
+    except (RecipeError, MixtureError, ConfigError, DataError, TrainError) as e:
         raise UsageError(str(e)) from e
     finally:
         if progress is not None:
             progress.close()
-    if not main:
-        return
+    if main:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
     rows: dict[str, Any] = {}
     for s in summary["stages"]:
         first, last = s["first_loss"], s["last_loss"]

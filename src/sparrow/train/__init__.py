@@ -3,8 +3,12 @@
     from sparrow.train import Recipe, RunOptions, train
     summary = train(Recipe.from_yaml("configs/tiny/apollo-3stage.yaml"), RunOptions(out=Path("runs/a")))
 
-Losses live in ``sparrow.train.losses`` (``cross_entropy``, ``tailr_loss``, ``AdaTaiLr``). Names load
-lazily so that importing the package stays cheap. See docs/train.md.
+Modules: recipe (stages, loaded from YAML), mixture (sources, caps, the stream of draws), data (stream
+-> processor -> micro-batches), losses (CE, TaiLr, AdaTaiLr), optim (freezing, AdamW, schedule, loss
+choice), step (one optimizer step), trainer (the stage loop), checkpoint (model + trainer state, exact
+resume), rundir (the files of a run, its guard, the resume point), distributed (DDP / FSDP2), seeds
+(the one seed formula), paths (the one relative-path rule). Names load lazily so that importing the
+package stays cheap. See docs/train.md.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ _LAZY = {
     "StageConfig": "sparrow.train.recipe",
     "LossConfig": "sparrow.train.recipe",
     "RecipeError": "sparrow.train.recipe",
-    "RunOptions": "sparrow.train.trainer",
-    "TrainError": "sparrow.train.trainer",
+    "RunOptions": "sparrow.train.options",
+    "TrainError": "sparrow.train.rundir",
     "train": "sparrow.train.trainer",
-    "read_metrics": "sparrow.train.trainer",
+    "read_metrics": "sparrow.train.rundir",
 }
 
 __all__ = list(_LAZY)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sparrow.model.collate import collate
 from sparrow.train.mixture import Mixture
 
 MAX_ATTEMPTS = 8
@@ -80,14 +80,8 @@ class MixtureDataset(Dataset):
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 errors.append({"id": sample_id, "source": src.name, "position": pos, "reason": reason})
                 continue
-            return {
-                "feats": feats,
-                "position": int(position),
-                "source": src.name,
-                "id": sample_id,
-                "errors": errors,
-            }
-        return {"feats": None, "position": int(position), "source": None, "id": None, "errors": errors}
+            return {"feats": feats, "errors": errors}
+        return {"feats": None, "errors": errors}
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -123,8 +117,8 @@ class StepBatchSampler(Sampler[list[int]]):
 
 
 class Collator:
-    """Collates processed samples with ``processor.collate`` (packing optional), carrying the rejected
-    samples' reasons and the per-source counts along."""
+    """Collates processed samples with ``sparrow.model.collate`` (packing optional), carrying the rejected
+    samples' reasons along."""
 
     def __init__(self, processor: Any, pack: bool = False, max_length: int | None = None):
         self.processor, self.pack, self.max_length = processor, pack, max_length
@@ -133,18 +127,11 @@ class Collator:
         good = [it for it in items if it["feats"] is not None]
         errors = [e for it in items for e in it["errors"]]
         batch = (
-            self.processor.collate([it["feats"] for it in good], pack=self.pack, max_length=self.max_length)
+            collate([it["feats"] for it in good], self.processor.pad_token_id, self.pack, self.max_length)
             if good
             else None
         )
-        return {
-            "batch": batch,
-            "samples": len(good),
-            "ids": [it["id"] for it in good],
-            "sources": [it["source"] for it in good],
-            "positions": [it["position"] for it in items],
-            "errors": errors,
-        }
+        return {"batch": batch, "samples": len(good), "errors": errors}
 
 
 def _worker_init(_: int) -> None:
@@ -172,7 +159,3 @@ def make_loader(
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         persistent_workers=False,
     )
-
-
-def errors_path(out: str | Path) -> Path:
-    return Path(out) / "errors.jsonl"

@@ -13,13 +13,14 @@ every pool record appears once. With weights, each source gets exactly its share
 remainder rounding), drawn without replacement from a fresh permutation of its pool, going round the
 pool again when its share is larger than the pool (up-sampling). The draws of all sources are then
 interleaved in a random order that keeps every source near its share in every prefix of the epoch
-(jittered systematic sampling), so a run shorter than an epoch also sees the configured mix. Epoch ``e`` uses the generator seeded with ``(seed, e)``, so the stream of draws
-is a pure function of the config: any number of workers or ranks, and a resumed run, see the same
+(jittered systematic sampling), so a run shorter than an epoch also sees the configured mix. Epoch ``e`` uses the generator seeded with ``derive_seed(seed, "epoch", e)``, so the stream
+of draws is a pure function of the config: any number of workers or ranks, and a resumed run, see the same
 order. Apollo's text / image / multi-image / video shares and Sparrow's 2:1 video-to-synthetic ratio
 are source weights.
 
-The index holds only byte offsets and a modality per record; records are parsed when drawn, so memory
-stays small for large files.
+The index holds only byte offsets and a media kind per record (``Sample.media_kind``: text, image,
+multi-image or video, Apollo's data buckets); records are parsed when drawn, so memory stays small for
+large files.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from typing import Any
 import numpy as np
 
 from sparrow.records import RecordError, Sample, check_media_paths
+from sparrow.train.paths import resolve_path
+from sparrow.train.seeds import derive_seed
 
-MODALITIES = ("text", "image", "multi-image", "video")
+MEDIA_KINDS = ("text", "image", "multi-image", "video")
 
 
 class MixtureError(ValueError):
@@ -136,12 +139,12 @@ def parse_cap(cap: str | int | None, n: int) -> tuple[str, int]:
 
 @dataclass
 class IndexedSource:
-    """A source after indexing: byte offsets and modalities of its pool, and what was rejected."""
+    """A source after indexing: byte offsets and media kinds of its pool, and what was rejected."""
 
     config: SourceConfig
     path: Path
     offsets: np.ndarray  # int64 byte offset of each pool record
-    modalities: np.ndarray  # int8 index into MODALITIES
+    media_kinds: np.ndarray  # int8 index into MEDIA_KINDS
     lines_total: int
     valid_total: int
     bad_lines: list[dict[str, Any]]
@@ -173,11 +176,11 @@ class IndexedSource:
 
 def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> IndexedSource:
     """Read a source file once, keep offsets of its valid records, then apply the cap."""
-    path = _source_path(cfg, data_root)
+    path = resolve_path(cfg.path, data_root)
     if not path.is_file():
         raise MixtureError(f"mixture source {cfg.label!r}: file {str(path)!r} not found")
     offsets: list[int] = []
-    mods: list[int] = []
+    kinds: list[int] = []
     bad: list[dict[str, Any]] = []
     total = 0
     with path.open("rb") as f:
@@ -197,9 +200,9 @@ def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> 
                 bad.append({"source": cfg.label, "line": lineno, "reason": str(e)})
                 continue
             offsets.append(start)
-            mods.append(MODALITIES.index(sample.modality))
+            kinds.append(MEDIA_KINDS.index(sample.media_kind))
     off = np.asarray(offsets, dtype=np.int64)
-    mod = np.asarray(mods, dtype=np.int8)
+    kind = np.asarray(kinds, dtype=np.int8)
     mode, count = parse_cap(cfg.cap, len(off))
     if mode == "first":
         keep = np.arange(count)
@@ -207,23 +210,11 @@ def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> 
         keep = np.arange(len(off) - count, len(off))
     elif mode == "random":
         # Seeded by the mixture seed and the source label so adding a source leaves the others' picks alone.
-        rng = np.random.default_rng([seed, _stable_hash(cfg.label)])
+        rng = np.random.default_rng(derive_seed(seed, "cap", cfg.label))
         keep = np.sort(rng.choice(len(off), size=count, replace=False))
     else:
         keep = np.arange(len(off))
-    return IndexedSource(cfg, path, off[keep], mod[keep], total, len(off), bad, mode)
-
-
-def _source_path(cfg: SourceConfig, data_root: str | os.PathLike) -> Path:
-    path = Path(cfg.path).expanduser()
-    return path if path.is_absolute() else Path(data_root) / path
-
-
-def _stable_hash(text: str) -> int:
-    h = 2166136261
-    for b in text.encode("utf-8"):
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
+    return IndexedSource(cfg, path, off[keep], kind[keep], total, len(off), bad, mode)
 
 
 def _quotas(weights: list[float], total: int) -> list[int]:
@@ -243,7 +234,7 @@ class Mixture:
 
     def __init__(self, config: MixtureConfig, data_root: str | os.PathLike):
         self.missing = [
-            s.label for s in config.sources if s.optional and not _source_path(s, data_root).is_file()
+            s.label for s in config.sources if s.optional and not resolve_path(s.path, data_root).is_file()
         ]
         present = [s for s in config.sources if s.label not in self.missing]
         if not present:
@@ -274,7 +265,7 @@ class Mixture:
         """The draws of epoch ``e``: int64 array (epoch_size, 2) of (source index, pool index)."""
         if self._cache is not None and self._cache[0] == e:
             return self._cache[1]
-        rng = np.random.default_rng([self.config.seed, e])
+        rng = np.random.default_rng(derive_seed(self.config.seed, "epoch", e))
         parts, keys = [], []
         for si, (src, q) in enumerate(zip(self.sources, self.quotas, strict=True)):
             if q == 0:
@@ -296,18 +287,13 @@ class Mixture:
         si, pi = self.epoch(e)[i]
         return int(si), int(pi)
 
-    def sample(self, position: int) -> tuple[IndexedSource, Sample]:
-        si, pi = self.draw(position)
-        src = self.sources[si]
-        return src, src.read(pi)
-
     def report(self, drawn: int, skipped: dict[str, int] | None = None) -> dict[str, Any]:
-        """What the first ``drawn`` stream positions hold, per source and per modality, against the
+        """What the first ``drawn`` stream positions hold, per source and per media kind, against the
         configured shares; ``skipped`` counts per source the draws the processor rejected."""
         skipped = skipped or {}
         counts = np.zeros(len(self.sources), dtype=np.int64)
         unique: list[set[int]] = [set() for _ in self.sources]
-        by_mod = np.zeros((len(self.sources), len(MODALITIES)), dtype=np.int64)
+        by_kind = np.zeros((len(self.sources), len(MEDIA_KINDS)), dtype=np.int64)
         done = 0
         e = 0
         while done < drawn:
@@ -316,7 +302,7 @@ class Mixture:
                 sel = d[d[:, 0] == si, 1]
                 counts[si] += len(sel)
                 unique[si].update(sel.tolist())
-                by_mod[si] += np.bincount(self.sources[si].modalities[sel], minlength=len(MODALITIES))
+                by_kind[si] += np.bincount(self.sources[si].media_kinds[sel], minlength=len(MEDIA_KINDS))
             done += len(d)
             e += 1
         wsum = sum(self.weights)
@@ -337,10 +323,12 @@ class Mixture:
                     "unique_drawn": len(unique[si]),
                     "repeats": int(counts[si]) - len(unique[si]),
                     "skipped": int(skipped.get(src.name, 0)),
-                    "by_modality": {m: int(by_mod[si, k]) for k, m in enumerate(MODALITIES) if by_mod[si, k]},
+                    "by_media_kind": {
+                        m: int(by_kind[si, k]) for k, m in enumerate(MEDIA_KINDS) if by_kind[si, k]
+                    },
                 }
             )
-        mod_total = by_mod.sum(axis=0)
+        kind_total = by_kind.sum(axis=0)
         return {
             "seed": self.config.seed,
             "epoch_size": self.epoch_size,
@@ -348,9 +336,9 @@ class Mixture:
             "epochs": drawn / self.epoch_size,
             "missing_sources": list(self.missing),
             "sources": sources,
-            "modalities": {
-                m: {"drawn": int(mod_total[k]), "share": float(mod_total[k]) / drawn if drawn else 0.0}
-                for k, m in enumerate(MODALITIES)
-                if mod_total[k]
+            "media_kinds": {
+                m: {"drawn": int(kind_total[k]), "share": float(kind_total[k]) / drawn if drawn else 0.0}
+                for k, m in enumerate(MEDIA_KINDS)
+                if kind_total[k]
             },
         }

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.train.mixture import MixtureConfig, MixtureError
+from sparrow.train.paths import resolve_path
 
 PARTS = ("vision", "connector", "lm")
 LOSSES = ("ce", "tailr", "adatailr")
+STRATEGIES = ("ddp", "fsdp")
 
 
 class RecipeError(ValueError):
@@ -152,7 +154,7 @@ class Recipe:
             raise RecipeError("a recipe needs 'model' (config) or 'init_from' (checkpoint directory)")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise RecipeError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.strategy not in ("ddp", "fsdp"):
+        if self.strategy not in STRATEGIES:
             raise RecipeError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
         for s in self.stages:
             s.validate()
@@ -187,10 +189,7 @@ class Recipe:
 
     def resolve(self, relpath: str) -> Path:
         """A path from the recipe, relative to the recipe file's directory."""
-        p = Path(relpath).expanduser()
-        if p.is_absolute() or self.base_dir is None:
-            return p
-        return Path(self.base_dir) / p
+        return resolve_path(relpath, self.base_dir)
 
 
 def _stage(d: Any, i: int) -> StageConfig:

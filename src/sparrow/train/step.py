@@ -1,0 +1,129 @@
+"""One optimizer step: forward and backward over the step's micro-batches, then one update.
+
+Loss normalisation: every micro-batch contributes the *sum* of its token losses; after the last
+micro-batch the gradients are divided by the number of supervised tokens of the whole global batch (all
+micro-batches, all ranks). So a step's update is the same whether its samples ran on one process with
+accumulation or on N processes, and long and short samples weigh per token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparrow.model.collate import IGNORE_INDEX
+from sparrow.train import distributed as D
+from sparrow.train.data import DataError
+from sparrow.train.optim import LossFn
+
+
+@dataclass
+class StepSetup:
+    """What every step of a stage uses. ``fwd`` is what the forward pass runs through (the DDP wrapper
+    or the model itself); ``model`` is the bare (or FSDP-sharded) model."""
+
+    model: nn.Module
+    fwd: nn.Module
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    accum: int
+    grad_clip: float | None
+    info: D.DistInfo
+    use_bf16: bool = False
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        # In the model's order (not the optimizer's): the clipping norm sums in this order.
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+
+def train_step(s: StepSetup, batches: Iterator[dict[str, Any]], where: str) -> dict[str, Any]:
+    """Run one optimizer step on the next ``s.accum`` micro-batches; returns its metrics row with
+    ``errors`` (the samples every rank rejected, gathered). ``where`` names the step in messages."""
+    t0 = time.perf_counter()
+    wait = 0.0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=s.info.device)
+    n_sup = n_tok = n_samples = 0
+    errors: list[dict[str, Any]] = []
+    for m in range(s.accum):
+        tw = time.perf_counter()
+        item = next(batches)
+        wait += time.perf_counter() - tw
+        errors += item["errors"]
+        if item["batch"] is None:
+            first = errors[0]["reason"] if errors else "unknown"
+            raise DataError(f"{where}: every sample of a micro-batch was rejected (first reason: {first})")
+        n_samples += item["samples"]
+        loss, sup, tok = _micro_step(s, item["batch"], last=m == s.accum - 1)
+        loss_sum += loss
+        n_sup += sup
+        n_tok += tok
+    stats = torch.tensor([float(loss_sum), n_sup, n_tok, n_samples, len(errors)], dtype=torch.float64)
+    total_loss, total_sup, tokens, samples, skipped = D.all_reduce_sum(stats, s.info).tolist()
+    grad_norm = _update(s, total_sup)
+    if skipped > 0:
+        errors = [e for part in D.gather_objects(errors, s.info) for e in part]
+    elapsed = max(time.perf_counter() - t0, 1e-9)
+    return {
+        "loss": total_loss / total_sup if total_sup else float("nan"),
+        "lr": {g["part"]: g["lr"] for g in s.optimizer.param_groups},
+        "grad_norm": grad_norm,
+        "tokens": int(tokens),
+        "supervised_tokens": int(total_sup),
+        "samples": int(samples),
+        "skipped": int(skipped),
+        "tokens_per_s": tokens / elapsed,
+        "samples_per_s": samples / elapsed,
+        "data_wait_s": wait,
+        "step_time_s": elapsed,
+        "errors": errors,
+    }
+
+
+def _micro_step(s: StepSetup, batch: dict[str, Any], last: bool) -> tuple[torch.Tensor, int, int]:
+    """Forward and backward of one micro-batch: (summed loss, supervised tokens, non-padding tokens)."""
+    device = s.info.device
+    labels = batch.pop("labels")
+    seq_index = batch.pop("seq_index", None)
+    n_tok = int((seq_index >= 0).sum()) if seq_index is not None else labels.numel()
+    target = labels[:, 1:].to(device, non_blocking=True)
+    sel = target != IGNORE_INDEX
+    inputs = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    # Gradients are reduced across ranks on the step's last micro-batch only.
+    sync = contextlib.nullcontext()
+    if D.is_fsdp(s.model):
+        s.model.set_requires_gradient_sync(last)
+    elif hasattr(s.fwd, "no_sync") and not last:
+        sync = s.fwd.no_sync()
+    with sync:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.use_bf16):
+            logits = s.fwd(**inputs).logits
+        # Only supervised positions reach the (fp32) loss: the full (B, L, V) logits are never upcast.
+        loss = s.loss_fn(logits[:, :-1][sel], target[sel])
+        loss.backward()
+    return loss.detach().double(), int(sel.sum()), n_tok
+
+
+def _update(s: StepSetup, total_sup: float) -> float:
+    """Scale, clip and apply the step's gradients; returns the norm before clipping (NaN: no update)."""
+    grad_norm = float("nan")
+    if total_sup > 0:
+        # Gradients hold sum-of-token-losses (averaged over ranks by DDP/FSDP): make it the mean
+        # over every supervised token of the global batch.
+        scale = s.info.world_size / total_sup
+        trainable = s.trainable
+        for p in trainable:
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        clip = s.grad_clip if s.grad_clip else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(trainable, clip)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+        s.optimizer.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return grad_norm
