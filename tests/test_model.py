@@ -19,6 +19,7 @@ from sparrow.model import (
     VideoLLM,
     VideoLLMConfig,
     VisionConfig,
+    collate,
     load_pretrained,
 )
 from sparrow.model.inference import generate, score_options
@@ -136,7 +137,7 @@ def test_forward_backward_every_connector(root, kind, per):
     assert feats[0]["group_sizes"].tolist() == expected_groups
     assert int((feats[0]["input_ids"] == proc.visual_token_id).sum()) == len(expected_groups) * n_tok
     assert int((feats[1]["input_ids"] == proc.visual_token_id).sum()) == n_tok
-    batch = proc.collate(feats)
+    batch = collate(feats, proc.pad_token_id)
     out = model(**batch)
     assert out.logits.shape == (3, batch["input_ids"].shape[1], 1024)
     loss = ce_loss(out, batch)
@@ -180,7 +181,7 @@ def test_connector_output_shapes():
 
 def test_text_only_batch_keeps_vision_in_graph(root):
     model, proc = build(tiny_cfg())
-    batch = proc.collate([proc(text_sample(), root), proc(text_sample("t2", "No."), root)])
+    batch = collate([proc(text_sample(), root), proc(text_sample("t2", "No."), root)], proc.pad_token_id)
     assert batch["pixel_values"] is None
     out = model(**batch)
     ce_loss(out, batch).backward()
@@ -239,7 +240,7 @@ def test_dual_encoder_features(root):
     w = {1: 0.8125, 2: 0.1875}
     by_hand = sum(w[i] * w[j] * f2[:, i, j] for i in w for j in w)
     torch.testing.assert_close(feats[:, 4, 4, 64:], by_hand, atol=1e-5, rtol=1e-5)
-    batch = proc.collate([proc(frames_sample(4), root), proc(text_sample(), root)])
+    batch = collate([proc(frames_sample(4), root), proc(text_sample(), root)], proc.pad_token_id)
     ce_loss(model(**batch), batch).backward()
     assert all(p.grad is not None for p in enc.tower2.parameters())
 
@@ -292,8 +293,8 @@ def test_packing_gives_the_same_per_sample_losses(root, attn):
         proc(frames_sample(3, answer="C. three", sid="v3"), root),
         proc(image_sample(), root),
     ]
-    unpacked = proc.collate(feats)
-    packed = proc.collate(feats, pack=True, max_length=160)
+    unpacked = collate(feats, proc.pad_token_id)
+    packed = collate(feats, proc.pad_token_id, pack=True, max_length=160)
     assert packed["input_ids"].shape[0] < len(feats)  # several samples share a row
     assert (
         packed["attention_mask"].shape
@@ -311,8 +312,8 @@ def test_packed_samples_cannot_see_each_other(root):
     model.eval()
     first, second = proc(text_sample(), root), proc(image_sample(), root)
     other = proc(text_sample("t9", "Squares have equal sides and right angles."), root)
-    b1 = proc.collate([first, second], pack=True, max_length=400)
-    b2 = proc.collate([other, second], pack=True, max_length=400)
+    b1 = collate([first, second], proc.pad_token_id, pack=True, max_length=400)
+    b2 = collate([other, second], proc.pad_token_id, pack=True, max_length=400)
     assert b1["input_ids"].shape[0] == 1
     with torch.no_grad():
         l1, l2 = model(**b1).logits, model(**b2).logits
@@ -334,7 +335,7 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
     model, proc = build(cfg, seed=3)
     model.eval()
     feats = [proc(frames_sample(8), root), proc(image_sample(), root)]
-    batch = proc.collate(feats)
+    batch = collate(feats, proc.pad_token_id)
     with torch.no_grad():
         before = model(**batch).logits
     model.save_pretrained(tmp_path / "ckpt", processor=proc)
@@ -359,7 +360,7 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
     monkeypatch.setattr(pickle, "load", no_unpickling)
     monkeypatch.setattr(pickle, "loads", no_unpickling)
     loaded, proc2 = load_pretrained(tmp_path / "ckpt")
-    batch2 = proc2.collate([proc2(frames_sample(8), root), proc2(image_sample(), root)])
+    batch2 = collate([proc2(frames_sample(8), root), proc2(image_sample(), root)], proc2.pad_token_id)
     for k in ("input_ids", "labels", "group_sizes"):
         assert torch.equal(batch[k], batch2[k])
     torch.testing.assert_close(batch["pixel_values"], batch2["pixel_values"], rtol=0, atol=0)
@@ -372,7 +373,7 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
 
 def test_gradient_checkpointing_gives_the_same_gradients(root):
     model, proc = build(tiny_cfg())
-    batch = proc.collate([proc(frames_sample(4), root), proc(text_sample(), root)], pack=True)
+    batch = collate([proc(frames_sample(4), root), proc(text_sample(), root)], proc.pad_token_id, pack=True)
     ce_loss(model(**batch), batch).backward()
     ref = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
@@ -386,7 +387,9 @@ def test_gradient_checkpointing_gives_the_same_gradients(root):
 def test_tiny_training_step_is_fast(root):
     """Issue requirement: a step of 2 samples x 8 frames well under a second on one CPU core."""
     model, proc = build(tiny_cfg())
-    batch = proc.collate([proc(frames_sample(8), root), proc(frames_sample(8, "C. three"), root)])
+    batch = collate(
+        [proc(frames_sample(8), root), proc(frames_sample(8, "C. three"), root)], proc.pad_token_id
+    )
     assert int(batch["group_sizes"].numel()) == 16
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     threads = torch.get_num_threads()
@@ -410,7 +413,7 @@ def test_tiny_training_step_is_fast(root):
 def test_score_options_and_generate_after_overfitting(root):
     model, proc = build(tiny_cfg(), seed=1)
     target = frames_sample(8, answer="B. two")
-    batch = proc.collate([proc(target, root)])
+    batch = collate([proc(target, root)], proc.pad_token_id)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(40):
@@ -427,9 +430,43 @@ def test_score_options_and_generate_after_overfitting(root):
     model.eval()
     for cand, score in zip(candidates[:2], scores[:2], strict=True):
         s = frames_sample(8, answer=cand)
-        b = proc.collate([proc(s, root)])
+        b = collate([proc(s, root)], proc.pad_token_id)
         with torch.no_grad():
             picked = token_logprobs(model(**b).logits, b["labels"])[0]
         mask = b["labels"][0, 1:] != IGNORE_INDEX
         assert score == pytest.approx(float(picked[mask][:-1].sum()), abs=1e-4)
     assert generate(model, proc, target, root, max_new_tokens=10) == "B. two"
+
+
+def test_generation_passes_the_kv_cache_the_current_way(root, monkeypatch):
+    """transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns, and goes in 5.40):
+    scoring and generation reuse the prompt's cache without touching the old name."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    model, proc = build(tiny_cfg())
+    names: list[set[str]] = []
+    forward = model.lm.forward
+
+    def spy(*args, **kwargs):
+        names.append(set(kwargs))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.lm, "forward", spy)
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    hf_logging.warning_once.cache_clear()  # a warning already given once would not show again
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            generate(model, proc, frames_sample(2), root, max_new_tokens=3)
+            score_options(model, proc, frames_sample(2), ["A. one", "B. two"], root)
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert not [m for m in messages if "deprecated" in m]
+    assert len(names) >= 3 and not any("past_key_values" in n for n in names)
+    assert sum("cache" in n for n in names) >= 2  # the steps after the prompt reuse its cache

@@ -1,12 +1,15 @@
 """The processor on real media: videos whose frames encode their index, frame sequences, images, text;
-timestamp text per mode; max_length; errors; collate and packing; the tiny tokenizer."""
+timestamp text per mode; max_length; errors; collate and packing; the tiny tokenizer; and the one frame
+selector: a video and its ``sparrow frames`` output give the same inputs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from sparrow.model import (
     SamplingConfig,
     VideoLLMConfig,
     build_tiny_tokenizer,
+    collate,
 )
 from sparrow.records import Media, Sample
 
@@ -284,7 +288,7 @@ def test_errors_are_one_line_processor_errors(proc, root):
 
 def test_collate_pads_and_orders_frames(proc, root):
     feats = [proc(frames_sample(n=3), root), proc(video_sample(), root), proc(frames_sample(n=1), root)]
-    b = proc.collate(feats)
+    b = collate(feats, proc.pad_token_id)
     lengths = [len(f["input_ids"]) for f in feats]
     assert b["input_ids"].shape == (3, max(lengths))
     for i, f in enumerate(feats):
@@ -303,7 +307,7 @@ def test_collate_packing_first_fit_and_mask(proc, root):
     feats = [proc(frames_sample(n=n), root) for n in (4, 1, 2, 1)]
     lengths = [len(f["input_ids"]) for f in feats]
     cap = lengths[0] + lengths[1] + 2
-    b = proc.collate(feats, pack=True, max_length=cap)
+    b = collate(feats, proc.pad_token_id, pack=True, max_length=cap)
     # First fit in order: row 0 = [0, 1], row 1 = [2, 3].
     rows = [sorted(set(r.tolist()) - {-1}) for r in b["seq_index"]]
     assert rows == [[0, 1], [2, 3]]
@@ -320,7 +324,7 @@ def test_collate_packing_first_fit_and_mask(proc, root):
     assert b["position_ids"][0, :a0].tolist() == list(range(a0))
     assert b["position_ids"][0, a0 : a0 + a1].tolist() == list(range(a1))
     with pytest.raises(ValueError, match="tokens"):
-        proc.collate(feats, pack=True, max_length=lengths[0] - 1)
+        collate(feats, proc.pad_token_id, pack=True, max_length=lengths[0] - 1)
 
 
 # ----------------------------------------------------------------------------------------- tokenizer
@@ -359,7 +363,7 @@ def test_tiny_tokenizer_is_deterministic_and_round_trips(tmp_path):
 
 
 def test_clip_cache_reuses_decoded_clips_and_notices_rewritten_files(tmp_path):
-    from sparrow.model.processor import ClipCache
+    from sparrow.model.media import ClipCache
 
     write_video(tmp_path / "v.mp4", num_frames=30, fps=10, width=64, height=64)
     cache = ClipCache(8)
@@ -383,3 +387,103 @@ def test_clip_cache_reuses_decoded_clips_and_notices_rewritten_files(tmp_path):
     off(s, tmp_path)
     off(s, tmp_path)
     assert off.clip_cache.hits == 0
+
+
+# ------------------------------------------------------------------- one selector: video == stored frames
+
+# A variable-rate stream whose steps (ms) average to their median, 40 ms, so the length of its last
+# frame (which stored frames do not record) is the same whether read from the file or inferred.
+VFR_STEPS = [40, 10, 70, 40, 25, 55, 40, 40, 5, 75, 40, 30, 50, 40] * 3
+SELECTOR_VIDEOS = {
+    "cfr30.mp4": dict(num_frames=75, fps=30, gop=15, bframes=2),
+    "ntsc2997.mp4": dict(num_frames=75, fps=Fraction(30000, 1001), gop=15, bframes=2),
+    "vfr.mkv": dict(num_frames=len(VFR_STEPS) + 1, pts=[0, *itertools.accumulate(VFR_STEPS)], gop=12),
+}
+SELECTOR_SAMPLINGS = {
+    "fps": sampling(fps=3.0, max_frames=6, timestamps="frame"),
+    "fps-all": sampling(fps=10.0, max_frames=None),
+    "uniform": sampling(strategy="uniform", num_frames=5),
+    "clips": sampling(strategy="clips", fps=4.0, frames_per_clip=2, max_clips=3),
+    "clips-tiled": sampling(strategy="clips", fps=2.0, frames_per_clip=2, max_clips=25),
+}
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    """Test videos and their ``sparrow frames`` output at a rate that keeps every frame (PNG, lossless,
+    at the model's frame size), and at 2 fps (the usual sparse extraction)."""
+    from sparrow.video.extract import ExtractConfig, extract
+
+    d = tmp_path_factory.mktemp("selector")
+    for name, kw in SELECTOR_VIDEOS.items():
+        write_video(d / name, width=64, height=64, **kw)
+    paths = [d / name for name in SELECTOR_VIDEOS]
+    out = {}
+    for rate in (1000.0, 2.0):
+        folder = d / f"frames-{rate:g}"
+        extract(paths, folder, ExtractConfig(fps=rate, size=(64, 64), image_format="png"))
+        rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+        out[rate] = (folder, {Path(r["video"]).name: r for r in rows})
+    return d, out
+
+
+def _pair(video: str, row: dict) -> tuple[Sample, Sample]:
+    messages = video_sample().messages
+    return (
+        Sample(id="v", messages=messages, media=[Media(type="video", path=video)]),
+        Sample(
+            id="f",
+            messages=messages,
+            media=[Media(type="frames", paths=row["frames"], timestamps=row["timestamps"])],
+        ),
+    )
+
+
+@pytest.mark.parametrize("kind", list(SELECTOR_SAMPLINGS))
+@pytest.mark.parametrize("video", list(SELECTOR_VIDEOS))
+def test_stored_frames_and_the_video_give_the_same_inputs(extracted, proc, clip_proc, video, kind):
+    videos_dir, by_rate = extracted
+    folder, rows = by_rate[1000.0]
+    row = rows[video]
+    s = SELECTOR_SAMPLINGS[kind]
+    p = clip_proc if kind.startswith("clips") else proc
+    from_video, from_frames = _pair(video, row)
+    vb = p.load_media(from_video.media[0], videos_dir, s)
+    fb = p.load_media(from_frames.media[0], folder, s)
+    assert len(row["indices"]) == len(row["frames"]) == SELECTOR_VIDEOS[video]["num_frames"]  # every frame
+    assert [row["indices"][i] for i in fb.indices] == vb.indices
+    assert [read_index(f) for f in vb.frames] == vb.indices
+    assert np.array_equal(fb.frames, vb.frames)
+    fv, ff = p(from_video, videos_dir, sampling=s), p(from_frames, folder, sampling=s)
+    assert user_text(p, ff) == user_text(p, fv)
+    for key in ("input_ids", "labels", "pixel_values", "group_sizes"):
+        assert torch.equal(ff[key], fv[key]), key
+
+
+@pytest.mark.parametrize("video", list(SELECTOR_VIDEOS))
+def test_sparse_extraction_at_the_sampling_rate_gives_the_video_frames(extracted, proc, video):
+    videos_dir, by_rate = extracted
+    folder, rows = by_rate[2.0]
+    s = sampling(fps=2.0, max_frames=None)
+    from_video, from_frames = _pair(video, rows[video])
+    fv, ff = proc(from_video, videos_dir, sampling=s), proc(from_frames, folder, sampling=s)
+    assert decoded_indices(ff) == decoded_indices(fv) == rows[video]["indices"]
+    assert torch.equal(ff["input_ids"], fv["input_ids"]) and torch.equal(
+        ff["pixel_values"], fv["pixel_values"]
+    )
+
+
+def test_stored_frames_follow_the_video_rules():
+    """The issue's case: 11 frames at 2.5 fps once gave [0, 3, 5, 8, 10] (fps 1) and [0, 3, 7, 10]
+    (uniform 4) from stored frames; the video's rules give [0, 2, 5, 7, 10] and [1, 4, 6, 9]."""
+    from sparrow.video import Fps, Uniform, select_stored
+
+    ts = [0.4 * i for i in range(11)]
+    assert select_stored(Fps(1), ts).indices == [0, 2, 5, 7, 10]
+    assert select_stored(Uniform(4), ts).indices == [1, 4, 6, 9]
+    chosen = select_stored(Fps(1), ts)
+    assert chosen.duration == pytest.approx(4.4) and chosen.timestamps == pytest.approx(
+        [0, 0.8, 2.0, 2.8, 4.0]
+    )
+    with pytest.raises(ValueError, match="increasing"):
+        select_stored(Fps(1), [0.0, 0.5, 0.5])

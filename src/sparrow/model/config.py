@@ -7,10 +7,11 @@ data so a config round-trips through YAML / JSON unchanged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+
+from sparrow.yamlio import load_yaml
 
 
 class ConfigError(ValueError):
@@ -147,8 +148,6 @@ class VideoLLMConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VideoLLMConfig:
-        from sparrow.yamlio import load_yaml
-
         path = Path(path)
         data = load_yaml(path, "model config", ConfigError)
         # A recipe may hold the model under a "model" key; accept both layouts.
@@ -162,9 +161,6 @@ class VideoLLMConfig:
         if cfg.tokenizer not in (None, "tiny") and not Path(cfg.tokenizer).is_absolute():
             cfg.tokenizer = str((path.parent / cfg.tokenizer).resolve())
         return cfg
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def validate(self) -> None:
         for name, part in (("vision", self.vision), ("lm", self.lm), ("vision2", self.vision2)):

@@ -1,6 +1,7 @@
 """Inference helpers: log-likelihood scoring of candidate answers, and greedy generation.
 
-Both run the vision path and the prompt once; candidates / new tokens reuse the prompt's KV cache.
+Both run the vision path and the prompt once; candidates / new tokens reuse the prompt's KV cache
+(passed as ``cache=``, the argument transformers names it since 5.24). Padding is ``model.collate``'s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sparrow.model.collate import pad_right
 from sparrow.model.config import SamplingConfig
+from sparrow.model.videollm import output_cache
 from sparrow.records import Sample
 
 
@@ -70,27 +73,18 @@ def score_options(
         prompt_ids, out = _prompt(model, processor, sample, root, sampling, media_root)
         first_logp = F.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each candidate's 1st token
         n = len(candidates)
-        width = max(len(c) for c in cand_ids)
         device = prompt_ids.device
-        ids = torch.full((n, width), processor.pad_token_id, dtype=torch.long, device=device)
-        mask = torch.zeros((n, width), dtype=torch.long, device=device)
-        for i, c in enumerate(cand_ids):
-            ids[i, : len(c)] = torch.tensor(c, device=device)
-            mask[i, : len(c)] = 1
+        ids, mask = pad_right(cand_ids, processor.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)
         scores = [float(first_logp[c[0]]) for c in cand_ids]
-        if width > 1:
-            cache = out.past_key_values
+        if ids.shape[1] > 1:
+            cache = output_cache(out)
             cache.batch_repeat_interleave(n)
             full_mask = torch.cat(
                 [torch.ones((n, prompt_ids.shape[1]), dtype=torch.long, device=device), mask], 1
             )
             # Feed all but the last token: position j predicts candidate token j + 1.
-            rest = model.lm(
-                input_ids=ids[:, :-1],
-                attention_mask=full_mask[:, :-1],
-                past_key_values=cache,
-                use_cache=True,
-            )
+            rest = model(input_ids=ids[:, :-1], attention_mask=full_mask[:, :-1], cache=cache, use_cache=True)
             logp = F.log_softmax(rest.logits.float(), dim=-1)
             target = ids[:, 1:]
             picked = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask[:, 1:]
@@ -113,15 +107,13 @@ def generate(
     new: list[int] = []
     with _eval_mode(model):
         _, out = _prompt(model, processor, sample, root, sampling, media_root)
-        cache = out.past_key_values
+        cache = output_cache(out)
         nxt = int(out.logits[0, -1].argmax())
         for _ in range(max_new_tokens):
             if nxt in eos:
                 break
             new.append(nxt)
-            step = model.lm(
-                input_ids=torch.tensor([[nxt]], device=model.device), past_key_values=cache, use_cache=True
-            )
-            cache = step.past_key_values
+            step = model(input_ids=torch.tensor([[nxt]], device=model.device), cache=cache, use_cache=True)
+            cache = output_cache(step)
             nxt = int(step.logits[0, -1].argmax())
     return processor.tokenizer.decode(new, skip_special_tokens=True)

@@ -3,16 +3,12 @@
 Visual embeddings replace the LM's input embeddings at the placeholder token positions (the
 processor put ``tokens_per_group`` placeholders per frame or clip), in order. The forward pass
 returns the LM output (``.logits``); the loss lives in the trainer, which shifts the labels.
-
-Checkpoint layout (``save_pretrained``): ``config.json`` (Sparrow config), ``vision/``, ``vision2/``
-and ``lm/`` (plain Hugging Face checkpoints, safetensors), ``connector.safetensors``, and the
-tokenizer files. Nothing is ever unpickled when loading.
+Checkpoints: ``save_pretrained`` / ``load_pretrained`` (the format is ``sparrow.model.checkpoint``).
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -20,14 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparrow.model.config import ConfigError, VideoLLMConfig, frame_size, hf_config
+from sparrow.model.checkpoint import load_connector, read_checkpoint_config, save_checkpoint
+from sparrow.model.config import VideoLLMConfig, frame_size, hf_config
 from sparrow.model.connector import build_connector
+from sparrow.model.processor import Processor
 from sparrow.model.tokenizer import load_tokenizer
 from sparrow.model.vision import VisionEncoder, _enable_hf_checkpointing, _torch_dtype, quiet_hf
-
-CONFIG_NAME = "config.json"
-CONNECTOR_WEIGHTS = "connector.safetensors"
-FORMAT_VERSION = 1
 
 
 class VideoLLM(nn.Module):
@@ -72,6 +66,11 @@ class VideoLLM(nn.Module):
             }
         )
         self.pad_token_id = int(tok.pad_token_id)
+        # transformers 5.24 renamed the LM's ``past_key_values`` argument to ``cache`` (the old name
+        # warns, and goes in 5.40); older versions only know the old name.
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(self.lm.forward).parameters else "past_key_values"
+        )
 
     # ------------------------------------------------------------------------------- structure
 
@@ -164,102 +163,50 @@ class VideoLLM(nn.Module):
         position_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         seq_index: torch.Tensor | None = None,
-        past_key_values: Any = None,
+        cache: Any = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
     ) -> Any:
-        """Returns the LM output (``.logits`` (B, L, V), ``.past_key_values``). ``labels`` and
+        """Returns the LM output (``.logits`` (B, L, V); with ``use_cache`` its KV cache, read it with
+        ``output_cache``). ``cache``: the KV cache of the tokens before ``input_ids``. ``labels`` and
         ``seq_index`` are accepted so a collated batch can be passed whole; no loss is computed."""
         del labels, seq_index
         embeds = self.embed(input_ids, pixel_values, group_sizes)
+        kwargs = {self._cache_arg: cache} if cache is not None else {}
         return self.lm(
             inputs_embeds=embeds,
             attention_mask=self._lm_attention_mask(attention_mask, embeds.dtype),
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
+            **kwargs,
         )
 
     # ----------------------------------------------------------------------------- persistence
 
     def save_pretrained(self, out_dir: str | os.PathLike, processor: Any = None) -> Path:
-        """Write the checkpoint (safetensors + JSON + tokenizer). ``processor`` supplies the tokenizer
-        and sampling settings; without it the config's tokenizer is loaded and saved."""
-        from safetensors.torch import save_file
-
-        from sparrow.io import atomic_write_text
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with quiet_hf():
-            self.vision.tower.model.save_pretrained(out / "vision")
-            if self.vision.tower2 is not None:
-                self.vision.tower2.model.save_pretrained(out / "vision2")
-            self.lm.save_pretrained(out / "lm")
-        state = {k: v.detach().contiguous().cpu() for k, v in self.connector.state_dict().items()}
-        save_file(state, str(out / CONNECTOR_WEIGHTS), metadata={"format": "pt"})
-
-        cfg = copy.deepcopy(processor.cfg if processor is not None else self.cfg)
-        cfg.connector, cfg.dtype = self.cfg.connector, self.cfg.dtype
-        cfg.vision.path, cfg.vision.config = "vision", None
-        if cfg.vision2 is not None:
-            cfg.vision2.path, cfg.vision2.config = "vision2", None
-        cfg.lm.path, cfg.lm.config = "lm", None
-        cfg.tokenizer = "."
-        tok = (
-            processor.tokenizer
-            if processor is not None
-            else load_tokenizer(self.cfg.tokenizer, self.cfg.lm.path, self.cfg.visual_token)
-        )
-        tok.save_pretrained(str(out))
-        meta = {
-            "sparrow_format": FORMAT_VERSION,
-            "visual_token_id": self.visual_token_id,
-            "model": cfg.to_dict(),
-        }
-        atomic_write_text(out / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
-        return out
-
-
-def read_checkpoint_config(ckpt_dir: str | os.PathLike) -> VideoLLMConfig:
-    """The config of a saved checkpoint with its relative paths resolved against the directory."""
-    d = Path(ckpt_dir)
-    path = d / CONFIG_NAME
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"not a Sparrow checkpoint: cannot read {str(path)!r} ({e.strerror})") from e
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{str(path)!r} is not valid JSON: {e.msg}") from e
-    if not isinstance(meta, dict) or "model" not in meta:
-        raise ConfigError(f"{str(path)!r} is not a Sparrow checkpoint config (no 'model' key)")
-    cfg = VideoLLMConfig.from_dict(meta["model"])
-    for part in (cfg.vision, cfg.vision2, cfg.lm):
-        if part is not None and part.path and not Path(part.path).is_absolute():
-            part.path = str((d / part.path).resolve())
-    if cfg.tokenizer not in (None, "tiny") and not Path(cfg.tokenizer).is_absolute():
-        cfg.tokenizer = str((d / cfg.tokenizer).resolve())
-    return cfg
+        """Write the checkpoint (``sparrow.model.checkpoint``); ``processor`` supplies the tokenizer
+        and sampling settings."""
+        return save_checkpoint(self, out_dir, processor)
 
 
 def load_pretrained(
     ckpt_dir: str | os.PathLike, device: str | torch.device | None = None, dtype: str | None = None
-) -> tuple[VideoLLM, Any]:
+) -> tuple[VideoLLM, Processor]:
     """Load ``(model, processor)`` from a directory written by ``save_pretrained`` (safetensors only)."""
-    from safetensors.torch import load_file
-
-    from sparrow.model.processor import Processor
-
-    d = Path(ckpt_dir)
-    cfg = read_checkpoint_config(d)
+    cfg = read_checkpoint_config(ckpt_dir)
     if dtype is not None:
         cfg.dtype = dtype
     processor = Processor(cfg)
     model = VideoLLM(cfg, tokenizer=processor.tokenizer)
-    state = load_file(str(d / CONNECTOR_WEIGHTS))
-    model.connector.load_state_dict(state, strict=True)
+    load_connector(model, ckpt_dir)
     if device is not None:
         model.to(device)
     model.eval()
     return model, processor
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache of an LM output: ``cache`` from transformers 5.24 on, ``past_key_values`` before
+    (reading the old name from a new output warns)."""
+    return out["cache"] if "cache" in out else out.get("past_key_values")

@@ -6,6 +6,9 @@
     clip.indices     # presentation-order positions of the frames
     clip.timestamps  # seconds from the first frame (0.0)
 
+    strategy = strategy_for(sampling_config)           # the one place a config becomes a strategy
+    chosen = select_stored(strategy, stored_timestamps)  # the same choice on stored frames
+
 "The frame shown at time t" is the frame whose presentation interval [pts_i, pts_i+1) contains t,
 which is right for constant and variable frame rates, 29.97 fps and streams that start after 0.
 """
@@ -28,9 +31,11 @@ from sparrow.video.sampling import (
     resolve_backend,
     sample,
 )
+from sparrow.video.select import SamplingSettings, Selection, select_stored, strategy_for
 from sparrow.video.sizing import target_size
 from sparrow.video.strategies import Clips, Fps, Uniform
 from sparrow.video.text import clip_prefix, format_time, frame_prefix, video_header
+from sparrow.video.timeline import Timeline
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +46,9 @@ __all__ = [
     "Fps",
     "NoVideoStream",
     "SampleStream",
+    "SamplingSettings",
+    "Selection",
+    "Timeline",
     "Uniform",
     "VideoDecodeError",
     "VideoError",
@@ -54,6 +62,8 @@ __all__ = [
     "probe",
     "resolve_backend",
     "sample",
+    "select_stored",
+    "strategy_for",
     "target_size",
     "video_header",
 ]

@@ -291,19 +291,6 @@ class PyAVReader:
         self.container.seek(int(tl.pts[tl.key_indices[pos]]), stream=self.stream, backward=True)
         return False
 
-    def decode(
-        self,
-        tl: Timeline,
-        wanted: list[int],
-        size: Size,
-        allow_partial: bool,
-        sequential: bool = False,
-    ) -> tuple[dict[int, np.ndarray], str | None]:
-        """Decode frames ``wanted`` (sorted, unique presentation indices). Returns the frames and, when
-        some could not be decoded and ``allow_partial``, the reason (else raises VideoDecodeError)."""
-        out = dict(self.iter_decode(tl, wanted, size, allow_partial, sequential))
-        return out, self.failure
-
     def iter_decode(
         self,
         tl: Timeline,

@@ -1,6 +1,6 @@
 """Pre-extract frames of many videos at a fixed fps (Sparrow's 1 fps extraction, done right).
 
-Each video is one ``sparrow.jobs`` item: sampled with ``Fps`` (frames shown at 0, 1/fps, ... s), decoded
+Each video is one item of a ``sparrow.jobs`` stage: sampled with ``Fps`` (frames shown at 0, 1/fps, ... s), decoded
 one frame at a time (memory flat in video length) and written as JPEG/PNG with a temp name + rename.
 The manifest lists every video's frames with their timestamps and indices, in input order, identical
 for any worker count and after a resume; videos that fail go to ``errors.jsonl`` and the job goes on.
@@ -9,7 +9,7 @@ Layout of ``out``::
 
     manifest.jsonl   {"id", "video", "frames": [rel paths], "timestamps", "indices", "duration", "fps", ...}
     frames/<id>/00000.jpg ...
-    errors.jsonl     {"id", "source", "reason"}
+    errors.jsonl     {"id", "line", "source", "reason"} per video that failed (absent when none did)
     summary.json
 """
 
@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
-import time
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparrow.io import JsonlWriter, atomic_write_bytes, atomic_write_text
-from sparrow.jobs import ItemResult, WorkItem, prepare_state, run_items
+from PIL import Image
+
+from sparrow.io import JsonlWriter, atomic_write_bytes
+from sparrow.jobs import Collector, ItemResult, JobEvent, JobOptions, JobReport, Stage, WorkItem, run_job
+from sparrow.video.sampling import open_sample
 from sparrow.video.sizing import Size, check_size
+from sparrow.video.strategies import Fps
 
 VIDEO_SUFFIXES = {
     ".mp4",
@@ -80,6 +83,8 @@ class ExtractConfig:
 
 @dataclass
 class ExtractSummary:
+    """What the job did; written to ``summary.json``."""
+
     videos: int = 0
     ok: int = 0
     failed: int = 0
@@ -87,11 +92,16 @@ class ExtractSummary:
     partial: int = 0
     frames: int = 0
     seconds: float = 0.0
+    workers: int = 1
+    executor: str = "local"
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def videos_per_second(self) -> float:
         return self.videos / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "videos_per_second": self.videos_per_second}
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -137,30 +147,27 @@ def assign_ids(paths: list[Path]) -> list[str]:
     return ids
 
 
-def extract_one(payload: dict[str, Any]) -> dict[str, Any]:
-    """Job item: sample one video and write its frames. Raises (VideoError, OSError) on failure."""
-    from PIL import Image
+def _encode(frame: Any, cfg: ExtractConfig) -> bytes:
+    buf = io.BytesIO()
+    if cfg.image_format == "jpg":
+        Image.fromarray(frame).save(buf, format="JPEG", quality=cfg.quality)
+    else:
+        Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
-    from sparrow.video.sampling import open_sample
-    from sparrow.video.strategies import Fps
 
-    cfg = ExtractConfig(**payload["config"])
-    out = Path(payload["out"])
-    vid = payload["id"]
+def extract_one(video: str, vid: str, out: Path, cfg: ExtractConfig, threads: int = 0) -> dict[str, Any]:
+    """Sample one video and write its frames under ``out/frames/<vid>``; return its manifest row.
+    Raises (VideoError, OSError) on failure."""
     rel_dir = Path("frames") / vid
     strategy = Fps(cfg.fps, max_frames=cfg.max_frames)
     frames, stamps, indices = [], [], []
     with open_sample(
-        payload["video"], strategy, size=cfg.size, allow_partial=cfg.allow_partial, threads=payload["threads"]
+        video, strategy, size=cfg.size, allow_partial=cfg.allow_partial, threads=threads
     ) as stream:
         for k, (i, t, frame) in enumerate(stream):
             name = rel_dir / f"{k:05d}.{cfg.image_format}"
-            buf = io.BytesIO()
-            if cfg.image_format == "jpg":
-                Image.fromarray(frame).save(buf, format="JPEG", quality=cfg.quality)
-            else:
-                Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
-            atomic_write_bytes(out / name, buf.getvalue())
+            atomic_write_bytes(out / name, _encode(frame, cfg))
             frames.append(name.as_posix())
             stamps.append(t)
             indices.append(i)
@@ -168,7 +175,7 @@ def extract_one(payload: dict[str, Any]) -> dict[str, Any]:
         partial = stream.partial
     return {
         "id": vid,
-        "video": payload["source"],
+        "video": video,
         "frames": frames,
         "timestamps": stamps,
         "indices": indices,
@@ -182,6 +189,62 @@ def extract_one(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ExtractStage(Stage):
+    """One item per video; the manifest lists the videos' frames in input order."""
+
+    name = "frames"
+    unit = "frames"
+
+    def __init__(self, paths: list[Path], out: Path, cfg: ExtractConfig, threads: int = 0):
+        self.paths, self.out, self.cfg, self.threads = paths, out, cfg, threads
+        self.ids = assign_ids(paths)
+
+    def fingerprint(self) -> dict[str, Any]:
+        settings = asdict(self.cfg)
+        settings["size"] = list(self.cfg.size) if isinstance(self.cfg.size, tuple) else self.cfg.size
+        return settings
+
+    def total(self) -> int:
+        return len(self.paths)
+
+    def items(self) -> Iterator[WorkItem]:
+        for vid, p in zip(self.ids, self.paths, strict=True):
+            yield WorkItem(key=vid, payload={"id": vid, "video": str(p)}, id=vid, source=str(p))
+
+    def process(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return extract_one(payload["video"], payload["id"], self.out, self.cfg, self.threads)
+
+    def collector(self, out: Path) -> Collector:
+        return _Manifest(out / "manifest.jsonl", self.fingerprint())
+
+    def discard(self, out: Path) -> None:
+        if (out / "frames").exists():
+            shutil.rmtree(out / "frames")
+
+
+class _Manifest(Collector):
+    def __init__(self, path: Path, settings: dict[str, Any]):
+        self.writer = JsonlWriter(path)
+        self.summary = ExtractSummary(settings=settings)
+
+    def add(self, item: WorkItem, result: ItemResult) -> int:
+        value = result.value or {}
+        self.writer.write(value)
+        self.summary.frames += len(value["frames"])
+        self.summary.partial += bool(value["partial"])
+        return len(value["frames"])
+
+    def close(self, report: JobReport) -> ExtractSummary:
+        self.writer.close()
+        s = self.summary
+        s.videos, s.ok, s.failed, s.resumed = report.items, report.ok, report.failed, report.resumed
+        s.seconds, s.workers, s.executor = report.seconds, report.workers, report.executor
+        return s
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
 def extract(
     inputs: Iterable[str | os.PathLike],
     out: str | os.PathLike,
@@ -189,50 +252,15 @@ def extract(
     workers: int = 1,
     overwrite: bool = False,
     executor: str = "local",
-    on_result: Callable[[ItemResult], None] | None = None,
+    on_progress: Callable[[JobEvent], None] | None = None,
 ) -> ExtractSummary:
     """Extract frames of every input video into ``out`` (see the module docstring)."""
-    out = Path(out)
     paths = list(expand_inputs(inputs))
     if not paths:
         raise ExtractError(
             "no videos given (folders are searched for " + ", ".join(sorted(VIDEO_SUFFIXES)) + ")"
         )
-    ids = assign_ids(paths)
-    source_of = dict(zip(ids, (str(p) for p in paths), strict=True))
-    settings = asdict(cfg)
-    settings["size"] = list(cfg.size) if isinstance(cfg.size, tuple) else cfg.size
-    state = prepare_state(out / ".state", settings, overwrite=overwrite)
-    if overwrite and (out / "frames").exists():
-        import shutil
-
-        shutil.rmtree(out / "frames")
     threads = 1 if workers > 1 else 0  # parallel processes each get one decoder thread
-
-    def items() -> Iterator[WorkItem]:
-        for vid, p in zip(ids, paths, strict=True):
-            payload = {"id": vid, "video": str(p), "source": str(p), "out": str(out), "config": settings}
-            payload["threads"] = threads
-            yield WorkItem(key=vid, payload=payload)
-
-    summary = ExtractSummary(settings=settings)
-    start = time.perf_counter()
-    with JsonlWriter(out / "manifest.jsonl") as manifest, JsonlWriter(out / "errors.jsonl") as errors:
-        for r in run_items(extract_one, items(), workers=workers, state_dir=state, executor=executor):
-            summary.videos += 1
-            summary.resumed += r.skipped
-            if r.ok and r.value is not None:
-                summary.ok += 1
-                summary.frames += len(r.value["frames"])
-                summary.partial += bool(r.value["partial"])
-                manifest.write(r.value)
-            else:
-                summary.failed += 1
-                errors.write({"id": r.key, "source": source_of.get(r.key, r.key), "reason": r.error})
-            if on_result is not None:
-                on_result(r)
-    summary.seconds = time.perf_counter() - start
-    report = asdict(summary)
-    report["videos_per_second"] = summary.videos_per_second
-    atomic_write_text(out / "summary.json", json.dumps(report, indent=2))
-    return summary
+    stage = ExtractStage(paths, Path(out), cfg, threads)
+    options = JobOptions(workers=workers, executor=executor, overwrite=overwrite, on_progress=on_progress)
+    return run_job(stage, out, options)

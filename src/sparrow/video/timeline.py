@@ -14,6 +14,7 @@ import numpy as np
 # Targets this close before a frame's start count as at its start: s + k/f computed in floats can land
 # a hair before a boundary it is meant to hit exactly (e.g. 1/3 s at 30 fps).
 EPS = 1e-6
+STORED_TICKS = 10**9  # time base of a timeline built from stored frame times (nanoseconds)
 
 
 @dataclass
@@ -66,6 +67,27 @@ class Timeline:
             pts=np.arange(num_frames, dtype=np.int64),
             time_base=tb,
             end_pts=num_frames,
+            key_indices=np.zeros(1, dtype=np.int64),
+        )
+
+    @classmethod
+    def from_times(cls, times: list[float]) -> Timeline:
+        """A timeline of stored frames from their times in seconds (increasing), e.g. ``sparrow frames``
+        output. Nothing says when the last frame stops being shown: it lasts the median step, as for a
+        video whose packets carry no durations (a single frame lasts one tick)."""
+        if not len(times):
+            raise ValueError("no frames")
+        t = np.asarray(times, dtype=np.float64)
+        if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+            raise ValueError("frame timestamps must be finite and strictly increasing")
+        # Nanosecond ticks: far below EPS, so "the frame shown at t" is the same as on the video's own
+        # time base.
+        pts = np.round((t - t[0]) * STORED_TICKS).astype(np.int64)
+        last = int(np.median(np.diff(pts))) if len(pts) > 1 else 1
+        return cls(
+            pts=pts,
+            time_base=Fraction(1, STORED_TICKS),
+            end_pts=int(pts[-1]) + last,
             key_indices=np.zeros(1, dtype=np.int64),
         )
 
