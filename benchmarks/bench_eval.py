@@ -4,7 +4,7 @@ The baseline is what a user would otherwise write: for each question, ``score_op
 letters (one prompt pass per question, KV cache reused across options). Sparrow's ``evaluate_rows``
 processes a batch of questions in one left-padded forward pass when every letter is a single token.
 Both score the same questions with the same tiny checkpoint and must agree; the table gives questions/s
-and the ratio, per modality (video decoding is included in both).
+and the ratio, per condition (video decoding is included in both).
 
     .venv/bin/python benchmarks/bench_eval.py [--questions 48] [--batch-size 8] [--threads 1]
 """
@@ -27,14 +27,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from media import write_video  # noqa: E402
 
-from sparrow.eval.mcq import (  # noqa: E402
-    EvalConfig,
-    build_sample,
-    evaluate_rows,
-    letter_candidates,
-    modality_sampling,
-    read_bench,
-)
+from sparrow.eval.bench import read_bench  # noqa: E402
+from sparrow.eval.conditions import build_sample, condition_sampling  # noqa: E402
+from sparrow.eval.config import EvalConfig  # noqa: E402
+from sparrow.eval.evaluate import evaluate_rows  # noqa: E402
+from sparrow.eval.scoring import letter_candidates  # noqa: E402
 from sparrow.model import Processor, VideoLLM, VideoLLMConfig, load_pretrained  # noqa: E402
 from sparrow.model.inference import score_options  # noqa: E402
 
@@ -75,13 +72,13 @@ def main() -> None:
         model, processor = load_pretrained(d / "ckpt")
         rows, _ = read_bench(bench)
         print(f"{len(rows)} questions, tiny checkpoint, {args.threads} thread(s), batch {args.batch_size}")
-        print(f"{'modality':<9} {'one-by-one q/s':>15} {'batched q/s':>12} {'ratio':>7} {'max |diff|':>11}")
-        for modality in ("text", "frame", "video"):
-            sampling = modality_sampling(processor.sampling, modality)
+        print(f"{'condition':<9} {'one-by-one q/s':>15} {'batched q/s':>12} {'ratio':>7} {'max |diff|':>11}")
+        for condition in ("text", "frame", "video"):
+            sampling = condition_sampling(processor.sampling, condition)
             t0 = time.perf_counter()
             ref = []
             for row in rows:
-                sample = build_sample(row, modality)
+                sample = build_sample(row, condition)
                 ref.append(
                     score_options(
                         model,
@@ -94,7 +91,7 @@ def main() -> None:
                 )
             t_ref = time.perf_counter() - t0
             t0 = time.perf_counter()
-            cfg_eval = EvalConfig(modality=modality, batch_size=args.batch_size)
+            cfg_eval = EvalConfig(condition=condition, batch_size=args.batch_size)
             got = [p for batch in evaluate_rows(model, processor, rows, d, cfg_eval) for p in batch]
             t_new = time.perf_counter() - t0
             diff = max(
@@ -103,7 +100,9 @@ def main() -> None:
                 for a, b in zip(r, p["scores"].values(), strict=True)
             )
             n = len(rows)
-            print(f"{modality:<9} {n / t_ref:>15.1f} {n / t_new:>12.1f} {t_ref / t_new:>6.2f}x {diff:>11.1e}")
+            print(
+                f"{condition:<9} {n / t_ref:>15.1f} {n / t_new:>12.1f} {t_ref / t_new:>6.2f}x {diff:>11.1e}"
+            )
 
 
 if __name__ == "__main__":

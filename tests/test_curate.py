@@ -11,21 +11,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sparrow.eval.curate import (
-    CurateConfig,
-    CurateError,
-    Result,
-    ResultTable,
+from sparrow.eval.analysis import (
     consistency,
-    curate,
     group_scores,
-    load_results,
-    parse_spec,
     rank_agreement,
-    read_lmms_samples,
     read_variant_scores,
     redundancy_matrix,
-    split_task_modality,
+)
+from sparrow.eval.curate import CurateConfig, curate
+from sparrow.eval.errors import CurateError
+from sparrow.eval.results import (
+    Result,
+    ResultTable,
+    load_results,
+    parse_spec,
+    read_lmms_samples,
+    read_sparrow_predictions,
+    split_task_condition,
 )
 
 MODELS = [f"m{i}" for i in range(6)]
@@ -103,7 +105,7 @@ def test_top_k_overall_and_per_category():
 
 def test_wrong_answers_count_as_one_outcome_without_predictions():
     rs, _ = synthetic_table()
-    rs = [Result(r.model, r.modality, r.bench, r.qid, r.correct, None, r.category, r.duration) for r in rs]
+    rs = [Result(r.model, r.condition, r.bench, r.qid, r.correct, None, r.category, r.duration) for r in rs]
     ent = {d.qid: d.entropy for d in curate(ResultTable(rs)).decisions}
     assert ent["q5"] == pytest.approx(1.0) and ent["q4"] == pytest.approx(H(2, 4))
 
@@ -236,7 +238,7 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
     )
     r = read_lmms_samples(vm)
     assert [
-        (x.model, x.modality, x.bench, x.qid, x.correct, x.prediction, x.category, x.duration) for x in r
+        (x.model, x.condition, x.bench, x.qid, x.correct, x.prediction, x.category, x.duration) for x in r
     ] == [
         ("qwen7b", "video", "videomme", "001-1", True, "C", "Knowledge", "short"),
         ("qwen7b", "video", "videomme", "001-2", False, "B", "Film", "short"),
@@ -250,7 +252,7 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
         ],
     )
     r = read_lmms_samples(txt)
-    assert [(x.bench, x.modality, x.qid, x.correct) for x in r] == [
+    assert [(x.bench, x.condition, x.qid, x.correct) for x in r] == [
         ("videomme", "text", "0", True),
         ("videomme", "text", "1", False),
     ]
@@ -267,7 +269,10 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
         ],
     )
     r = read_lmms_samples(mc)
-    assert [(x.modality, x.correct, x.prediction) for x in r] == [("frame", True, "2"), ("frame", False, "1")]
+    assert [(x.condition, x.correct, x.prediction) for x in r] == [
+        ("frame", True, "2"),
+        ("frame", False, "1"),
+    ]
     # Older logs: nested [[reply]], a "doc" with an id, exact_match; a reply parsed against the target.
     old = _write_log(
         tmp_path / "old" / "y_samples_oldbench.jsonl",
@@ -298,22 +303,22 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
     )
     with pytest.raises(CurateError, match="cannot tell whether the answer is correct"):
         read_lmms_samples(bad)
-    # A folder is searched recursively; a spec prefix overrides model and modality.
+    # A folder is searched recursively; a spec prefix overrides model and condition.
     assert len(load_results(str(tmp_path / "qwen7b"))) == 4
     spec = parse_spec(f"gpt@text:{vm}")
-    assert (spec.model, spec.modality, spec.path) == ("gpt", "text", vm)
-    assert {(x.model, x.modality) for x in load_results(spec)} == {("gpt", "text")}
-    assert split_task_modality("mvbench_single_frame") == ("mvbench", "frame")
-    assert split_task_modality("sparrow_world") == ("sparrow_world", "video")
+    assert (spec.model, spec.condition, spec.path) == ("gpt", "text", vm)
+    assert {(x.model, x.condition) for x in load_results(spec)} == {("gpt", "text")}
+    assert split_task_condition("mvbench_single_frame") == ("mvbench", "frame")
+    assert split_task_condition("sparrow_world") == ("sparrow_world", "video")
 
 
 # ------------------------------------------------------------------------------------------- commands
 
 
-def _sparrow_run(d: Path, name: str, modality: str, preds: list[dict], bench: Path) -> None:
+def _sparrow_run(d: Path, name: str, condition: str, preds: list[dict], bench: Path) -> None:
     d.mkdir(parents=True)
     (d / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
-    run = {"name": name, "modality": modality, "bench": bench.stem, "bench_path": str(bench)}
+    run = {"name": name, "condition": condition, "bench": bench.stem, "bench_path": str(bench)}
     (d / "run.json").write_text(json.dumps(run))
 
 
@@ -330,7 +335,7 @@ def test_curate_and_consistency_commands(tmp_path, capsys):
     )
     runs = tmp_path / "runs"
     for m in MODELS:
-        for mod in ("video", "frame", "text"):
+        for cond in ("video", "frame", "text"):
             preds = [
                 {
                     "id": r.qid,
@@ -340,9 +345,9 @@ def test_curate_and_consistency_commands(tmp_path, capsys):
                     "duration": r.duration,
                 }
                 for r in rs
-                if r.model == m and r.modality == mod
+                if r.model == m and r.condition == cond
             ]
-            _sparrow_run(runs / m / mod, m, mod, preds, bench)
+            _sparrow_run(runs / m / cond, m, cond, preds, bench)
     out = tmp_path / "cur"
     with pytest.raises(SystemExit) as e:
         main(["curate", str(runs), "--out", str(out), "--top-k", "3"])
@@ -376,3 +381,15 @@ def test_curate_and_consistency_commands(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["curate", str(tmp_path / "nothing"), "--out", str(out)])
     assert e.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_results_of_older_runs_that_say_modality(tmp_path):
+    """Before the eval inputs were called conditions, run.json said "modality"; such runs still read."""
+    d = tmp_path / "old" / "frame"
+    d.mkdir(parents=True)
+    (d / "predictions.jsonl").write_text(json.dumps({"id": "q1", "correct": True, "prediction": "A"}) + "\n")
+    (d / "run.json").write_text(json.dumps({"name": "m", "modality": "frame", "bench": "b"}))
+    (r,) = read_sparrow_predictions(d / "predictions.jsonl")
+    assert (r.model, r.condition, r.bench, r.qid, r.correct) == ("m", "frame", "b", "q1", True)
+    with pytest.raises(CurateError, match="unknown condition"):
+        ResultTable([Result("m", "audio", "b", "q1", True)])

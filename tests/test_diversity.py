@@ -4,6 +4,7 @@ end-to-end run with the offline all-MiniLM-L6-v2 encoder on a templated vs a var
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from PIL import Image
 from sparrow.diversity import (
     DiversityConfig,
     DiversityError,
+    embed,
     instruction_of,
+    load_encoder,
     mean_cosine_distance,
     measure,
     probe,
@@ -22,7 +25,8 @@ from sparrow.diversity import (
     template_clusters,
     vendi_score,
 )
-from sparrow.records import Media, qa_sample, to_llava, to_minicpm, to_sharegpt
+from sparrow.formats import to_llava, to_minicpm, to_sharegpt
+from sparrow.records import Media, qa_sample
 
 TEMPLATES = [
     "What is the {} doing in the video?",
@@ -224,3 +228,17 @@ def test_subsampling_and_cli(inputs, tmp_path):
     assert res.exit_code != 0
     with pytest.raises(DiversityError, match="projection"):
         DiversityConfig(projection="umap").validate()
+
+
+def test_encoder_loads_offline_without_touching_the_environment(monkeypatch, tmp_path):
+    """The packaged MiniLM loads from its folder with no HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set, and
+    computing embeddings leaves os.environ exactly as it was."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    before = dict(os.environ)
+    emb = embed(["What colour is the ball?", "Summarize the paper."], load_encoder(None), threads=1)
+    assert dict(os.environ) == before
+    assert emb.shape == (2, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(DiversityError, match="cannot load a sentence-transformers model"):
+        load_encoder(str(tmp_path))

@@ -1,4 +1,4 @@
-"""`sparrow eval`: benchmark rows -> samples under three modalities, batched letter scoring, answer
+"""`sparrow eval`: benchmark rows -> samples under three conditions, batched letter scoring, answer
 parsing, metrics, resume, and the command end to end on a tiny random checkpoint and generated videos."""
 
 from __future__ import annotations
@@ -12,21 +12,13 @@ import pytest
 import torch
 from media import read_index, write_video
 
-from sparrow.eval.mcq import (
-    EvalConfig,
-    bootstrap_ci,
-    build_sample,
-    compute_metrics,
-    duration_bucket,
-    evaluate_rows,
-    letter_candidates,
-    modality_sampling,
-    parse_answer,
-    parse_bench_row,
-    parse_sampling_overrides,
-    read_bench,
-    run_eval,
-)
+from sparrow.eval.answers import parse_answer
+from sparrow.eval.bench import parse_bench_row, read_bench
+from sparrow.eval.conditions import build_sample, condition_sampling, parse_sampling_overrides
+from sparrow.eval.config import METHODS, EvalConfig
+from sparrow.eval.evaluate import evaluate_rows, run_eval
+from sparrow.eval.metrics import bootstrap_ci, compute_metrics, duration_bucket
+from sparrow.eval.scoring import SCORERS, letter_candidates
 from sparrow.mcq import format_mcq_prompt
 from sparrow.model import Processor, VideoLLM, VideoLLMConfig, load_pretrained
 from sparrow.model.inference import generate, score_options
@@ -131,10 +123,10 @@ def test_sampling_overrides():
         parse_sampling_overrides("frames=3", cfg.sampling)
 
 
-# ---------------------------------------------------------------------------------------- modalities
+# ---------------------------------------------------------------------------------------- conditions
 
 
-def test_modalities_feed_different_inputs(world):
+def test_conditions_feed_different_inputs(world):
     """video: fps-sampled frames with timing text; frame: exactly the centre frame, no timing text;
     text: no pixels and no visual tokens. The question is phrased identically in all three."""
     proc, root = world["processor"], world["dir"]
@@ -142,19 +134,19 @@ def test_modalities_feed_different_inputs(world):
     spec = world["specs"]["v1"]
     base = proc.sampling
     decoded = {}
-    for mod in ("video", "frame", "text"):
-        sample = build_sample(row, mod)
-        feats = proc(sample, root, sampling=modality_sampling(base, mod), generation=True)
-        decoded[mod] = (feats, proc.tokenizer.decode(feats["input_ids"]))
-        assert format_mcq_prompt(row.question, row.options) in decoded[mod][1]
+    for cond in ("video", "frame", "text"):
+        sample = build_sample(row, cond)
+        feats = proc(sample, root, sampling=condition_sampling(base, cond), generation=True)
+        decoded[cond] = (feats, proc.tokenizer.decode(feats["input_ids"]))
+        assert format_mcq_prompt(row.question, row.options) in decoded[cond][1]
 
     vfeats, vtext = decoded["video"]
-    block = proc.load_media(build_sample(row, "video").media[0], root, modality_sampling(base, "video"))
+    block = proc.load_media(build_sample(row, "video").media[0], root, condition_sampling(base, "video"))
     assert [read_index(f) for f in block.frames] == [spec.frame_at(t) for t in (0.0, 1.0, 2.0, 3.0)]
     assert vfeats["num_frames"] == 4 and "The video lasts" in vtext and "clip from" in vtext
 
     ffeats, ftext = decoded["frame"]
-    fblock = proc.load_media(build_sample(row, "frame").media[0], root, modality_sampling(base, "frame"))
+    fblock = proc.load_media(build_sample(row, "frame").media[0], root, condition_sampling(base, "frame"))
     assert ffeats["num_frames"] == 1 and len(fblock.frames) == 1
     assert read_index(fblock.frames[0]) == spec.frame_at(spec.duration / 2) == 20
     assert "lasts" not in ftext and "clip from" not in ftext
@@ -166,9 +158,9 @@ def test_modalities_feed_different_inputs(world):
 
     # And the model's answer scores differ between what it was shown.
     scores = {}
-    for mod in ("video", "frame", "text"):
-        (res,) = list(evaluate_rows(world["model"], proc, [row], root, EvalConfig(modality=mod)))
-        scores[mod] = list(res[0]["scores"].values())
+    for cond in ("video", "frame", "text"):
+        (res,) = list(evaluate_rows(world["model"], proc, [row], root, EvalConfig(condition=cond)))
+        scores[cond] = list(res[0]["scores"].values())
     assert not np.allclose(scores["video"], scores["text"], atol=1e-6)
     assert not np.allclose(scores["video"], scores["frame"], atol=1e-6)
 
@@ -176,7 +168,7 @@ def test_modalities_feed_different_inputs(world):
 def test_batched_letter_scores_equal_the_reference_scorer(world):
     """One left-padded forward per batch gives the same letter log-probs as score_options row by row."""
     model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
-    batches = list(evaluate_rows(model, proc, rows, root, EvalConfig(modality="video", batch_size=5)))
+    batches = list(evaluate_rows(model, proc, rows, root, EvalConfig(condition="video", batch_size=5)))
     assert len(batches) == 1
     for row, pred in zip(rows, batches[0], strict=True):
         cands = letter_candidates(proc.tokenizer, row.options)
@@ -238,7 +230,7 @@ def test_known_answers_loglik_and_generate(world):
 
 def test_generate_predictions_are_parsed_replies(world):
     model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
-    cfg = EvalConfig(modality="text", method="generate", max_new_tokens=6)
+    cfg = EvalConfig(condition="text", method="generate", max_new_tokens=6)
     preds = [p for batch in evaluate_rows(model, proc, rows[:3], root, cfg) for p in batch]
     for row, p in zip(rows[:3], preds, strict=True):
         reply = generate(model, proc, build_sample(row, "text"), root, max_new_tokens=6)
@@ -282,7 +274,7 @@ def test_metrics_by_hand():
 
 def test_resume_after_interruption_gives_the_same_predictions(world, tmp_path):
     model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
-    cfg = EvalConfig(modality="frame", batch_size=2)
+    cfg = EvalConfig(condition="frame", batch_size=2)
     full, _ = run_eval(model, proc, rows, root, cfg, tmp_path / "a" / "results.jsonl")
 
     calls = []
@@ -315,7 +307,7 @@ def test_cli_end_to_end_with_bad_rows_and_rerun(world, tmp_path, capsys):
     bench.write_text("\n".join([*lines, json.dumps(missing), '{"id": "broken"']) + "\n")
     out = tmp_path / "run"
     args = ["eval", "--model", str(d / "ckpt"), "--bench", str(bench), "--out", str(out)]
-    args += ["--modality", "frame", "--batch-size", "3", "--name", "tiny", "--bootstrap", "200"]
+    args += ["--condition", "frame", "--batch-size", "3", "--name", "tiny", "--bootstrap", "200"]
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 0
@@ -326,7 +318,7 @@ def test_cli_end_to_end_with_bad_rows_and_rerun(world, tmp_path, capsys):
     assert {e.get("id") for e in errors} == {None, "gone"} and len(errors) == 2
     assert any("missing.mp4" in e["reason" if "reason" in e else "error"] for e in errors)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] == 5 and metrics["errors"] == 2 and metrics["modality"] == "frame"
+    assert metrics["n"] == 5 and metrics["errors"] == 2 and metrics["condition"] == "frame"
     assert metrics["accuracy"] == pytest.approx(np.mean([p["correct"] for p in preds]))
     run = json.loads((out / "run.json").read_text())
     assert run["name"] == "tiny" and run["bench"] == "bench_cli" and run["sampling"]["num_frames"] == 1
@@ -338,7 +330,7 @@ def test_cli_end_to_end_with_bad_rows_and_rerun(world, tmp_path, capsys):
     assert (out / "predictions.jsonl").read_bytes() == first
 
     with pytest.raises(SystemExit) as e:  # other settings into the same folder are refused
-        main([*args[:-6], "--modality", "text"])
+        main([*args[:-6], "--condition", "text"])
     assert e.value.code == 2
     assert "different settings" in capsys.readouterr().err
 
@@ -365,3 +357,36 @@ def test_cloze_scores_option_texts_after_the_bare_question(world):
     finally:
         model.lm.lm_head = old
     assert pred["prediction"] == "C" and pred["correct"] is False
+
+
+def test_every_method_shares_one_error_path(world):
+    """A row whose video is missing and a row without a video (frame condition) fail the same way under
+    every scoring method, and the good rows of the same batch are still answered."""
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    assert set(SCORERS) == set(METHODS)
+    missing = replace(rows[0], id="gone", video="videos/missing.mp4")
+    novideo = replace(rows[1], id="novideo", video=None)
+    batch = [rows[0], missing, novideo, rows[2]]
+    errors = {}
+    for method in METHODS:
+        cfg = EvalConfig(condition="frame", method=method, batch_size=4, max_new_tokens=2)
+        (results,) = list(evaluate_rows(model, proc, batch, root, cfg))
+        assert [r["id"] for r in results] == ["q0", "gone", "novideo", "q2"]
+        assert "prediction" in results[0] and "prediction" in results[3]
+        assert set(results[1]) == set(results[2]) == {"id", "error"}
+        errors[method] = (results[1]["error"], results[2]["error"])
+    assert len(set(errors.values())) == 1, errors
+    gone, novid = errors["loglik"]
+    assert "missing.mp4" in gone and "\n" not in gone and "no 'video' for condition 'frame'" in novid
+
+
+def test_cloze_norm_divides_by_option_tokens(world):
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    tok = proc.tokenizer
+    summed = next(iter(evaluate_rows(model, proc, rows, root, EvalConfig(method="cloze", batch_size=5))))
+    normed = next(iter(evaluate_rows(model, proc, rows, root, EvalConfig(method="cloze_norm", batch_size=5))))
+    for row, s, n in zip(rows, summed, normed, strict=True):
+        lengths = [len(tok(o, add_special_tokens=False)["input_ids"]) for o in row.options]
+        want = [v / k for v, k in zip(s["scores"].values(), lengths, strict=True)]
+        assert list(n["scores"].values()) == pytest.approx(want)
+        assert n["prediction"] == "ABCD"[int(np.argmax(want))]

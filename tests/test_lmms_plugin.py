@@ -22,10 +22,12 @@ import torch
 from media import read_index, write_video
 from PIL import Image
 
+from sparrow.eval.bench import read_bench
+from sparrow.eval.conditions import build_sample as mcq_sample
+from sparrow.eval.config import EvalConfig
+from sparrow.eval.evaluate import evaluate_rows
 from sparrow.eval.lmms_plugin import SparrowLMM, SparrowSimpleLMM, build_sample, messages_to_parts
 from sparrow.eval.lmms_tasks import write_task
-from sparrow.eval.mcq import EvalConfig, evaluate_rows, read_bench
-from sparrow.eval.mcq import build_sample as mcq_sample
 from sparrow.mcq import format_mcq_prompt
 from sparrow.model import Processor, VideoLLM, VideoLLMConfig
 from sparrow.model.inference import generate
@@ -98,11 +100,11 @@ def test_task_folder_and_its_functions(setup):
 
     u = _utils(setup)
     doc = json.loads((d / "bench_test.jsonl").read_text().splitlines()[0])
-    kw = {"bench_root": str(d), "modality": "video"}
+    kw = {"bench_root": str(d), "condition": "video"}
     assert u.doc_to_text(doc, kw) == format_mcq_prompt(doc["question"], doc["options"])
     assert u.doc_to_visual(doc, kw) == [str((d / "videos" / "a.mp4").resolve())]
-    assert u.doc_to_visual(doc, {**kw, "modality": "text"}) == []
-    (png,) = u.doc_to_visual(doc, {**kw, "modality": "frame"})
+    assert u.doc_to_visual(doc, {**kw, "condition": "text"}) == []
+    (png,) = u.doc_to_visual(doc, {**kw, "condition": "frame"})
     with Image.open(png) as im:
         assert read_index(np.asarray(im.convert("RGB"))) == setup["specs"]["a"].frame_at(1.5) == 15
     with pytest.raises(ValueError, match="leaves the benchmark folder"):
@@ -168,7 +170,7 @@ def test_plugin_scores_and_replies_equal_sparrow_eval(setup):
     and its replies equal `generate` on the sample `sparrow eval` builds."""
     d, rows = setup["dir"], setup["rows"]
     u = _utils(setup)
-    kw = {"bench_root": str(d), "modality": "video"}
+    kw = {"bench_root": str(d), "condition": "video"}
     docs = [json.loads(x) for x in (d / "bench_test.jsonl").read_text().splitlines()]
 
     simple = SparrowSimpleLMM(pretrained=str(d / "ckpt"), device="cpu")
@@ -314,7 +316,8 @@ def lmms_run(setup, eval_python, tmp_path_factory):
 
 @pytest.mark.eval_env
 def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, lmms_run):
-    from sparrow.eval.curate import ResultTable, curate, load_results
+    from sparrow.eval.curate import curate
+    from sparrow.eval.results import ResultTable, load_results
     from sparrow.model import load_pretrained
 
     d = setup["dir"]
@@ -335,9 +338,9 @@ def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, lmms_run):
         assert line["filtered_resps"] == reply.split("\n\n")[0].strip()
         assert len(line["filtered_resps"]) > 3
 
-    # The sample logs are curation input: one bench, three modalities, the rows' own ids.
+    # The sample logs are curation input: one bench, three conditions, the rows' own ids.
     results = load_results(str(out))
-    assert {(r.bench, r.modality) for r in results} == {
+    assert {(r.bench, r.condition) for r in results} == {
         ("sparrow_world", m) for m in ("video", "frame", "text")
     }
     report = curate(ResultTable(results))

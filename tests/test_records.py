@@ -1,5 +1,6 @@
-"""sparrow.records: the native record, converters to and from LLaVA / ShareGPT / MiniCPM-V, streaming
-reader that reports bad lines with their numbers, root-confined media paths, atomic writers."""
+"""sparrow.records and sparrow.formats: the native record, converters to and from LLaVA / ShareGPT /
+MiniCPM-V, streaming reader that reports bad lines with their numbers, root-confined media paths, atomic
+writers."""
 
 from __future__ import annotations
 
@@ -8,22 +9,24 @@ import os
 
 import pytest
 
+from sparrow.formats import (
+    convert,
+    from_llava,
+    from_minicpm,
+    from_sharegpt,
+    to_llava,
+    to_minicpm,
+    to_sharegpt,
+)
 from sparrow.io import JsonlWriter, LineError, atomic_write_text, write_jsonl
 from sparrow.records import (
     Media,
     RecordError,
     Sample,
-    convert,
-    from_llava,
-    from_minicpm,
-    from_sharegpt,
     load_samples,
     qa_sample,
     read_samples,
     resolve_media_path,
-    to_llava,
-    to_minicpm,
-    to_sharegpt,
 )
 
 
@@ -39,7 +42,7 @@ def test_native_round_trip_and_validation():
     s.meta = {"frames": 3}
     d = json.loads(json.dumps(s.to_dict()))
     back = Sample.from_dict(d)
-    assert back == s and back.modality == "video"
+    assert back == s and back.media_kind == "video"
     assert back.messages[0]["content"] == "<video>\nWhat does the text say?"
     with pytest.raises(RecordError, match="placeholders"):
         Sample.from_dict({**d, "media": []})
@@ -54,8 +57,8 @@ def test_native_round_trip_and_validation():
     two = qa_sample(
         "m", "Compare.", "Same.", media=[Media(type="image", path="a.png"), Media(type="image", path="b.png")]
     )
-    assert two.messages[0]["content"] == "<image>\n<image>\nCompare." and two.modality == "multi-image"
-    assert qa_sample("t", "Q", "A").modality == "text"
+    assert two.messages[0]["content"] == "<image>\n<image>\nCompare." and two.media_kind == "multi-image"
+    assert qa_sample("t", "Q", "A").media_kind == "text"
 
 
 def test_llava_round_trip(tmp_path):

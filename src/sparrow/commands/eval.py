@@ -1,16 +1,20 @@
-"""``sparrow eval``: multiple-choice evaluation of a checkpoint (video / centre frame / text only), and
-``sparrow lmms-task``: write an lmms-eval task folder for a benchmark file."""
+"""``sparrow eval``: multiple-choice evaluation of a checkpoint under the video / frame / text
+conditions, and ``sparrow lmms-task``: write an lmms-eval task folder for a benchmark file."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from sparrow.commands import default
+from sparrow.eval.conditions import CONDITIONS
+from sparrow.eval.config import EvalOptions
 from sparrow.ui import UsageError
 
 
-def _buckets(text: str) -> tuple[float, ...]:
+def parse_buckets(text: str) -> tuple[float, ...]:
     try:
         edges = tuple(sorted(float(x) for x in text.split(",") if x.strip()))
     except ValueError:
@@ -20,68 +24,103 @@ def _buckets(text: str) -> tuple[float, ...]:
     return edges
 
 
+def buckets_option(edges: tuple[float, ...], help: str) -> Any:
+    """The ``--duration-buckets`` option (parsed by ``parse_buckets``), shared with `sparrow curate`."""
+    return typer.Option(",".join(f"{b:g}" for b in edges), "--duration-buckets", help=help)
+
+
+def _d(name: str) -> Any:
+    return default(EvalOptions, name)
+
+
+def _ci(block: dict[str, Any]) -> str:
+    lo, hi = block["ci95"]
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def _report(results: list[Any], title: str, out: Path) -> None:
+    from sparrow.ui import rows_table, summary_table
+
+    if len(results) == 1:
+        cats = results[0].metrics["by_category"]
+        rows_table(
+            "accuracy by category",
+            ["category", "n", "accuracy", "95% CI"],
+            [[k, v["n"], v["accuracy"], _ci(v)] for k, v in cats.items()],
+        )
+    rows = [
+        [r.condition, r.metrics["n"], r.metrics["accuracy"], _ci(r.metrics), r.errors + r.bad_rows]
+        for r in results
+    ]
+    rows_table(title, ["condition", "n", "accuracy", "95% CI", "errors"], rows)
+    summary_table("output", {"directory": str(out), "errors": sum(r[4] for r in rows)})
+
+
 def eval_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="Sparrow checkpoint directory (save_pretrained)."),
     bench: Path = typer.Option(
         ..., "--bench", "-b", help="Benchmark JSONL (rows as `sparrow world` writes)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
-    modality: str = typer.Option(
-        "video",
-        "--modality",
+    condition: str = typer.Option(
+        _d("conditions")[0],
+        "--condition",
         help="video (frames sampled per the model or --sampling), frame (centre frame only), text (no media),"
         " or all (the three, into OUT/video, OUT/frame, OUT/text).",
     ),
     method: str = typer.Option(
-        "loglik",
+        _d("method"),
         "--method",
-        help="loglik (option-letter log-likelihood), generate (greedy reply + parsing) or cloze (the bare "
-        "question, each option text scored as the reply; suits very small models).",
+        help="loglik (option-letter log-likelihood), generate (greedy reply + parsing), cloze (the bare "
+        "question, each option text scored as the reply; suits very small models) or cloze_norm (cloze "
+        "per token).",
     ),
     sampling: str = typer.Option(
-        None,
+        _d("sampling"),
         "--sampling",
         help="Override the checkpoint's frame sampling, e.g. 'strategy=uniform,num_frames=16' or "
         "'fps=2,max_frames=64,timestamps=none' (fields of SamplingConfig).",
     ),
     name: str = typer.Option(
-        None, "--name", help="Model name in results and curation (default: from --model)."
+        _d("name"), "--name", help="Model name in results and curation (default: from --model)."
     ),
-    batch_size: int = typer.Option(8, "--batch-size", help="Questions per forward pass (loglik)."),
-    max_new_tokens: int = typer.Option(16, "--max-new-tokens", help="Reply length cap (generate)."),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    batch_size: int = typer.Option(_d("batch_size"), "--batch-size", help="Questions per forward pass."),
+    max_new_tokens: int = typer.Option(
+        _d("max_new_tokens"), "--max-new-tokens", help="Reply length cap (generate)."
+    ),
+    device: str = typer.Option(_d("device"), "--device", help="torch device, e.g. cpu or cuda."),
     dtype: str = typer.Option(
-        None, "--dtype", help="Override the checkpoint dtype (float32, bfloat16, ...)."
+        _d("dtype"), "--dtype", help="Override the checkpoint dtype (float32, bfloat16, ...)."
     ),
     media_root: Path = typer.Option(
-        None, "--media-root", help="Resolve video paths here instead of next to the benchmark file."
+        _d("media_root"), "--media-root", help="Resolve video paths here instead of next to the benchmark."
     ),
-    duration_buckets: str = typer.Option(
-        "30,120,600", "--duration-buckets", help="Duration bucket edges in seconds for per-bucket accuracy."
+    duration_buckets: str = buckets_option(
+        _d("buckets"), "Duration bucket edges in seconds for per-bucket accuracy."
     ),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% interval."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    bootstrap: int = typer.Option(_d("bootstrap"), "--bootstrap", help="Bootstrap resamples for the 95% CI."),
+    seed: int = typer.Option(_d("seed"), "--seed", help="Bootstrap seed."),
     threads: int = typer.Option(
-        None,
+        _d("threads"),
         "--threads",
         min=1,
         help="torch CPU threads (default: torch's). On a busy CPU, 1 is often many times faster for small models.",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Discard saved results of an earlier run in --out."
+        _d("overwrite"), "--overwrite", help="Discard saved results of an earlier run in --out."
     ),
 ) -> None:
     """Evaluate a checkpoint on a multiple-choice benchmark under Apollo's conditions: the video, the centre
     frame only, or the text only. Writes predictions.jsonl (id, prediction, correct, per-option scores),
     metrics.json (accuracy overall / per category / per duration bucket with bootstrap interval), run.json
     and errors.jsonl. Resumable: run the same command again."""
-    from sparrow.eval.mcq import EVAL_MODALITIES
-    from sparrow.eval.runner import EvalError, EvalOptions, evaluate_checkpoint, model_name
+    from sparrow.eval.errors import EvalError
+    from sparrow.eval.runner import evaluate_checkpoint, model_name
     from sparrow.jobs import JobError
-    from sparrow.ui import make_progress, rows_table, summary_table
+    from sparrow.ui import make_progress
 
     options = EvalOptions(
-        modalities=tuple(EVAL_MODALITIES) if modality == "all" else (modality,),
+        conditions=CONDITIONS if condition == "all" else (condition,),
         method=method,
         sampling=sampling,
         name=name or model_name(model),
@@ -90,47 +129,25 @@ def eval_cmd(
         device=device,
         dtype=dtype,
         media_root=None if media_root is None else str(media_root),
-        buckets=_buckets(duration_buckets),
+        buckets=parse_buckets(duration_buckets),
         bootstrap=bootstrap,
         seed=seed,
         overwrite=overwrite,
         threads=threads,
     )
     with make_progress() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, Any] = {}
 
-        def on_progress(mod: str, done: int, total: int) -> None:
-            if mod not in tasks:
-                tasks[mod] = progress.add_task(f"eval {mod}", total=total, rate="")
-            progress.update(tasks[mod], completed=done)
+        def on_progress(cond: str, done: int, total: int) -> None:
+            if cond not in tasks:
+                tasks[cond] = progress.add_task(f"eval {cond}", total=total, rate="")
+            progress.update(tasks[cond], completed=done)
 
         try:
             results = evaluate_checkpoint(model, bench, out, options, on_progress)
         except (EvalError, JobError, ValueError) as e:
             raise UsageError(str(e).splitlines()[0]) from e
-    summary_rows = []
-    for r in results:
-        lo, hi = r.metrics["ci95"]
-        errs = r.errors + r.bad_rows
-        summary_rows.append(
-            [r.modality, r.metrics["n"], r.metrics["accuracy"], f"[{lo:.3f}, {hi:.3f}]", errs]
-        )
-    if len(results) == 1:
-        cats = results[0].metrics["by_category"]
-        rows_table(
-            "accuracy by category",
-            ["category", "n", "accuracy", "95% CI"],
-            [
-                [k, v["n"], v["accuracy"], f"[{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"]
-                for k, v in cats.items()
-            ],
-        )
-    rows_table(
-        f"sparrow eval: {options.name} on {bench.name} ({method})",
-        ["modality", "n", "accuracy", "95% CI", "errors"],
-        summary_rows,
-    )
-    summary_table("output", {"directory": str(out), "errors": sum(r[4] for r in summary_rows)})
+    _report(results, f"sparrow eval: {options.name} on {bench.name} ({method})", out)
 
 
 def lmms_task_cmd(
@@ -146,6 +163,7 @@ def lmms_task_cmd(
     NAME_text and NAME_mc (option log-likelihood). Run with
     `lmms-eval --model sparrow --model_args pretrained=CKPT --tasks NAME --include_path OUT --log_samples`."""
     from sparrow.eval.lmms_tasks import write_task
+    from sparrow.ui import summary_table
 
     if not bench.is_file():
         raise UsageError(f"benchmark file not found: {bench}")
@@ -153,8 +171,6 @@ def lmms_task_cmd(
         files = write_task(bench, out, name)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    from sparrow.ui import summary_table
-
     summary_table(
         "sparrow lmms-task",
         {"tasks": ", ".join(sorted(f.stem for f in files if f.suffix == ".yaml")), "folder": str(out)},

@@ -1,1 +1,9 @@
-"""Evaluation: multiple-choice scoring, ApolloBench-style curation, the lmms-eval plugin."""
+"""Evaluation of a checkpoint on multiple-choice benchmarks, ApolloBench-style curation, lmms-eval.
+
+The data flow: ``bench`` (rows) -> ``conditions`` (what the model is shown: video, frame or text) ->
+``scoring`` (loglik, cloze, cloze_norm, generate; ``answers`` parses replies) -> ``evaluate`` (the
+resumable loop) -> ``metrics``; ``runner`` is the whole `sparrow eval` job, ``config`` its settings.
+Curation: ``results`` (sparrow eval outputs, lmms-eval sample logs) -> ``curate`` (the recipe and the
+`sparrow curate` job) with ``analysis`` (redundancy, rank agreement, scaling consistency).
+``lmms_plugin`` and ``lmms_tasks`` run Sparrow checkpoints inside lmms-eval.
+"""

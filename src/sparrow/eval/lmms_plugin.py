@@ -23,6 +23,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from sparrow.eval.conditions import parse_sampling_overrides
+from sparrow.eval.scoring import score_batch
+from sparrow.model import load_pretrained
+from sparrow.model.inference import generate, score_options
 from sparrow.records import IMAGE_TOKEN, VIDEO_TOKEN, Media, Sample
 
 try:  # the base class exists only where lmms-eval is installed (the separate .venv-eval)
@@ -163,10 +169,6 @@ class _SparrowBase(_LMMSBase):  # type: ignore[misc,valid-type]
         else:
             self.task_dict = {}
             self._rank, self._world_size = 0, 1
-        import torch
-
-        from sparrow.model import load_pretrained
-
         self._device = torch.device(device)
         self.model, self.processor = load_pretrained(pretrained, device=self._device, dtype=dtype)
         self.tokenizer = self.processor.tokenizer
@@ -209,8 +211,6 @@ class _SparrowBase(_LMMSBase):  # type: ignore[misc,valid-type]
         return sample, root, gen_kwargs
 
     def generate_until(self, requests: list[Any]) -> list[str]:
-        from sparrow.model.inference import generate
-
         out = []
         for req in requests:
             sample, root, gen_kwargs = self._sample_from_request(req.args)
@@ -227,11 +227,6 @@ class _SparrowBase(_LMMSBase):  # type: ignore[misc,valid-type]
         Requests of one question share a prompt and are scored together. Single-token continuations (the
         option letters of a multiple-choice task) take one forward pass per question; longer ones use
         ``score_options`` and a greedy decode of as many tokens for ``is_greedy``."""
-        import torch
-
-        from sparrow.eval.mcq import score_batch
-        from sparrow.model.inference import generate, score_options
-
         groups: dict[tuple, list[int]] = {}
         for i, req in enumerate(requests):
             ctx, _cont, _visuals, doc_id, task, split = req.args[:6]
@@ -270,8 +265,6 @@ def _typed_replace(base: Any, overrides: dict[str, Any]) -> Any:
     """Apply string model args over a SamplingConfig, typed like its defaults."""
     if not overrides:
         return base
-    from sparrow.eval.mcq import parse_sampling_overrides
-
     return parse_sampling_overrides(",".join(f"{k}={v}" for k, v in overrides.items()), base)
 
 

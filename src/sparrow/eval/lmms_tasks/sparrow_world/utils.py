@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from sparrow.eval.answers import parse_answer
 from sparrow.mcq import LETTERS, format_mcq_prompt, letter_index
 
 HERE = Path(__file__).resolve().parent
@@ -53,11 +54,11 @@ def _centre_frame(video: Path, doc_id: str) -> str:
 
 def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list:
     kw = _kwargs(lmms_eval_specific_kwargs)
-    modality = kw.get("modality", "video")
-    if modality == "text" or not doc.get("video"):
+    condition = kw.get("condition", "video")  # sparrow.eval.conditions: video, frame or text
+    if condition == "text" or not doc.get("video"):
         return []
     video = _video_path(doc, kw)
-    if modality == "frame":
+    if condition == "frame":
         return [_centre_frame(video, doc["id"])]
     return [str(video)]
 
@@ -76,12 +77,6 @@ def doc_to_choice(doc: dict) -> list[str]:
 
 def doc_to_answer_index(doc: dict) -> int:
     return letter_index(str(doc["answer"]))
-
-
-def _parse(text: str, options: list[str]) -> str | None:
-    from sparrow.eval.mcq import parse_answer
-
-    return parse_answer(text, options)
 
 
 def _unwrap(r):
@@ -103,7 +98,7 @@ def process_results(doc: dict, results: list) -> dict:
         lls = [float(r[0]) for r in results]
         pred = LETTERS[max(range(len(lls)), key=lls.__getitem__)]
     else:
-        pred = _parse(first if isinstance(first, str) else "", options)
+        pred = parse_answer(first if isinstance(first, str) else "", options)
     answer = str(doc["answer"])
     return {
         "sparrow_acc": {
