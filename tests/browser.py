@@ -39,23 +39,15 @@ def find_or_install_chromium() -> tuple[str | None, str]:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return None, "chromium is not installed and cannot be installed here (needs root and apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def apt(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(["apt-get", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
     try:
-        res = subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
-        )
-        if res.returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=300, env=env)
-            res = subprocess.run(
-                ["apt-get", "install", "-y", "-q", "chromium"],
-                capture_output=True,
-                text=True,
-                timeout=600,
-                env=env,
-            )
+        res = apt("install", "-y", "-q", "chromium")
+        if res.returncode != 0:  # a stale package list: refresh it once and retry
+            apt("update", "-q", timeout=300)
+            res = apt("install", "-y", "-q", "chromium")
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, f"installing chromium failed: {e}"
     path = shutil.which("chromium")

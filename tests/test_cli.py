@@ -47,3 +47,54 @@ def test_fatal_error_is_one_line_and_debug_shows_traceback(tmp_path):
     res = run("--debug", "sample", str(missing), "--fps", "1")
     assert res.returncode != 0
     assert "Traceback" in res.stderr
+
+
+def test_errors_keep_bracketed_text(tmp_path):
+    # Library errors (a missing file) and usage errors both reach the terminal through rich: text in
+    # square brackets must print as written, not vanish as a markup tag.
+    missing = tmp_path / "clip[ray].mp4"
+    res = run("sample", str(missing), "--fps", "1")
+    assert res.returncode == 1 and "clip[ray].mp4" in res.stderr
+    res = run("sample", str(missing), "--fps", "1", "--out", str(tmp_path / "f"), "--size", "[ray]")
+    assert res.returncode == 2 and "got '[ray]'" in res.stderr
+
+
+def test_error_printer_keeps_pip_extras(capsys):
+    from sparrow.cli import main
+    from sparrow.ui import UsageError
+
+    @app.command(name="_bracket-error", hidden=True)
+    def _fail() -> None:
+        raise UsageError("Ray is not installed: pip install 'sparrow-vllm[ray]'")
+
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["_bracket-error"])
+    finally:
+        app.registered_commands.pop()
+    assert e.value.code == 2
+    assert "pip install 'sparrow-vllm[ray]'" in capsys.readouterr().err
+
+
+def test_tables_keep_bracketed_text(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from sparrow import ui
+
+    buf = io.StringIO()
+    monkeypatch.setattr(ui, "console", Console(file=buf, width=200))
+    ui.summary_table("run [a]", {"install [b]": "pip install 'sparrow-vllm[ray]'", "loss": 0.5})
+    ui.rows_table("rows [c]", ["col [d]"], [["[bold]x[/bold]"]])
+    text = buf.getvalue()
+    for s in (
+        "run [a]",
+        "install [b]",
+        "sparrow-vllm[ray]",
+        "rows [c]",
+        "col [d]",
+        "[bold]x[/bold]",
+        "0.500",
+    ):
+        assert s in text, s

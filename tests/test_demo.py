@@ -14,15 +14,17 @@ import pytest
 from PIL import Image
 
 from sparrow.demo import (
-    EVAL_MODALITIES,
     REFERENCE,
+    DemoCallbacks,
     DemoConfig,
     DemoError,
+    default_recipe,
     paired_difference,
     run_demo,
     scale_steps,
     video_only_variant,
 )
+from sparrow.eval.conditions import CONDITIONS
 
 QUICK = dict(
     world_overrides={"videos": {"train": 10, "val": 2, "test": 6}}, max_steps=2, bootstrap=200, workers=2
@@ -45,8 +47,6 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     events: list[str] = []
     cfg = DemoConfig(out=out, threads=1, **QUICK)
-    from sparrow.demo import DemoCallbacks
-
     summary = run_demo(cfg, DemoCallbacks(step=events.append))
     return out, summary, events
 
@@ -62,12 +62,12 @@ def test_every_step_wrote_its_outputs(demo):
     # The untrained reference, three stage checkpoints of the main run and the baseline, each under the
     # three conditions.
     assert set(summary["metrics"]) == MODELS
-    for by_mod in summary["metrics"].values():
-        assert set(by_mod) == set(EVAL_MODALITIES)
+    for by_cond in summary["metrics"].values():
+        assert set(by_cond) == set(CONDITIONS)
     for name in MODELS:
-        for mod in EVAL_MODALITIES:
-            run = json.loads((out / "eval" / name / mod / "run.json").read_text())
-            assert run["method"] == "cloze_norm" and run["modality"] == mod
+        for cond in CONDITIONS:
+            run = json.loads((out / "eval" / name / cond / "run.json").read_text())
+            assert run["method"] == "cloze_norm" and run["condition"] == cond
     assert summary["final_model"] == "apollo-stage3-finetune"
     assert (out / "curate" / "curation.json").is_file()
     assert Path(summary["report"]) == out / "report.html"
@@ -102,16 +102,16 @@ def test_untrained_reference_is_the_recipe_model_before_training(demo):
 def test_report_is_consistent_with_the_metrics_files(demo):
     out, summary, _ = demo
     html = (out / "report.html").read_text(encoding="utf-8")
-    for name, by_mod in summary["metrics"].items():
-        for mod in EVAL_MODALITIES:
-            m = json.loads((out / "eval" / name / mod / "metrics.json").read_text())
-            preds = _preds(out / "eval" / name / mod / "predictions.jsonl")
+    for name, by_cond in summary["metrics"].items():
+        for cond in CONDITIONS:
+            m = json.loads((out / "eval" / name / cond / "metrics.json").read_text())
+            preds = _preds(out / "eval" / name / cond / "predictions.jsonl")
             # The metrics file agrees with the predictions it was computed from ...
             assert m["n"] == len(preds)
             assert m["accuracy"] == pytest.approx(sum(p["correct"] for p in preds) / len(preds))
             # ... the summary agrees with the metrics file, and the report prints that row.
-            assert by_mod[mod]["accuracy"] == pytest.approx(m["accuracy"])
-            row = f"<td>{name}</td><td>{mod}</td><td>{m['n']}</td><td>{m['accuracy']:.3f}</td>"
+            assert by_cond[cond]["accuracy"] == pytest.approx(m["accuracy"])
+            row = f"<td>{name}</td><td>{cond}</td><td>{m['n']}</td><td>{m['accuracy']:.3f}</td>"
             assert row in html
     cur = json.loads((out / "curate" / "curation.json").read_text())
     assert cur["summary"]["questions"] == summary["metrics"]["apollo-stage1-align"]["video"]["n"]
@@ -129,8 +129,8 @@ def test_paired_differences_are_recomputed_from_the_predictions(demo):
     whats = {(c["what"], c["category"]) for c in comps}
     assert {("training", None), ("seeing", None), ("the mix", None)} <= whats
     for c in comps:
-        a = {p["id"]: p for p in _preds(out / "eval" / c["a"] / c["a_modality"] / "predictions.jsonl")}
-        b = {p["id"]: p for p in _preds(out / "eval" / c["b"] / c["b_modality"] / "predictions.jsonl")}
+        a = {p["id"]: p for p in _preds(out / "eval" / c["a"] / c["a_condition"] / "predictions.jsonl")}
+        b = {p["id"]: p for p in _preds(out / "eval" / c["b"] / c["b_condition"] / "predictions.jsonl")}
         ids = [i for i in a if i in b and (c["category"] is None or a[i]["category"] == c["category"])]
         diff = np.mean([a[i]["correct"] - b[i]["correct"] for i in ids])
         assert c["n"] == len(ids) and c["diff"] == pytest.approx(diff)
@@ -155,7 +155,9 @@ def test_paired_bootstrap_on_known_predictions(tmp_path):
 
 
 def test_cloze_norm_divides_each_option_score_by_its_tokens(demo):
-    from sparrow.eval.mcq import EvalConfig, evaluate_rows, read_bench
+    from sparrow.eval.bench import read_bench
+    from sparrow.eval.config import EvalConfig
+    from sparrow.eval.evaluate import evaluate_rows
     from sparrow.model import load_pretrained
 
     out, _, _ = demo
@@ -165,7 +167,7 @@ def test_cloze_norm_divides_each_option_score_by_its_tokens(demo):
     model, proc = load_pretrained(out / "runs" / "apollo-3stage" / "final")
     got = {}
     for method in ("cloze", "cloze_norm"):
-        cfg = EvalConfig(modality="text", method=method, batch_size=3)
+        cfg = EvalConfig(condition="text", method=method, batch_size=3)
         got[method] = [r for batch in evaluate_rows(model, proc, rows, world, cfg) for r in batch]
     for row, s, n in zip(rows, got["cloze"], got["cloze_norm"], strict=True):
         lens = [len(proc.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in row.options]
@@ -184,7 +186,7 @@ def test_report_embeds_every_figure_as_a_decodable_png(demo):
         "world_frames_1.png",
         "world_frames_2.png",
         "synth_frames.png",
-        "accuracy_by_modality.png",
+        "accuracy_by_condition.png",
         "accuracy_by_category.png",
     }
     assert expected <= set(sources)
@@ -205,8 +207,6 @@ def test_rerun_skips_finished_steps_and_changes_redo_only_what_they_touch(demo):
     metrics_log = (out / "runs" / "apollo-3stage" / "metrics.jsonl").read_bytes()
     preds = (out / "eval" / "apollo-stage3-finetune" / "video" / "predictions.jsonl").read_bytes()
     events: list[str] = []
-    from sparrow.demo import DemoCallbacks
-
     again = run_demo(DemoConfig(out=out, threads=1, **QUICK), DemoCallbacks(step=events.append))
     assert [e for e in events if e != "report"] == [
         f"{s}: done earlier, skipped" for s in ("world", "synth", "train", "eval", "curate")
@@ -228,7 +228,6 @@ def test_rerun_skips_finished_steps_and_changes_redo_only_what_they_touch(demo):
 
 
 def test_recipe_variants():
-    from sparrow.demo import default_recipe
     from sparrow.train.recipe import Recipe
 
     recipe = Recipe.from_yaml(default_recipe())

@@ -14,7 +14,7 @@ import click
 import typer
 
 from sparrow import commands
-from sparrow.ui import UsageError, err_console
+from sparrow.ui import UsageError, err_console, print_error
 
 app = typer.Typer(
     name="sparrow",
@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as e:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        print_error(str(e))
         sys.exit(2)
     except Exception as e:
         if debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        err_console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)
+        print_error(msg)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -1,6 +1,8 @@
 """Terminal output for the CLI: progress bars, summary tables, one-line errors.
 
-Only the CLI uses this module; the library itself never prints.
+Only the CLI uses this module; the library itself never prints. Text from users and the library (paths,
+messages, names) is never parsed as rich markup: a message like "pip install 'sparrow-vllm[ray]'" keeps
+its "[ray]".
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,13 +34,19 @@ class UsageError(Exception):
     """A fatal problem with the command line or its inputs: printed as one line, exit code 2."""
 
 
+def print_error(message: str) -> None:
+    """The one line a fatal error prints on stderr."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def make_progress(transient: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        # Descriptions and rates hold names and numbers, never markup (a stage's "[connector+lm]" stays).
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[rate]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
@@ -59,20 +69,21 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
 
 def summary_table(title: str, rows: Mapping[str, Any]) -> None:
     """Print the two-column summary every long command ends with."""
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=Text(title), show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     for key, value in rows.items():
         if isinstance(value, float):
             value = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
-        table.add_row(str(key), str(value))
+        table.add_row(Text(str(key)), Text(str(value)))
     console.print(table)
 
 
 def rows_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    """Print a table with a header row; floats with three decimals."""
+    table = Table(title=Text(title), title_justify="left")
     for c in columns:
-        table.add_column(c)
+        table.add_column(Text(c))
     for r in rows:
-        table.add_row(*[f"{x:.3f}" if isinstance(x, float) else str(x) for x in r])
+        table.add_row(*[Text(f"{x:.3f}" if isinstance(x, float) else str(x)) for x in r])
     console.print(table)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from sparrow.ui import UsageError
+
+CLIPS_FPS = 2.0  # in-clip fps of --clips without --fps (Apollo's clips are dense)
+TABLE_SIZE = (16, 16)  # printing needs only the indices and times: decode tiny frames
 
 
 def parse_size(text: str | None) -> int | tuple[int, int] | None:
@@ -29,16 +33,21 @@ def parse_size(text: str | None) -> int | tuple[int, int] | None:
     return size
 
 
+def _given(**flags: Any) -> dict[str, Any]:
+    """The flags the user set: the others take the strategy dataclass's defaults."""
+    return {k: v for k, v in flags.items() if v is not None}
+
+
 def build_strategy(
     fps: float | None,
     num_frames: int | None,
     clips: bool,
-    min_frames: int,
-    max_frames: int | None,
-    multiple_of: int,
-    frames_per_clip: int,
-    max_clips: int,
-):
+    min_frames: int | None = None,
+    max_frames: int | None = None,
+    multiple_of: int | None = None,
+    frames_per_clip: int | None = None,
+    max_clips: int | None = None,
+) -> Any:
     """One strategy from the command-line flags, or a UsageError saying what clashes."""
     from sparrow.video import Clips, Fps, Uniform
 
@@ -48,85 +57,34 @@ def build_strategy(
         if num_frames is not None:
             return Uniform(num_frames)
         if clips:
-            return Clips(
-                fps if fps is not None else 2.0, frames_per_clip=frames_per_clip, max_clips=max_clips
-            )
+            per_clip = _given(frames_per_clip=frames_per_clip, max_clips=max_clips)
+            return Clips(fps if fps is not None else CLIPS_FPS, **per_clip)
         if fps is None:
             raise UsageError("say how to sample: --fps F, --num-frames N or --clips")
-        return Fps(fps, min_frames=min_frames, max_frames=max_frames, multiple_of=multiple_of)
+        return Fps(fps, **_given(min_frames=min_frames, max_frames=max_frames, multiple_of=multiple_of))
     except ValueError as e:
         raise UsageError(str(e)) from None
 
 
-def sample_cmd(
-    video: Path = typer.Argument(..., help="The video file."),
-    fps: float = typer.Option(
-        None, "--fps", help="Frames per second to sample (with --clips: the in-clip fps)."
-    ),
-    num_frames: int = typer.Option(None, "--num-frames", "-n", help="Sample N frames evenly (uniform)."),
-    clips: bool = typer.Option(False, "--clips", help="Apollo clips: groups of frames at --fps (default 2)."),
-    frames_per_clip: int = typer.Option(4, "--frames-per-clip", help="Frames in each clip (with --clips)."),
-    max_clips: int = typer.Option(25, "--max-clips", help="At most this many clips, spread over the video."),
-    min_frames: int = typer.Option(1, "--min-frames", help="With --fps: at least this many frames."),
-    max_frames: int = typer.Option(
-        None, "--max-frames", help="With --fps: at most this many (evenly thinned)."
-    ),
-    multiple_of: int = typer.Option(
-        1, "--multiple-of", help="With --fps: frame count rounded to a multiple."
-    ),
-    start: float = typer.Option(None, "--start", help="Segment start, seconds from the first frame."),
-    end: float = typer.Option(None, "--end", help="Segment end, seconds from the first frame."),
-    size: str = typer.Option(None, "--size", help="Output size: 224 (shorter side) or 224x320 (HxW)."),
-    backend: str = typer.Option("auto", "--backend", help="Decoder: auto, pyav, torchcodec or decord."),
-    allow_partial: bool = typer.Option(
-        False, "--allow-partial", help="On a truncated file, keep the frames that decode instead of failing."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (timestamps, indices, video info) only."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the frames as frame_00000.png, ... here."),
-) -> None:
-    """Print the timestamps and indices a strategy picks from VIDEO (indices: positions in presentation
-    order; timestamps: seconds from the first frame); with --out also write the frames as PNG in order."""
-    from sparrow.video import BACKENDS, sample
+def _write_frames(frames: Any, out: Path) -> list[str]:
+    """The frames as out/frame_00000.png, ... in order; returns their paths."""
+    import io
 
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
-    strategy = build_strategy(
-        fps, num_frames, clips, min_frames, max_frames, multiple_of, frames_per_clip, max_clips
-    )
-    # Decoding every frame is needed only to write them; for printing, tiny frames are enough.
-    size_arg = parse_size(size) if out is not None else (16, 16)
-    clip = sample(
-        video, strategy, size=size_arg, start=start, end=end, backend=backend, allow_partial=allow_partial
-    )
-    paths: list[str] = []
-    if out is not None:
-        import io
+    from PIL import Image
 
-        from PIL import Image
+    from sparrow.io import atomic_write_bytes
 
-        from sparrow.io import atomic_write_bytes
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, frame in enumerate(frames):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        atomic_write_bytes(out / f"frame_{k:05d}.png", buf.getvalue())
+        paths.append(str(out / f"frame_{k:05d}.png"))
+    return paths
 
-        out.mkdir(parents=True, exist_ok=True)
-        for k, frame in enumerate(clip.frames):
-            buf = io.BytesIO()
-            Image.fromarray(frame).save(buf, format="PNG")
-            name = f"frame_{k:05d}.png"
-            atomic_write_bytes(out / name, buf.getvalue())
-            paths.append(str(out / name))
-    result = {
-        "video": clip.info.to_dict(),
-        "strategy": {"name": type(strategy).__name__.lower(), **strategy.__dict__},
-        "indices": clip.indices,
-        "timestamps": clip.timestamps,
-        "clip_spans": clip.clip_spans,
-        "frames_per_clip": clip.frames_per_clip,
-        "partial": clip.partial,
-    }
-    if out is not None:
-        result["frames"] = paths
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
+
+def _print_clip(video: Path, clip: Any, out: Path | None) -> None:
     from sparrow.ui import rows_table, summary_table
     from sparrow.video import clip_prefix, format_time
 
@@ -155,6 +113,69 @@ def sample_cmd(
             **({"frames written to": str(out)} if out is not None else {}),
         },
     )
+
+
+def sample_cmd(
+    video: Path = typer.Argument(..., help="The video file."),
+    fps: float = typer.Option(
+        None, "--fps", help="Frames per second to sample (with --clips: the in-clip fps)."
+    ),
+    num_frames: int = typer.Option(None, "--num-frames", "-n", help="Sample N frames evenly (uniform)."),
+    clips: bool = typer.Option(
+        False, "--clips", help=f"Apollo clips: groups of frames at --fps (default {CLIPS_FPS:g})."
+    ),
+    frames_per_clip: int = typer.Option(
+        None, "--frames-per-clip", help="Frames in each clip (with --clips)."
+    ),
+    max_clips: int = typer.Option(
+        None, "--max-clips", help="At most this many clips, spread over the video."
+    ),
+    min_frames: int = typer.Option(None, "--min-frames", help="With --fps: at least this many frames."),
+    max_frames: int = typer.Option(
+        None, "--max-frames", help="With --fps: at most this many (evenly thinned)."
+    ),
+    multiple_of: int = typer.Option(
+        None, "--multiple-of", help="With --fps: frame count rounded to a multiple."
+    ),
+    start: float = typer.Option(None, "--start", help="Segment start, seconds from the first frame."),
+    end: float = typer.Option(None, "--end", help="Segment end, seconds from the first frame."),
+    size: str = typer.Option(None, "--size", help="Output size: 224 (shorter side) or 224x320 (HxW)."),
+    backend: str = typer.Option("auto", "--backend", help="Decoder: auto, pyav, torchcodec or decord."),
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial", help="On a truncated file, keep the frames that decode instead of failing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (timestamps, indices, video info) only."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the frames as frame_00000.png, ... here."),
+) -> None:
+    """Print the timestamps and indices a strategy picks from VIDEO (indices: positions in presentation
+    order; timestamps: seconds from the first frame); with --out also write the frames as PNG in order.
+    Strategy flags left unset take the defaults of sparrow.video's Fps and Clips (docs/video.md)."""
+    from sparrow.video import BACKENDS, sample
+
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+    strategy = build_strategy(
+        fps, num_frames, clips, min_frames, max_frames, multiple_of, frames_per_clip, max_clips
+    )
+    size_arg = parse_size(size) if out is not None else TABLE_SIZE
+    clip = sample(
+        video, strategy, size=size_arg, start=start, end=end, backend=backend, allow_partial=allow_partial
+    )
+    result = {
+        "video": clip.info.to_dict(),
+        "strategy": {"name": type(strategy).__name__.lower(), **strategy.__dict__},
+        "indices": clip.indices,
+        "timestamps": clip.timestamps,
+        "clip_spans": clip.clip_spans,
+        "frames_per_clip": clip.frames_per_clip,
+        "partial": clip.partial,
+    }
+    if out is not None:
+        result["frames"] = _write_frames(clip.frames, out)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        _print_clip(video, clip, out)
 
 
 def register(app: typer.Typer) -> None:
