@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 from textfonts import CJK_CHARS, make_cjk_font
 
+from sparrow.formats import from_llava, from_minicpm, from_sharegpt
 from sparrow.jobs import JobError
-from sparrow.records import from_llava, from_minicpm, from_sharegpt, load_samples, resolve_media_path
-from sparrow.render import RenderConfig, get_renderer
+from sparrow.records import load_samples, resolve_media_path
+from sparrow.render import RenderConfig, Renderer
 from sparrow.synth import (
     SynthConfig,
     SynthError,
@@ -114,7 +115,7 @@ def test_prefers_paragraph_and_sentence_ends():
 
 def test_dense_text_takes_more_frames_never_clipped():
     text = " ".join(["abundant"] * 400)
-    r = get_renderer(RenderConfig())
+    r = Renderer(RenderConfig())
     frames = plan_frames(text, SynthConfig())
     # 115 words of this do not fit one frame: frames hold what fits, all words appear
     assert all(len(text[f.start : f.end].split()) < 115 for f in frames)
@@ -250,11 +251,14 @@ def test_bad_records_are_reported_and_job_goes_on(tmp_path):
     ]
     inp = _write_jsonl(tmp_path / "mixed.jsonl", rows)
     out = tmp_path / "out"
-    summary = synthesize([inp], out, SynthConfig(), workers=1)
+    # missing glyphs as errors (the default draws placeholders: test_missing_glyphs_replace_or_error)
+    cfg = SynthConfig(render=RenderConfig(missing_glyphs="error"))
+    summary = synthesize([inp], out, cfg, workers=1)
     assert summary.records == 10 and summary.samples == 2 and summary.errors == 8
     errors = [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
     by_line = {e["line"]: e for e in errors}
     assert set(by_line) == {2, 3, 4, 5, 6, 7, 8, 9}
+    assert all(list(e) == ["id", "line", "source", "reason"] for e in errors)  # the schema of every job
     assert "invalid JSON" in by_line[2]["reason"] and by_line[2]["id"] is None
     assert "missing field 'question'" in by_line[3]["reason"] and by_line[3]["id"] == "no-question"
     assert "empty" in by_line[4]["reason"]
@@ -278,6 +282,46 @@ def test_bad_records_are_reported_and_job_goes_on(tmp_path):
     summary_json = json.loads((out / "summary.json").read_text())
     assert summary_json["samples"] == 2 and summary_json["frames"] == summary.frames > 0
     assert summary_json["bytes"] == sum(p.stat().st_size for p in (out / "frames").rglob("*.png"))
+
+
+def test_missing_glyphs_replace_or_error(tmp_path):
+    """Default: characters no font has are drawn as placeholders and counted; 'error' drops the record."""
+    from typer.testing import CliRunner
+
+    from sparrow.cli import app
+
+    glyphs = "Linear B \U00010000 sign, \U00010000 again and \U00010001 too."
+    rows = [
+        {"id": "glyph", "context": glyphs, "question": "q", "answer": "a"},
+        {"id": "plain", "context": "Linear B sign, again and too.", "question": "q", "answer": "a"},
+    ]
+    inp = _write_jsonl(tmp_path / "in.jsonl", rows)
+    s = synthesize([inp], tmp_path / "replace", SynthConfig(), workers=1)
+    assert (s.samples, s.errors, s.missing_glyphs, s.missing_glyph_samples) == (2, 0, 3, 1)
+    samples = [json.loads(x) for x in (tmp_path / "replace" / "samples.jsonl").read_text().splitlines()]
+    assert samples[0]["meta"]["missing_glyphs"] == 3 and "missing_glyphs" not in samples[1]["meta"]
+    written = json.loads((tmp_path / "replace" / "summary.json").read_text())
+    assert written["missing_glyphs"] == 3 and written["missing_glyph_samples"] == 1
+    # the placeholders are ink: the frame with them has more of it than the same text without them
+    ink = [
+        (np.asarray(Image.open(tmp_path / "replace" / x["media"][0]["paths"][0]).convert("L")) < 128).sum()
+        for x in samples
+    ]
+    assert ink[0] > ink[1] > 0
+
+    s = synthesize([inp], tmp_path / "error", SynthConfig(render=RenderConfig(missing_glyphs="error")))
+    assert (s.samples, s.errors, s.missing_glyphs) == (1, 1, 0)
+    (err,) = [json.loads(x) for x in (tmp_path / "error" / "errors.jsonl").read_text().splitlines()]
+    assert err["id"] == "glyph" and "U+10000" in err["reason"] and "U+10001" in err["reason"]
+
+    res = CliRunner().invoke(app, ["synth", str(inp), "--out", str(tmp_path / "cli"), "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("placeholder boxes in 1 sample") == 1 and "3 characters" in res.output
+    res = CliRunner().invoke(
+        app, ["synth", str(inp), "--out", str(tmp_path / "cli2"), "-j", "1", "--missing-glyphs", "error"]
+    )
+    assert res.exit_code == 0 and "placeholder boxes" not in res.output
+    assert len((tmp_path / "cli2" / "errors.jsonl").read_text().splitlines()) == 1
 
 
 def test_worker_count_does_not_change_output(corpus, reference_run, tmp_path):

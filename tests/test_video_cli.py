@@ -97,6 +97,7 @@ def test_frames_batch_resume_and_workers(clips, tmp_path, capsys):
     assert [m["id"] for m in manifest] == ["a", "b", "c"]
     assert [e["id"] for e in errors] == ["broken", "missing"]
     assert all(e["source"] and e["reason"] for e in errors)
+    assert all(list(e) == ["id", "line", "source", "reason"] for e in errors)  # the schema of every job
     for m in manifest:
         spec = specs[m["id"]]
         assert m["indices"] == sample(spec.path, Fps(2)).indices

@@ -25,9 +25,9 @@ from sparrow.world import (
     preset_config,
 )
 from sparrow.world.questions import OFF_TOPIC
-from sparrow.world.render import object_pixel, word_patch
 from sparrow.world.scene import WordEvent
 from sparrow.world.transcripts import ground_truth, noisy_transcript, scene_events
+from sparrow.world.video_writer import object_pixel, word_patch
 from sparrow.world.vocab import COLOURS, nearest_colour
 
 SMALL = dict(
@@ -186,7 +186,7 @@ def test_layout_records_and_benchmark_rows(world):
     assert not bad and len(caps) == 5
     assert re.match(r"\d\d:\d\d-\d\d:\d\d: ", caps[0].messages[1]["content"])
     texts, bad = load_samples(world / "train_text.jsonl")
-    assert not bad and texts and all(t.modality == "text" for t in texts)
+    assert not bad and texts and all(t.media_kind == "text" for t in texts)
     assert set(info["categories"]) == {r["category"] for r in all_questions(world)}  # all 7 present
 
 
@@ -412,7 +412,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".sparrow-state" not in p.parts
+        if p.is_file() and ".state" not in p.parts and p.name != "summary.json"  # the run's own record
     }
 
 
@@ -433,7 +433,7 @@ def test_resume_after_interruption(world, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        generate_world(out, config=small_config(), workers=1, on_item=stop_after_three)
+        generate_world(out, config=small_config(), workers=1, on_progress=stop_after_three)
     assert not (out / "world.json").exists() and len(list((out / "videos").glob("*.mp4"))) == 3
     (out / "videos" / "train-0001.mp4").unlink()  # a lost file is re-rendered, not trusted
     summary = generate_world(out, config=small_config(), workers=1)

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from sparrow.commands import default
+from sparrow.commands._jobs import EXECUTOR, WORKERS, job_progress, overwrite_option, resolve_workers
 from sparrow.ui import UsageError
+from sparrow.video.extract import ExtractConfig
 
 
 def frames_cmd(
@@ -16,39 +19,43 @@ def frames_cmd(
         "relative to the list's folder).",
     ),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Output folder: manifest.jsonl, frames/, errors.jsonl."
+        ..., "--out", "-o", help="Output folder: manifest.jsonl, frames/, summary.json, errors.jsonl."
     ),
     fps: float = typer.Option(
-        1.0, "--fps", help="Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s."
+        default(ExtractConfig, "fps"),
+        "--fps",
+        help="Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s.",
     ),
     max_frames: int = typer.Option(
-        None, "--max-frames", help="At most this many frames per video (evenly thinned)."
+        default(ExtractConfig, "max_frames"),
+        "--max-frames",
+        help="At most this many frames per video (evenly thinned).",
     ),
     size: str = typer.Option(
         None, "--size", help="Frame size: 224 (shorter side) or 224x320 (HxW); default native."
     ),
-    image_format: str = typer.Option("jpg", "--format", help="Image format: jpg or png."),
-    quality: int = typer.Option(90, "--quality", help="JPEG quality (1-100)."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Parallel processes (0 = one per CPU core)."),
+    image_format: str = typer.Option(
+        default(ExtractConfig, "image_format"), "--format", help="Image format: jpg or png."
+    ),
+    quality: int = typer.Option(default(ExtractConfig, "quality"), "--quality", help="JPEG quality (1-100)."),
+    workers: int = WORKERS,
     allow_partial: bool = typer.Option(
-        False,
+        default(ExtractConfig, "allow_partial"),
         "--allow-partial",
         help="Keep the decodable frames of truncated videos instead of listing them as errors.",
     ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Discard an earlier run's state and frames in --out."
-    ),
-    executor: str = typer.Option("local", "--executor", help="'local' process pool or 'ray'."),
+    overwrite: bool = overwrite_option("frames"),
+    executor: str = EXECUTOR,
 ) -> None:
     """Extract frames of many videos at a fixed fps. Timestamps are exact (the frame shown at each time,
     also for variable frame rates); bad videos go to errors.jsonl and the rest go on. Resumable: run the
     same command again after an interruption; the output is the same for any --workers."""
     from sparrow.commands.sample import parse_size
-    from sparrow.jobs import JobError, default_workers
-    from sparrow.ui import make_progress, summary_table
-    from sparrow.video.extract import ExtractConfig, ExtractError, expand_inputs, extract
+    from sparrow.jobs import JobError
+    from sparrow.ui import summary_table
+    from sparrow.video.extract import ExtractError, extract
 
-    n_workers = workers if workers > 0 else default_workers()
+    n_workers = resolve_workers(workers)
     try:
         cfg = ExtractConfig(
             fps=fps,
@@ -58,16 +65,7 @@ def frames_cmd(
             quality=quality,
             allow_partial=allow_partial,
         )
-        total = sum(1 for _ in expand_inputs(inputs))
-        with make_progress() as progress:
-            task = progress.add_task("frames", total=total, rate="")
-            done = [0, 0]
-
-            def on_result(r) -> None:
-                done[0] += 1
-                done[1] += len(r.value["frames"]) if r.ok and r.value else 0
-                progress.update(task, advance=1, rate=f"{done[1]} frames")
-
+        with job_progress("frames") as on_progress:
             summary = extract(
                 inputs,
                 out,
@@ -75,7 +73,7 @@ def frames_cmd(
                 workers=n_workers,
                 overwrite=overwrite,
                 executor=executor,
-                on_result=on_result,
+                on_progress=on_progress,
             )
     except (ExtractError, JobError) as e:
         raise UsageError(str(e)) from e

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from sparrow.ui import UsageError
+from sparrow.commands import default
+from sparrow.commands._jobs import EXECUTOR, WORKERS, job_progress, overwrite_option, resolve_workers
+from sparrow.render import RenderConfig
+from sparrow.synth.config import SynthConfig
+from sparrow.ui import UsageError, err_console
 
 
 def synth(
@@ -20,37 +25,65 @@ def synth(
         help="Map input keys: context=KEY,question=KEY,answer=KEY[,id=KEY]; dotted keys reach into objects.",
     ),
     unit: str = typer.Option(
-        "words", "--unit", help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer)."
+        default(SynthConfig, "unit"),
+        "--unit",
+        help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer).",
     ),
     tokenizer: Path = typer.Option(
         None, "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
     ),
     units_per_frame: int = typer.Option(
-        115, "--units-per-frame", help="At most this many units per frame (fewer when they do not fit)."
+        default(SynthConfig, "units_per_frame"),
+        "--units-per-frame",
+        help="At most this many units per frame (fewer when they do not fit).",
     ),
-    max_frames: int = typer.Option(100, "--max-frames", help="Drop (or truncate) samples with more frames."),
+    max_frames: int = typer.Option(
+        default(SynthConfig, "max_frames"),
+        "--max-frames",
+        help="Drop (or truncate) samples with more frames.",
+    ),
     max_tokens: int = typer.Option(
-        10_240,
+        default(SynthConfig, "max_tokens"),
         "--max-tokens",
         help="Token budget: text tokens + tokens-per-frame x frames must not exceed it.",
     ),
-    tokens_per_frame: int = typer.Option(96, "--tokens-per-frame", help="Visual tokens a frame costs."),
-    truncate: bool = typer.Option(False, "--truncate", help="Keep the first frames of over-limit samples."),
-    width: int = typer.Option(448, "--width", help="Frame width in pixels."),
-    height: int = typer.Option(448, "--height", help="Frame height in pixels."),
-    font_size: int = typer.Option(20, "--font-size", help="Font size in pixels."),
-    margin: int = typer.Option(20, "--margin", help="Margin on every side, pixels."),
+    tokens_per_frame: int = typer.Option(
+        default(SynthConfig, "tokens_per_frame"), "--tokens-per-frame", help="Visual tokens a frame costs."
+    ),
+    truncate: bool = typer.Option(
+        default(SynthConfig, "truncate"), "--truncate", help="Keep the first frames of over-limit samples."
+    ),
+    width: int = typer.Option(default(RenderConfig, "width"), "--width", help="Frame width in pixels."),
+    height: int = typer.Option(default(RenderConfig, "height"), "--height", help="Frame height in pixels."),
+    font_size: int = typer.Option(
+        default(RenderConfig, "font_size"), "--font-size", help="Font size in pixels."
+    ),
+    margin: int = typer.Option(
+        default(RenderConfig, "margin"), "--margin", help="Margin on every side, pixels."
+    ),
     font: list[Path] = typer.Option(
         None,
         "--font",
         help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable.",
     ),
-    fg: str = typer.Option("#000000", "--fg", help="Text colour (name or #rrggbb)."),
-    bg: str = typer.Option("#ffffff", "--bg", help="Background colour (name or #rrggbb)."),
-    image_format: str = typer.Option("png", "--image-format", help="Frame image format: png, jpg or webp."),
-    quality: int = typer.Option(90, "--quality", help="JPEG/WebP quality (1-100)."),
+    fg: str = typer.Option(default(RenderConfig, "fg"), "--fg", help="Text colour (name or #rrggbb)."),
+    bg: str = typer.Option(default(RenderConfig, "bg"), "--bg", help="Background colour (name or #rrggbb)."),
+    image_format: str = typer.Option(
+        default(RenderConfig, "image_format"), "--image-format", help="Frame image format: png, jpg or webp."
+    ),
+    quality: int = typer.Option(
+        default(RenderConfig, "quality"), "--quality", help="JPEG/WebP quality (1-100)."
+    ),
     png_compress: int = typer.Option(
-        3, "--png-compress", help="PNG zlib level 0-9 (1: fastest, 9: smallest)."
+        default(RenderConfig, "png_compress_level"),
+        "--png-compress",
+        help="PNG zlib level 0-9 (1: fastest, 9: smallest).",
+    ),
+    missing_glyphs: str = typer.Option(
+        default(RenderConfig, "missing_glyphs"),
+        "--missing-glyphs",
+        help="A character no font can draw: 'replace' (draw a placeholder box, count it in the sample's "
+        "meta) or 'error' (the record goes to errors.jsonl).",
     ),
     fmt: list[str] = typer.Option(
         None, "--format", help="Also write this training format: llava, sharegpt or minicpm. Repeatable."
@@ -58,21 +91,18 @@ def synth(
     source: str = typer.Option(
         None, "--source", help="The samples' 'source' label (default: input file stem)."
     ),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = WORKERS,
     limit: int = typer.Option(
         None, "--limit", help="Process only the first N records (resume later without it)."
     ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Discard an earlier run's state and frames in --out."
-    ),
-    executor: str = typer.Option("local", "--executor", help="'local' process pool or 'ray'."),
+    overwrite: bool = overwrite_option("frames"),
+    executor: str = EXECUTOR,
 ) -> None:
     """Render long-context text records as pseudo-videos (Sparrow). Resumable: run the same command
-    again after an interruption. Writes samples.jsonl, frames/, errors.jsonl and summary.json."""
-    from sparrow.jobs import JobError, default_workers
-    from sparrow.render import RenderConfig
-    from sparrow.synth import SynthConfig, SynthError, parquet_rows, parse_fields, synthesize
-    from sparrow.ui import make_progress, summary_table
+    again after an interruption. Writes samples.jsonl, frames/, summary.json and, for records that
+    could not be rendered, errors.jsonl."""
+    from sparrow.jobs import JobError
+    from sparrow.synth import SynthError, parse_fields, synthesize
 
     try:
         cfg = SynthConfig(
@@ -96,23 +126,12 @@ def synth(
                 image_format=image_format.lower().replace("jpeg", "jpg"),
                 quality=quality,
                 png_compress_level=png_compress,
+                missing_glyphs=missing_glyphs,
             ),
         )
-        total = None
-        if all(p.suffix.lower() in (".parquet", ".pq") for p in inputs):
-            rows = [parquet_rows(p) for p in inputs]
-            total = sum(r for r in rows if r is not None) if all(r is not None for r in rows) else None
-            if total is not None and limit is not None:
-                total = min(total, limit)
-        n_workers = workers if workers > 0 else default_workers()
-        with make_progress() as progress:
-            task = progress.add_task("synth", total=total, rate="")
-            frames_done = [0]
-
-            def on_result(result, frames: int) -> None:
-                frames_done[0] += frames
-                progress.update(task, advance=1, rate=f"{frames_done[0]} frames")
-
+        cfg.validate()  # before the progress bar: a bad option is one line, nothing else
+        n_workers = resolve_workers(workers)
+        with job_progress("synth") as on_progress:
             summary = synthesize(
                 [str(p) for p in inputs],
                 out,
@@ -122,10 +141,16 @@ def synth(
                 overwrite=overwrite,
                 limit=limit,
                 executor=executor,
-                on_result=on_result,
+                on_progress=on_progress,
             )
     except (SynthError, JobError) as e:
         raise UsageError(str(e)) from e
+    _report(summary, out, n_workers)
+
+
+def _report(summary, out: Path, workers: int) -> None:
+    from sparrow.ui import summary_table
+
     run = summary.run
     summary_table(
         "sparrow synth",
@@ -134,16 +159,28 @@ def synth(
             "samples": summary.samples,
             "errors (errors.jsonl)": summary.errors,
             "truncated": summary.truncated,
+            "missing glyphs (placeholders)": summary.missing_glyphs,
             "frames": summary.frames,
             "MB written": summary.bytes / 1e6,
             "resumed records": run["resumed_records"],
             "seconds": run["seconds"],
             "frames/s": run["frames_per_second"],
-            "workers": n_workers,
+            "workers": workers,
             "output": str(out / "samples.jsonl"),
             "frames in": str(out / "frames"),
         },
     )
+    if summary.missing_glyphs:
+        n, k = summary.missing_glyphs, summary.missing_glyph_samples
+        err_console.print(
+            escape(
+                f"note: {n} character{'s' * (n != 1)} no font can draw {'were' if n != 1 else 'was'} drawn "
+                f"as placeholder boxes in {k} sample{'s' * (k != 1)} (meta.missing_glyphs); add a font "
+                "with --font, or use --missing-glyphs error to send such records to errors.jsonl"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
+from sparrow.commands import default
+from sparrow.commands._jobs import EXECUTOR, WORKERS, job_progress, overwrite_option, resolve_workers
 from sparrow.ui import UsageError
+from sparrow.world.config import WorldConfig
+
+# World flags default to None: a value comes from the flag, else the --config file, else the preset.
+_SEED = default(WorldConfig, "seed")
+_PRESET = default(WorldConfig, "preset")
 
 
 def _split_counts(text: str | None, flag: str) -> dict[str, int] | None:
@@ -22,10 +29,12 @@ def _split_counts(text: str | None, flag: str) -> dict[str, int] | None:
 def world(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
     seed: int = typer.Option(
-        None, "--seed", help="Random seed (default 0): same seed and settings give byte-identical output."
+        None,
+        "--seed",
+        help=f"Random seed (default {_SEED}): same seed and settings give byte-identical output.",
     ),
     preset: str = typer.Option(
-        None, "--preset", help="Size: tiny (default; the demo's, < 1 min), small or medium."
+        None, "--preset", help=f"Size: tiny (the demo's, < 1 min), small or medium; default {_PRESET}."
     ),
     config: Path = typer.Option(
         None, "--config", help="YAML file of world settings (field names of WorldConfig); flags override it."
@@ -34,7 +43,9 @@ def world(
     long_videos: str = typer.Option(
         None, "--long-videos", help="How many of each split's videos are long (minutes), TRAIN,VAL,TEST."
     ),
-    size: int = typer.Option(None, "--size", help="Frame side in pixels (default 128)."),
+    size: int = typer.Option(
+        None, "--size", help=f"Frame side in pixels (default {default(WorldConfig, 'size')})."
+    ),
     phrasing: str = typer.Option(
         None, "--phrasing", help="'templates' (one wording per question type) or 'paraphrases' (many)."
     ),
@@ -44,18 +55,15 @@ def world(
     transcript_noise: float = typer.Option(
         None, "--transcript-noise", help="Per-line probability of an ASR-like error in caption.json (0-1)."
     ),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
-    executor: str = typer.Option("local", "--executor", help="'local' process pool or 'ray'."),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Discard videos and state of an earlier run in --out."
-    ),
+    workers: int = WORKERS,
+    executor: str = EXECUTOR,
+    overwrite: bool = overwrite_option("videos"),
 ) -> None:
     """Generate the procedural world: MP4 videos of moving shapes and words, multiple-choice questions
     (7 categories) with evidence and curation ground truth, benchmarks, captions, text records, noisy
     transcripts and a text corpus for `sparrow synth`. Resumable: run the same command again."""
-
-    from sparrow.jobs import JobError, default_workers
-    from sparrow.ui import make_progress, summary_table
+    from sparrow.jobs import JobError
+    from sparrow.ui import summary_table
     from sparrow.world.config import WorldError, preset_config
     from sparrow.world.generate import generate_world
     from sparrow.yamlio import load_yaml
@@ -67,8 +75,8 @@ def world(
             raise UsageError(f"--config {config} must hold a mapping of world settings")
         settings.update(loaded)
     # flag > --config file > default
-    preset = preset if preset is not None else settings.pop("preset", "tiny")
-    seed = seed if seed is not None else settings.pop("seed", 0)
+    preset = preset if preset is not None else settings.pop("preset", _PRESET)
+    seed = seed if seed is not None else settings.pop("seed", _SEED)
     settings.pop("preset", None)
     settings.pop("seed", None)
     flags = {
@@ -87,17 +95,16 @@ def world(
         raise UsageError(f"unknown world setting: {e}") from e
     except WorldError as e:
         raise UsageError(str(e)) from e
-    n_workers = workers if workers > 0 else default_workers()
-    total = sum(cfg.videos.values())
+    n_workers = resolve_workers(workers)
     try:
-        with make_progress() as progress:
-            task = progress.add_task("world videos", total=total, rate="")
-
-            def on_item(result) -> None:
-                progress.update(task, advance=1)
-
+        with job_progress("world videos") as on_progress:
             summary = generate_world(
-                out, config=cfg, workers=n_workers, executor=executor, overwrite=overwrite, on_item=on_item
+                out,
+                config=cfg,
+                workers=n_workers,
+                executor=executor,
+                overwrite=overwrite,
+                on_progress=on_progress,
             )
     except (WorldError, JobError) as e:
         raise UsageError(str(e)) from e

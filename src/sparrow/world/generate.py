@@ -1,7 +1,7 @@
 """Generate the whole world into a directory (layout in docs/world.md and docs/architecture.md).
 
 Plan every scene in this process (cheap, deterministic), render + encode the videos as one job item
-per video through :func:`sparrow.jobs.run_items` (parallel, resumable), then derive questions,
+per video as a stage of :mod:`sparrow.jobs` (parallel, resumable), then derive questions,
 records, benchmarks, transcripts and the text corpus from the plans. Everything is a function of
 (config, seed): the same settings give byte-identical files for any worker count and after a resume.
 """
@@ -14,25 +14,24 @@ import os
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparrow.io import atomic_write_text, write_jsonl
-from sparrow.jobs import ItemResult, Timer, WorkItem, prepare_state, run_items
+from sparrow.jobs import Collector, ItemResult, JobEvent, JobOptions, JobReport, Stage, WorkItem, run_job
 from sparrow.mcq import format_mcq_answer, format_mcq_prompt, option_letter
 from sparrow.records import Media, Sample
 from sparrow.world.config import CATEGORIES, SPLITS, WorldConfig, WorldError, preset_config
 from sparrow.world.corpus import corpus_rows
 from sparrow.world.phrasing import phrase
 from sparrow.world.questions import Draft, Question, draft_questions, finalize
-from sparrow.world.render import encode_scene, measure_text
 from sparrow.world.scene import Scene, plan_scene
 from sparrow.world.transcripts import caption_lines, ground_truth, noisy_transcript
+from sparrow.world.video_writer import encode_scene, measure_text
 
 VERSION = 1
-STATE_DIR = ".sparrow-state/world"
 
 
 @dataclass
@@ -49,6 +48,9 @@ class WorldSummary:
     text_records: int = 0
     corpus_rows: int = 0
     seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "out": str(self.out)}
 
 
 # ------------------------------------------------------------------------------------------- planning
@@ -240,7 +242,7 @@ def text_records(cfg: WorldConfig, scenes: list[Scene]) -> list[Sample]:
 
 
 def render_item(payload: dict[str, Any]) -> dict[str, Any]:
-    """Job item: render and encode one video (top-level so worker processes can import it)."""
+    """Render and encode one video."""
     scene = Scene.from_dict(payload["scene"])
     n = encode_scene(
         scene,
@@ -252,35 +254,83 @@ def render_item(payload: dict[str, Any]) -> dict[str, Any]:
     return {"video_id": scene.video_id, "bytes": n, "frames": scene.num_frames}
 
 
-def _items(cfg: WorldConfig, scenes: list[Scene], out: Path) -> list[WorkItem]:
-    items = []
-    for s in scenes:
-        spec = {
-            "scene": s.to_dict(),
-            "crf": cfg.crf,
-            "gop_seconds": cfg.gop_seconds,
-            "x264_preset": cfg.x264_preset,
-            "version": VERSION,
-        }
-        digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-        # The key names the exact video content, so a changed plan re-renders instead of reusing.
-        items.append(
-            WorkItem(key=f"{s.video_id}:{digest}", payload={**spec, "path": str(out / video_rel(s.video_id))})
-        )
-    return items
-
-
 def _our_videos(out: Path) -> list[Path]:
     """Videos this generator names (``<split>-NNNN.mp4``); other files in videos/ are never touched."""
     pattern = re.compile("(?:" + "|".join(SPLITS) + r")-\d{4,}\.mp4")
     return [p for p in sorted((out / "videos").glob("*.mp4")) if pattern.fullmatch(p.name) and p.is_file()]
 
 
-def _retry(item: WorkItem) -> ItemResult:
-    try:
-        return ItemResult(key=item.key, ok=True, value=render_item(item.payload))
-    except Exception as e:  # same contract as jobs.run_items: a per-item failure, the job goes on
-        return ItemResult(key=item.key, ok=False, error=(str(e) or type(e).__name__).splitlines()[0])
+class WorldStage(Stage):
+    """One item per planned video; the questions, records and transcripts are written from the plans of
+    the videos that were encoded, once all are done."""
+
+    name = "world"
+    unit = "videos"
+    temp_globs = (".*.tmp", "videos/.*.tmp.mp4")  # the second: an interrupted encode
+
+    def __init__(self, cfg: WorldConfig, scenes: list[Scene], out: Path):
+        self.cfg, self.scenes, self.out = cfg, scenes, out
+
+    def fingerprint(self) -> dict[str, Any]:
+        # Item keys name the exact video content, so other settings need no refusal: changed videos
+        # are simply re-rendered.
+        return {"generator": "sparrow.world", "version": VERSION}
+
+    def total(self) -> int:
+        return len(self.scenes)
+
+    def items(self) -> Iterator[WorkItem]:
+        cfg = self.cfg
+        for s in self.scenes:
+            spec = {
+                "scene": s.to_dict(),
+                "crf": cfg.crf,
+                "gop_seconds": cfg.gop_seconds,
+                "x264_preset": cfg.x264_preset,
+                "version": VERSION,
+            }
+            digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+            payload = {**spec, "path": str(self.out / video_rel(s.video_id))}
+            yield WorkItem(key=f"{s.video_id}:{digest}", payload=payload, id=s.video_id, source="world")
+
+    def process(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return render_item(payload)
+
+    def reusable(self, item: WorkItem, result: ItemResult) -> bool:
+        # A lost file is re-rendered, not trusted; an earlier failure (disk full, killed worker) is
+        # retried rather than remembered, since a video plan itself cannot be "bad input".
+        path = Path(item.payload["path"])
+        return result.ok and path.is_file() and path.stat().st_size == (result.value or {}).get("bytes")
+
+    def collector(self, out: Path) -> Collector:
+        return _WorldOutputs(self.cfg, self.scenes, out)
+
+    def discard(self, out: Path) -> None:
+        for p in _our_videos(out):
+            p.unlink()
+
+
+class _WorldOutputs(Collector):
+    def __init__(self, cfg: WorldConfig, scenes: list[Scene], out: Path):
+        self.cfg, self.scenes, self.out = cfg, scenes, out
+        self.ok: set[str] = set()
+        self.summary = WorldSummary(out=out)
+
+    def add(self, item: WorkItem, result: ItemResult) -> int:
+        self.ok.add(item.id or "")
+        self.summary.frames += (result.value or {})["frames"]
+        self.summary.rendered += not result.skipped
+        return 1
+
+    def close(self, report: JobReport) -> WorldSummary:
+        s = self.summary
+        s.videos, s.resumed, s.failed, s.seconds = len(self.ok), report.resumed, report.failed, report.seconds
+        planned = {f"{sc.video_id}.mp4" for sc in self.scenes}
+        for p in _our_videos(self.out):
+            if p.name not in planned:
+                p.unlink()  # left by an earlier run with more videos
+        _write_outputs(self.cfg, [sc for sc in self.scenes if sc.video_id in self.ok], self.out, s)
+        return s
 
 
 def _sha256(path: Path) -> str:
@@ -304,66 +354,20 @@ def generate_world(
     workers: int = 1,
     executor: str = "local",
     overwrite: bool = False,
-    on_item: Callable[[ItemResult], None] | None = None,
+    on_progress: Callable[[JobEvent], None] | None = None,
     **overrides: Any,
 ) -> WorldSummary:
     """Write the world to ``out``. ``config`` (if given) wins over ``seed`` / ``preset`` / ``overrides``.
-    ``on_item`` is called after each video (for progress bars); an exception from it stops the job,
-    and a re-run resumes where it stopped."""
+    ``on_progress(JobEvent)`` is called after each video (for progress bars); an exception from it stops
+    the job, and a re-run resumes where it stopped."""
     try:
         cfg = config if config is not None else preset_config(preset, seed, **overrides)
     except TypeError as e:
         raise WorldError(f"bad world setting: {e}") from e
     cfg.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = WorldSummary(out=out)
-    with Timer() as timer:
-        scenes = plan_world(cfg)
-        if overwrite:
-            for p in _our_videos(out):
-                p.unlink()
-        state = prepare_state(out / STATE_DIR, {"generator": "sparrow.world", "version": VERSION}, overwrite)
-        items = _items(cfg, scenes, out)
-        ok: set[str] = set()
-        errors: list[dict[str, Any]] = []
-        for item, res in zip(
-            items,
-            run_items(render_item, items, workers=workers, state_dir=state, executor=executor),
-            strict=True,
-        ):
-            vid = item.key.split(":")[0]
-            path = out / video_rel(vid)
-            lost = res.ok and (not path.is_file() or path.stat().st_size != res.value["bytes"])
-            if res.skipped and (lost or not res.ok):
-                # A lost file is re-rendered, not trusted; an earlier failure (disk full, killed worker)
-                # is retried rather than remembered, since a video plan itself cannot be "bad input".
-                res = _retry(item)
-            if res.ok:
-                ok.add(vid)
-                summary.frames += res.value["frames"]
-                summary.resumed += res.skipped
-                summary.rendered += not res.skipped
-            else:
-                summary.failed += 1
-                errors.append({"id": vid, "source": "world", "reason": res.error})
-            if on_item is not None:
-                on_item(res)
-        summary.videos = len(ok)
-        planned = {f"{s.video_id}.mp4" for s in scenes}
-        for p in _our_videos(out):
-            if p.name not in planned:
-                p.unlink()  # left by an earlier run with more videos
-        for p in (out / "videos").glob(".*.tmp.mp4"):
-            p.unlink()  # left by an interrupted encode
-        scenes = [s for s in scenes if s.video_id in ok]
-        _write_outputs(cfg, scenes, out, summary)
-        if errors:
-            write_jsonl(out / "errors.jsonl", errors)
-        else:
-            (out / "errors.jsonl").unlink(missing_ok=True)
-    summary.seconds = timer.seconds
-    return summary
+    stage = WorldStage(cfg, plan_world(cfg), Path(out))
+    options = JobOptions(workers=workers, executor=executor, overwrite=overwrite, on_progress=on_progress)
+    return run_job(stage, out, options)
 
 
 def _write_outputs(cfg: WorldConfig, scenes: list[Scene], out: Path, summary: WorldSummary) -> None:

@@ -1,0 +1,39 @@
+"""What every data-job command (synth, frames, world) shares: the run options and the progress bar
+drawn from ``sparrow.jobs`` progress events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+
+from sparrow.jobs import JobEvent, default_workers
+from sparrow.ui import make_progress
+
+WORKERS = typer.Option(0, "--workers", "-j", help="Worker processes (0: one per CPU core).")
+EXECUTOR = typer.Option(
+    "local",
+    "--executor",
+    help="'local' (this machine: a process pool) or 'ray' (a Ray cluster, docs/jobs.md).",
+)
+
+
+def overwrite_option(what: str) -> bool:
+    return typer.Option(False, "--overwrite", help=f"Discard an earlier run's state and {what} in --out.")
+
+
+def resolve_workers(workers: int) -> int:
+    return workers if workers > 0 else default_workers()
+
+
+@contextmanager
+def job_progress(description: str) -> Iterator[Callable[[JobEvent], None]]:
+    """A rich progress bar on stderr for one job; yields the ``on_progress`` callback to pass it."""
+    with make_progress() as progress:
+        task = progress.add_task(description, total=None, rate="")
+
+        def on_progress(event: JobEvent) -> None:
+            progress.update(task, total=event.total, completed=event.done, rate=f"{event.units} {event.unit}")
+
+        yield on_progress

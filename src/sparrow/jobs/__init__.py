@@ -1,0 +1,27 @@
+"""The one shape of every data job (synth, frames, world): a :class:`Stage` says what its items are,
+what one worker sets up once and how one item is processed; :func:`run_job` runs it resumably on an
+executor (in-process, local process pool or Ray) and writes ``errors.jsonl`` and ``summary.json``.
+See docs/jobs.md."""
+
+from sparrow.jobs.executors import EXECUTORS, default_workers, failure_reason, run_items
+from sparrow.jobs.runner import JobOptions, run_job
+from sparrow.jobs.stage import Collector, ItemResult, JobError, JobEvent, JobReport, Stage, WorkItem
+from sparrow.jobs.state import STATE_DIR, prepare_state
+
+__all__ = [
+    "EXECUTORS",
+    "STATE_DIR",
+    "Collector",
+    "ItemResult",
+    "JobError",
+    "JobEvent",
+    "JobOptions",
+    "JobReport",
+    "Stage",
+    "WorkItem",
+    "default_workers",
+    "failure_reason",
+    "prepare_state",
+    "run_items",
+    "run_job",
+]

@@ -1,0 +1,74 @@
+"""What decides a synth job's output: segmentation, limits, field mapping and rendering settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sparrow.render import RenderConfig, RenderError
+
+UNITS = ("words", "tokens")
+FIELDS = ("context", "question", "answer", "id")
+
+
+class SynthError(ValueError):
+    """The synth job as a whole cannot run (bad input file, bad option)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that decides the output. Limits follow the paper: at most 100 frames and
+    text tokens + 96 x frames <= 10,240 (MiniCPM-V spends 96 visual tokens per frame).
+
+    What happens to characters no font can draw is ``render.missing_glyphs``: ``"replace"`` draws a
+    placeholder and counts them in the sample's ``meta``, ``"error"`` sends the record to errors.jsonl."""
+
+    unit: str = "words"
+    tokenizer: str | None = None  # local tokenizer directory (unit="tokens"; also counts text tokens)
+    units_per_frame: int = 115
+    max_frames: int = 100
+    max_tokens: int = 10_240
+    tokens_per_frame: int = 96
+    truncate: bool = False
+    fields: tuple[tuple[str, str], ...] = (
+        ("answer", "answer"),
+        ("context", "context"),
+        ("question", "question"),
+    )
+    source: str | None = None  # the samples' "source"; default: the input file's stem
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def validate(self) -> None:
+        if self.unit not in UNITS:
+            raise SynthError(f"unit must be one of {UNITS}, got {self.unit!r}")
+        if self.unit == "tokens" and not self.tokenizer:
+            raise SynthError("unit 'tokens' needs a local tokenizer path (--tokenizer DIR)")
+        if self.tokenizer and not Path(self.tokenizer).exists():
+            raise SynthError(f"tokenizer path not found: {self.tokenizer}")
+        if self.units_per_frame < 1:
+            raise SynthError("units per frame must be at least 1")
+        if self.max_frames < 1 or self.max_tokens < 1 or self.tokens_per_frame < 0:
+            raise SynthError("max frames and max tokens must be positive; tokens per frame >= 0")
+        try:
+            self.render.validate()
+        except RenderError as e:
+            raise SynthError(str(e)) from e
+
+    def field_map(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+def parse_fields(spec: str | None) -> tuple[tuple[str, str], ...]:
+    """``context=text,question=instruction,answer=output[,id=uid]`` -> field pairs (dotted keys reach into
+    nested objects)."""
+    mapping = {"context": "context", "question": "question", "answer": "answer"}
+    if spec:
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            name, eq, key = part.partition("=")
+            name, key = name.strip(), key.strip()
+            if not eq or name not in FIELDS or not key:
+                raise SynthError(f"--fields entry {part!r} must be NAME=KEY with NAME in {FIELDS}")
+            mapping[name] = key
+    return tuple(sorted(mapping.items()))

@@ -1,0 +1,122 @@
+"""What a synth job writes besides the frames: ``samples.jsonl``, one JSON array per extra training
+format, and the summary. Results arrive in input order; files appear only when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparrow.formats import convert
+from sparrow.io import JsonlWriter
+from sparrow.jobs import Collector, ItemResult, JobReport, WorkItem
+from sparrow.records import Sample
+
+
+@dataclass
+class SynthSummary:
+    """What the job did; written to ``summary.json``. Only ``run`` (seconds, frames/s, how many records
+    an earlier run had finished) depends on the run; everything else is identical after a resume.
+    ``missing_glyphs`` counts characters drawn as placeholders, in ``missing_glyph_samples`` samples."""
+
+    inputs: list[str] = field(default_factory=list)
+    records: int = 0
+    samples: int = 0
+    errors: int = 0
+    truncated: int = 0
+    frames: int = 0
+    bytes: int = 0
+    missing_glyphs: int = 0
+    missing_glyph_samples: int = 0
+    outputs: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JsonArrayWriter:
+    """Stream a JSON array to a temp file and move it into place on close (LLaVA / MiniCPM-V / ShareGPT
+    trainers read one JSON array)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        fd, self._tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self._f = os.fdopen(fd, "w", encoding="utf-8")
+        self._f.write("[")
+        self.count = 0
+
+    def write(self, obj: Any) -> None:
+        self._f.write(("\n" if self.count == 0 else ",\n") + json.dumps(obj, ensure_ascii=False))
+        self.count += 1
+
+    def close(self) -> None:
+        self._f.write("\n]\n")
+        self._f.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+
+class SynthOutputs(Collector):
+    """Writes every sample (and its conversions) in input order and counts what went into them."""
+
+    def __init__(self, out: Path, formats: tuple[str, ...], summary: SynthSummary):
+        self.formats = formats
+        self.summary = summary
+        self.rendered = 0  # frames drawn by this run (not loaded from an earlier one)
+        self.writers: dict[str, Any] = {"samples": JsonlWriter(out / "samples.jsonl")}
+        for fmt in formats:
+            self.writers[fmt] = JsonArrayWriter(out / f"{fmt}.json")
+
+    def add(self, item: WorkItem, result: ItemResult) -> int:
+        value = result.value or {}
+        self.writers["samples"].write(value["sample"])
+        if self.formats:
+            sample = Sample.from_dict(value["sample"])
+            for fmt in self.formats:
+                self.writers[fmt].write(convert(sample, fmt))
+        s = self.summary
+        frames = int(value["frames"])
+        s.samples += 1
+        s.frames += frames
+        s.bytes += int(value["bytes"])
+        s.truncated += bool(value["truncated"])
+        missing = int(value.get("missing_glyphs", 0))
+        s.missing_glyphs += missing
+        s.missing_glyph_samples += missing > 0
+        self.rendered += 0 if result.skipped else frames
+        return frames
+
+    def close(self, report: JobReport) -> SynthSummary:
+        for w in self.writers.values():
+            w.close()
+        s = self.summary
+        s.records, s.errors = report.items, report.failed
+        s.outputs = {
+            "samples": "samples.jsonl",
+            **({"errors": "errors.jsonl"} if report.failed else {}),
+            "frames": "frames/",
+            **{fmt: f"{fmt}.json" for fmt in self.formats},
+        }
+        seconds = report.seconds
+        s.run = {
+            "seconds": round(seconds, 3),
+            "frames_rendered": self.rendered,
+            "frames_per_second": round(self.rendered / seconds, 2) if seconds > 0 else 0.0,
+            "resumed_records": report.resumed,
+            "workers": report.workers,
+            "executor": report.executor,
+        }
+        return s
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.abort()
