@@ -299,9 +299,8 @@ class PyAVReader:
         allow_partial: bool,
         sequential: bool = False,
     ) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(index, frame)`` for ``wanted`` (sorted, unique) in order, one frame in memory at a time.
-        Frames that cannot be decoded raise VideoDecodeError, or with ``allow_partial`` are skipped and
-        ``self.failure`` says why."""
+        """Yield ``(index, frame)`` for ``wanted`` (sorted, unique), in order, one frame in memory at a time;
+        undecodable frames raise VideoDecodeError, or with ``allow_partial`` are skipped (see ``failure``)."""
         self.failure = None
         if sequential:
             yield from self._iter_sequential(tl, wanted, size, allow_partial)
@@ -338,8 +337,7 @@ class PyAVReader:
                 it = self.container.demux(self.stream)
                 last = -1 if synced else need - 1
             cc = self.stream.codec_context
-            skip = "DEFAULT"
-            cc.skip_frame = skip
+            cc.skip_frame = skip = "DEFAULT"
             reseek = False
             try:
                 for pkt in it:
