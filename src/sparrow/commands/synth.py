@@ -22,7 +22,38 @@ def synth(
     fields: str = typer.Option(
         None,
         "--fields",
-        help="Map input keys: context=KEY,question=KEY,answer=KEY[,id=KEY]; dotted keys reach into objects.",
+        help="Map input keys: context=KEY,question=KEY,answer=KEY[,id=KEY]; dotted keys reach into objects. "
+        "With --preset: the keys the preset reads (longalpaca: instruction, answer; chat: messages) and id.",
+    ),
+    preset: str = typer.Option(
+        None,
+        "--preset",
+        help="Split raw records: 'longalpaca' (paper or book and question between markers in 'instruction', "
+        "answer in 'output') or 'chat' (ShareGPT / OpenAI turns: context, separator, question).",
+    ),
+    begin_marker: str = typer.Option(
+        None,
+        "--begin-marker",
+        help="longalpaca: the text right before the context (replaces the built-in ones).",
+    ),
+    end_marker: str = typer.Option(
+        None, "--end-marker", help="longalpaca: the text between the context and the question."
+    ),
+    separator: str = typer.Option(
+        None,
+        "--separator",
+        help="chat: the text between context and question in the first user turn (default: a blank line).",
+    ),
+    split_at: str = typer.Option(
+        None,
+        "--split-at",
+        help="chat: split at the 'last' (default), 'first' or 'only' separator ('only': twice is an error).",
+    ),
+    max_question_words: int = typer.Option(
+        default(SynthConfig, "max_question_words"),
+        "--max-question-words",
+        help="Drop records whose question has N words or more (the paper: 500 for LongAlpaca, the longalpaca "
+        "preset's default; 30 for LongQLoRA); 0: no limit.",
     ),
     unit: str = typer.Option(
         default(SynthConfig, "unit"),
@@ -103,8 +134,10 @@ def synth(
     could not be rendered, errors.jsonl."""
     from sparrow.jobs import JobError
     from sparrow.synth import SynthError, parse_fields, synthesize
+    from sparrow.synth.presets import preset_from_options
 
     try:
+        chosen, fields = preset_from_options(preset, fields, begin_marker, end_marker, separator, split_at)
         cfg = SynthConfig(
             unit=unit,
             tokenizer=str(tokenizer) if tokenizer else None,
@@ -115,6 +148,8 @@ def synth(
             truncate=truncate,
             fields=parse_fields(fields),
             source=source,
+            preset=chosen,
+            max_question_words=max_question_words,
             render=RenderConfig(
                 width=width,
                 height=height,
@@ -158,6 +193,7 @@ def _report(summary, out: Path, workers: int) -> None:
             "records": summary.records,
             "samples": summary.samples,
             "errors (errors.jsonl)": summary.errors,
+            **{f"  dropped: {k.replace('_', ' ')}": v for k, v in sorted(summary.dropped.items())},
             "truncated": summary.truncated,
             "missing glyphs (placeholders)": summary.missing_glyphs,
             "frames": summary.frames,

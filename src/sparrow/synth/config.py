@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparrow.render import RenderConfig, RenderError
+
+if TYPE_CHECKING:
+    from sparrow.synth.presets import Preset
 
 UNITS = ("words", "tokens")
 FIELDS = ("context", "question", "answer", "id")
@@ -37,6 +41,11 @@ class SynthConfig:
     )
     source: str | None = None  # the samples' "source"; default: the input file's stem
     render: RenderConfig = field(default_factory=RenderConfig)
+    # How raw records become (context, question, answer) instead of ``fields`` (synth/presets.py).
+    preset: Preset | None = None
+    # The paper's instruction-length filter: drop a record whose question has this many words or more.
+    # None: the preset's default (LongAlpaca 500; the paper used 30 for LongQLoRA), else no limit; 0: off.
+    max_question_words: int | None = None
 
     def validate(self) -> None:
         if self.unit not in UNITS:
@@ -49,6 +58,8 @@ class SynthConfig:
             raise SynthError("units per frame must be at least 1")
         if self.max_frames < 1 or self.max_tokens < 1 or self.tokens_per_frame < 0:
             raise SynthError("max frames and max tokens must be positive; tokens per frame >= 0")
+        if self.max_question_words is not None and self.max_question_words < 0:
+            raise SynthError("max question words must be >= 0 (0: no limit)")
         try:
             self.render.validate()
         except RenderError as e:
@@ -56,6 +67,12 @@ class SynthConfig:
 
     def field_map(self) -> dict[str, str]:
         return dict(self.fields)
+
+    def question_word_limit(self) -> int:
+        """The instruction-length limit in force (0: none)."""
+        if self.max_question_words is not None:
+            return self.max_question_words
+        return self.preset.max_question_words if self.preset is not None else 0
 
 
 def parse_fields(spec: str | None) -> tuple[tuple[str, str], ...]:

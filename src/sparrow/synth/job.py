@@ -20,6 +20,7 @@ from sparrow.render import Renderer, font_chain
 from sparrow.synth.config import SynthConfig, SynthError
 from sparrow.synth.inputs import RawRecord, get_field, input_kind, iter_records, parquet_rows
 from sparrow.synth.outputs import SynthOutputs, SynthSummary
+from sparrow.synth.presets import PresetError, question_too_long
 from sparrow.synth.record import RecordPayload, render_record
 from sparrow.synth.tokenizers import Tokenizer, load_tokenizer
 
@@ -44,6 +45,9 @@ class SynthStage(Stage):
         self.formats, self.limit = formats, limit
         self._renderer: Renderer | None = None
         self._tokenizer: Tokenizer | None = None
+        # Records the driver turns away before rendering, by filter (a preset's split, the question
+        # length); counted again on every run, since every run reads all records.
+        self.dropped: dict[str, int] = {}
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings a resumed run must share with the first one (inputs by path, size and mtime; the
@@ -69,7 +73,10 @@ class SynthStage(Stage):
 
     def items(self) -> Iterator[WorkItem]:
         fmap = self.config.field_map()
-        columns = [v.split(".")[0] for v in fmap.values()] + [fmap.get("id", "id").split(".")[0]]
+        preset = self.config.preset
+        keys = preset.columns() if preset is not None else [v.split(".")[0] for v in fmap.values()]
+        columns = keys + [fmap.get("id", "id").split(".")[0]]
+        self.dropped.clear()
         seen: dict[str, str] = {}
         taken = 0
         for path in self.inputs:
@@ -88,7 +95,6 @@ class SynthStage(Stage):
             if not isinstance(raw.value, dict):
                 error = f"record must be a JSON object, got {type(raw.value).__name__}"
             else:
-                fields = {name: get_field(raw.value, key) for name, key in fmap.items() if name != "id"}
                 rid = get_field(raw.value, fmap.get("id", "id"))
                 if rid is None:
                     sid = f"{path.stem}-{raw.line:06d}"
@@ -96,6 +102,8 @@ class SynthStage(Stage):
                     sid = str(rid)
                 else:
                     error = f"field {fmap.get('id', 'id')!r} (id) must be a non-empty string or integer"
+                if error is None:
+                    fields, error = self._fields(raw.value)
         if sid is not None:
             if sid in seen:
                 error, sid = f"duplicate id {sid!r} (first at {seen[sid]})", None
@@ -108,6 +116,24 @@ class SynthStage(Stage):
             payload = RecordPayload(id=sid, fields=fields, source=path.name, line=raw.line, label=label)
         return WorkItem(key=key, payload=payload, id=sid, line=raw.line, source=path.name, error=error)
 
+    def _fields(self, value: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The record's context, question and answer (by preset or field map), or why it is dropped."""
+        preset = self.config.preset
+        if preset is None:
+            fmap = self.config.field_map()
+            fields = {name: get_field(value, key) for name, key in fmap.items() if name != "id"}
+        else:
+            try:
+                fields = preset.extract(value).fields()
+            except PresetError as e:
+                self.dropped["preset"] = self.dropped.get("preset", 0) + 1
+                return None, f"{preset.name} preset: {e}"
+        too_long = question_too_long(fields.get("question"), self.config.question_word_limit())
+        if too_long is not None:
+            self.dropped["question_words"] = self.dropped.get("question_words", 0) + 1
+            return None, too_long
+        return fields, None
+
     def setup(self) -> None:
         self._renderer = Renderer(self.config.render)
         self._tokenizer = load_tokenizer(self.config.tokenizer) if self.config.tokenizer else None
@@ -117,7 +143,9 @@ class SynthStage(Stage):
         return render_record(payload, self.config, self.out, self._renderer, self._tokenizer)
 
     def collector(self, out: Path) -> SynthOutputs:
-        summary = SynthSummary(inputs=[p.name for p in self.inputs], settings=self.fingerprint()["config"])
+        summary = SynthSummary(
+            inputs=[p.name for p in self.inputs], settings=self.fingerprint()["config"], dropped=self.dropped
+        )
         return SynthOutputs(out, self.formats, summary)
 
     def discard(self, out: Path) -> None:

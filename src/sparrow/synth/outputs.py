@@ -31,6 +31,7 @@ class SynthSummary:
     bytes: int = 0
     missing_glyphs: int = 0
     missing_glyph_samples: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # by filter, before rendering (also errors)
     outputs: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
