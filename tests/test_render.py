@@ -11,8 +11,17 @@ import pytest
 from PIL import Image
 from textfonts import make_cjk_font
 
-from sparrow import render
-from sparrow.render import FontSpec, RenderConfig, Renderer, RenderError, get_renderer, png_bytes
+from sparrow.render import (
+    FontSpec,
+    RenderConfig,
+    Renderer,
+    RenderError,
+    coverage,
+    default_fonts,
+    font_chain,
+    fonts,
+    png_bytes,
+)
 
 VARIED = """Quarterly report — Section 4.2 (draft v0.9)
 
@@ -31,7 +40,7 @@ Final paragraph: The quick brown fox jumps over the lazy dog. Pack my box with f
 
 @pytest.fixture(scope="module")
 def renderer() -> Renderer:
-    return get_renderer(RenderConfig())
+    return Renderer(RenderConfig())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,7 @@ def _check_pixels(renderer: Renderer, lay) -> np.ndarray:
 
 
 def test_varied_text_every_word_inside_and_in_order():
-    renderer = get_renderer(RenderConfig(height=900))  # the default width; tall enough for all of it
+    renderer = Renderer(RenderConfig(height=900))  # the default width; tall enough for all of it
     lay = renderer.layout(VARIED)
     assert lay.fits
     cfg = renderer.config
@@ -111,12 +120,12 @@ def test_prefix_layout_equals_fresh_layout(renderer):
 
 def test_font_size_and_frame_size_respected():
     cfg = RenderConfig(width=320, height=200, font_size=14, margin=10)
-    r = get_renderer(cfg)
+    r = Renderer(cfg)
     lay = r.layout(VARIED[:200])
     assert lay.fits
     arr = _check_pixels(r, lay)
     assert arr.shape == (200, 320)
-    assert r.line_height < get_renderer(RenderConfig()).line_height
+    assert r.line_height < Renderer(RenderConfig()).line_height
 
 
 def test_cjk_wraps_per_character_and_renders(cjk_font):
@@ -147,9 +156,9 @@ def test_cjk_wraps_per_character_and_renders(cjk_font):
     assert a.shape != b.shape or not np.array_equal(a, b)
 
 
-@pytest.mark.skipif(not any(Path(p).is_file() for p in render._CJK_FONTS), reason="no system CJK font")
+@pytest.mark.skipif(not any(Path(p).is_file() for p in fonts.CJK_PATHS), reason="no system CJK font")
 def test_cjk_with_installed_noto():
-    r = get_renderer(RenderConfig())
+    r = Renderer(RenderConfig())
     text = "中国人喝茶的历史已经有几千年了。" * 6
     assert r.describe_missing(text) is None
     lay = r.layout(text)
@@ -164,10 +173,67 @@ def test_missing_glyph_is_reported(renderer):
     assert missing[0][0] == text.index("\U00010000")
     reason = renderer.describe_missing(text)
     assert "U+10000" in reason and "U+E000" in reason and "--font" in reason
+    strict = Renderer(RenderConfig(missing_glyphs="error"))
     with pytest.raises(RenderError, match="U\\+10000"):
-        renderer.render_text(text)
+        strict.render_text(text)
+    with pytest.raises(RenderError, match="U\\+10000"):
+        strict.layout(text)
     # invisible characters are not drawn and not reported
     assert renderer.missing_glyphs("soft\u00adhyphen zero\u200bwidth e\u0301 \ufe0f") == []
+
+
+def test_missing_glyphs_drawn_as_visible_placeholders(renderer):
+    # an unassigned code point (twice), a private-use character inside a word, an emoji
+    text = "before \u0378 middle ab\ue000cd \u0378 after \U0001f600 end"
+    missing = renderer.missing_glyphs(text)
+    expected = [(text.index("\u0378"), "\u0378"), (text.index("\ue000"), "\ue000")]
+    if renderer.font_for("\U0001f600") is None:  # no emoji font installed: the emoji is missing too
+        expected.append((text.index("\U0001f600"), "\U0001f600"))
+    assert missing == expected
+    lay = renderer.layout(text)  # "replace" is the default
+    assert lay.fits
+    assert [w.text for w in lay.words] == text.split()
+    arr = _check_pixels(renderer, lay)  # every word, placeholders included, has ink inside its box
+    size = renderer.config.font_size
+    for w in lay.words:
+        if w.text != "\u0378":
+            continue
+        x0, y0, x1, y1 = w.box
+        box = arr[y0:y1, x0:x1]
+        # an outlined box: ink all round its edge, blank inside, about one em wide, on the baseline
+        assert (box[0] < 128).all() and (box[-1] < 128).all() and (box[:, 0] < 128).all()
+        assert (box[:, -1] < 128).all() and (box[3:-3, 3:-3] == 255).all()
+        assert size // 2 <= x1 - x0 <= size and y1 == lay.lines[0].baseline
+    # a placeholder inside a word keeps the word's letters on both sides
+    inner = next(w for w in lay.words if w.text == "ab\ue000cd")
+    assert (
+        inner.box[2] - inner.box[0]
+        > renderer.layout("abcd").box[2] - renderer.layout("abcd").box[0] + size // 2
+    )
+    assert np.array_equal(np.asarray(renderer.render_text(text)), arr)
+    # the rest of the text is drawn exactly as without the missing characters
+    clean = renderer.layout("before")
+    b0, c0 = lay.words[0].box, clean.words[0].box
+    assert b0 == c0
+    assert np.array_equal(
+        arr[b0[1] : b0[3], b0[0] : b0[2]], renderer.pixels(clean)[c0[1] : c0[3], c0[0] : c0[2]]
+    )
+
+
+@pytest.mark.skipif(not any(Path(p).is_file() for p in fonts.EMOJI_PATHS), reason="no emoji font installed")
+def test_emoji_drawn_with_installed_emoji_font():
+    r = Renderer(RenderConfig())
+    assert r.chain[-1].path in fonts.EMOJI_PATHS  # last: it changes no character other fonts draw
+    text = "ok \U0001f600 done"
+    assert r.missing_glyphs(text) == []
+    lay = r.layout(text)
+    arr = _check_pixels(r, lay)
+    x0, y0, x1, y1 = lay.words[1].box
+    face = arr[y0:y1, x0:x1]
+    # scaled to the text size, and a picture (many grey levels), not the placeholder's outline
+    size = r.config.font_size
+    assert size * 3 // 4 <= x1 - x0 <= size * 3 // 2 and size * 3 // 4 <= y1 - y0 <= size * 3 // 2
+    assert len(np.unique(face)) > 16 and face[(y1 - y0) // 2, (x1 - x0) // 2] < 255
 
 
 def test_invisible_characters_keep_offsets(renderer):
@@ -215,18 +281,18 @@ def test_png_writer_round_trip():
 
 
 def test_font_chain_fallbacks(monkeypatch, tmp_path):
-    chain = render.default_fonts()
+    chain = default_fonts()
     assert chain and chain[0].path.endswith("DejaVuSans.ttf")
     # without system fonts the DejaVu bundled with matplotlib is used
-    monkeypatch.setattr(render, "_SYSTEM_DEJAVU", ())
-    bundled = render.default_fonts()[0]
+    monkeypatch.setattr(fonts, "DEJAVU_PATHS", ())
+    bundled = default_fonts()[0]
     assert "mpl-data" in bundled.path and Path(bundled.path).is_file()
     with pytest.raises(RenderError, match="not found"):
-        render.font_chain([str(tmp_path / "nope.ttf")])
+        font_chain([str(tmp_path / "nope.ttf")])
     bad = tmp_path / "bad.ttf"
     bad.write_bytes(b"not a font")
     with pytest.raises(RenderError, match="cannot read font"):
-        render.coverage(FontSpec(str(bad)))
+        coverage(FontSpec(str(bad)))
     assert FontSpec.parse("x.ttc#2") == FontSpec("x.ttc", 2)
 
 
@@ -237,3 +303,5 @@ def test_config_validation():
         Renderer(RenderConfig(image_format="gif"))
     with pytest.raises(RenderError, match="colour"):
         Renderer(RenderConfig(fg="not-a-colour"))
+    with pytest.raises(RenderError, match="missing glyphs must be one of"):
+        Renderer(RenderConfig(missing_glyphs="drop"))

@@ -16,25 +16,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sparrow.render.config import RenderError
+from sparrow.render.fonts import bundled_font
 from sparrow.world.scene import Scene, ShapeObject, WordEvent
 from sparrow.world.vocab import COLOURS, WORD_BOX_RGB
 
-
-@lru_cache(maxsize=1)
-def font_path() -> str:
-    """DejaVu Sans Bold shipped with matplotlib: always present with Sparrow's dependencies, and the
-    same file on every machine, so word boxes (and hence videos) do not depend on system fonts."""
-    import matplotlib
-
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
-    if not path.exists():  # pragma: no cover - a broken matplotlib install
-        raise FileNotFoundError(f"font not found: {path}")
-    return str(path)
+# DejaVu Sans Bold shipped with matplotlib: always present with Sparrow's dependencies, and the same
+# file on every machine, so word boxes (and hence videos) do not depend on system fonts.
+WORD_FONT = "DejaVuSans-Bold.ttf"
 
 
+# Cached per process because scene planning measures every word of every scene through it; a handful
+# of sizes is all the world uses.
 @lru_cache(maxsize=32)
 def load_font(px: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(font_path(), px)
+    """The word font at ``px`` pixels."""
+    path = bundled_font(WORD_FONT)
+    if path is None:  # a broken matplotlib install
+        raise RenderError(f"font {WORD_FONT} not found in matplotlib's data; reinstall matplotlib")
+    return ImageFont.truetype(path, px)
 
 
 def measure_text(text: str, px: int) -> tuple[int, int]:
