@@ -1,0 +1,89 @@
+"""``sparrow trinity``: quantity, diversity and quality of a caption set (VidDF's trinity)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sparrow.commands import default
+from sparrow.refine.metrics.trinity import TrinityConfig
+from sparrow.ui import UsageError
+
+
+def _d(name: str) -> Any:
+    return default(TrinityConfig, name)
+
+
+def trinity(
+    captions: Path = typer.Argument(
+        ..., help="caption.json ({video_id: {start, end, text}}).", show_default=False
+    ),
+    reference: Path = typer.Option(None, "--reference", "-r", help="Ground-truth caption.json for quality."),
+    compare: Path = typer.Option(
+        None,
+        "--compare",
+        help="A second caption.json: bootstrap interval of CIDEr-D(CAPTIONS) - CIDEr-D(it).",
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the report as JSON here."),
+    vendi: bool = typer.Option(
+        _d("vendi"), "--vendi/--no-vendi", help="Vendi score (loads the MiniLM encoder)."
+    ),
+    encoder: Path = typer.Option(
+        None, "--encoder", help="Local sentence-transformers folder for the Vendi score."
+    ),
+    self_bleu_sample: int = typer.Option(
+        _d("self_bleu_sample"), "--self-bleu-sample", help="Captions in self-BLEU."
+    ),
+    seed: int = typer.Option(_d("seed"), "--seed", help="Seed of the samples and the bootstrap."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples for --compare."),
+) -> None:
+    """Report videos, captions and words per caption; vocabulary, distinct-1/2, self-BLEU and Vendi; and,
+    with --reference, BLEU-4, ROUGE-L, CIDEr-D, the time offset of matched captions and (on the world's
+    ground truth) slot accuracy."""
+    from sparrow.refine.captions import CaptionsError, load_captions
+    from sparrow.refine.metrics import cider_difference
+    from sparrow.refine.metrics import trinity as measure
+    from sparrow.ui import rows_table
+
+    if compare is not None and reference is None:
+        raise UsageError("--compare needs --reference")
+    cfg = TrinityConfig(
+        self_bleu_sample=self_bleu_sample, vendi=vendi, encoder=str(encoder) if encoder else None, seed=seed
+    )
+    try:
+        caps = load_captions(captions)
+        ref = load_captions(reference) if reference is not None else None
+        other = load_captions(compare) if compare is not None else None
+    except CaptionsError as e:
+        raise UsageError(str(e)) from e
+    report = measure(caps, ref, cfg)
+    result = report.to_dict()
+    rows = [
+        [group, k, v]
+        for group in ("quantity", "diversity", "quality", "slots")
+        for k, v in (result[group] or {}).items()
+    ]
+    if other is not None and ref is not None:
+        refs = {v: [t.paragraph()] for v, t in ref.items()}
+        paragraphs = {v: t.paragraph() for v, t in caps.items()}
+        iv = cider_difference(
+            paragraphs, {v: t.paragraph() for v, t in other.items()}, refs, resamples, seed=seed
+        )
+        result["compare"] = {"against": str(compare), "cider_d_difference": iv.to_dict()}
+        rows.append(["compare", "CIDEr-D difference", f"{iv.difference:.3f} [{iv.low:.3f}, {iv.high:.3f}]"])
+    rows_table("sparrow trinity", ["group", "metric", "value"], [[g, k, _fmt(v)] for g, k, v in rows])
+    if out is not None:
+        from sparrow.io import atomic_write_text
+
+        atomic_write_text(out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="trinity")(trinity)

@@ -1,0 +1,19 @@
+"""Video DataFlywheel's caption refinement (arXiv 2409.19532). See docs/refine.md.
+
+captions.py   HowTo100M caption.json: read (per-video errors), write
+blocks.py     transcript lines -> prompt blocks, every line timed ("12s: ...")
+prompts.py    template files with a version hash, few-shot examples, frame descriptions
+parse.py      reply -> timed captions (plain text or JSON); out-of-block captions dropped
+frames.py     the image-language side: frames described at their timestamps
+backends/     one interface: openai (any compatible server), hf (local LM), sparrow (a checkpoint
+              that sees), and the content-addressed response cache
+job.py        the refine stage of sparrow.jobs; collect.py its outputs; ledger.py its costs
+run.py        refine() and dry_run()
+metrics/      the trinity: BLEU-4, ROUGE-L, CIDEr-D, distinct-n, self-BLEU, Vendi, slot accuracy,
+              time offsets, paired bootstrap
+"""
+
+from sparrow.refine.config import RefineConfig
+from sparrow.refine.run import DryRun, dry_run, refine
+
+__all__ = ["DryRun", "RefineConfig", "dry_run", "refine"]

@@ -1,0 +1,111 @@
+"""The driver side of the refine job: refined ``caption.json``, native caption training records, the
+log of dropped captions, the ledger, the trinity report and the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparrow.io import JsonlWriter, atomic_write_text
+from sparrow.jobs import Collector, ItemResult, JobReport, WorkItem
+from sparrow.refine.captions import Line, Transcript, load_captions, write_captions
+from sparrow.refine.ledger import Ledger
+
+PROMPT = "<video>\nDescribe what happens in this clip in one sentence."
+
+
+@dataclass
+class RefineSummary:
+    videos: int = 0
+    ok: int = 0
+    failed: int = 0
+    resumed: int = 0
+    captions: int = 0
+    records: int = 0
+    dropped: int = 0
+    untimed: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    executor: str = "local"
+    ledger: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def caption_record(video_id: str, k: int, video: str, line: Line, root: Path) -> dict[str, Any]:
+    """A native training record: the video segment of a caption and the caption as the reply."""
+    return {
+        "id": f"{video_id}-refined-{k:03d}",
+        "messages": [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": line.text}],
+        "media": [
+            {"type": "video", "path": os.path.relpath(video, root), "start": line.start, "end": line.end}
+        ],
+        "source": "refine",
+        "meta": {"video_id": video_id},
+    }
+
+
+class RefineCollector(Collector):
+    def __init__(
+        self,
+        out: Path,
+        records: Path,
+        reference: Path | None,
+        trinity: Any,
+        settings: dict[str, Any],
+        ids: list[str] | None = None,
+    ):
+        self.out, self.reference, self.trinity_cfg, self.ids = out, reference, trinity, ids
+        self.root = records.parent
+        self.records = JsonlWriter(records)
+        self.dropped = JsonlWriter(out / "dropped.jsonl")
+        self.transcripts: list[Transcript] = []
+        self.ledger = Ledger()
+        self.summary = RefineSummary(settings=settings)
+
+    def add(self, item: WorkItem, result: ItemResult) -> int:
+        v = result.value or {}
+        vid, duration = v["video_id"], float(v["duration"])
+        lines = tuple(Line(*x) for x in v["captions"])
+        self.transcripts.append(Transcript(vid, lines))
+        for k, line in enumerate(lines):
+            seg = Line(line.start, min(line.end, duration), line.text)
+            if seg.end > seg.start:  # a caption timed at the very end has no segment to train on
+                self.records.write(caption_record(vid, k, v["video"], seg, self.root))
+        for reason in v["dropped"]:
+            self.dropped.write({"id": vid, "reason": reason})
+        self.summary.dropped += len(v["dropped"])
+        self.summary.untimed += v["untimed"]
+        self.ledger.merge(v["ledger"])
+        return len(lines)
+
+    def close(self, report: JobReport) -> RefineSummary:
+        s = self.summary
+        s.records, s.captions = self.records.count, sum(len(t.lines) for t in self.transcripts)
+        self.records.close()
+        self.dropped.close()
+        write_captions(self.out / "caption.json", self.transcripts)
+        s.ledger = self.ledger.to_dict()
+        atomic_write_text(self.out / "ledger.json", json.dumps(s.ledger, indent=2) + "\n")
+        from sparrow.refine.metrics import trinity
+
+        reference = load_captions(self.reference) if self.reference is not None else None
+        if reference is not None and self.ids is not None:
+            # Quality over the videos this run was given (a failed one scores 0), not the whole reference.
+            reference = {v: reference[v] for v in self.ids if v in reference}
+        rep = trinity({t.video_id: t for t in self.transcripts}, reference, self.trinity_cfg)
+        rep.write(self.out / "trinity.json")
+        s.quality = rep.quality
+        s.videos, s.ok, s.failed, s.resumed = report.items, report.ok, report.failed, report.resumed
+        s.seconds, s.workers, s.executor = round(report.seconds, 3), report.workers, report.executor
+        return s
+
+    def abort(self) -> None:
+        self.records.abort()
+        self.dropped.abort()

@@ -1,0 +1,75 @@
+"""Settings of a refinement run and the backend they build."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sparrow.refine.backends.base import Backend, BackendError, Sampling
+from sparrow.refine.backends.cache import CachedBackend, ResponseCache
+from sparrow.refine.blocks import MAX_WORDS
+from sparrow.refine.parse import DURATION
+
+BACKENDS = ("hf", "openai", "sparrow")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    backend: str = "hf"  # hf | openai | sparrow
+    model: str | None = (
+        None  # hf: model folder (None: packaged SmolLM2); openai: model name; sparrow: checkpoint
+    )
+    base_url: str = "http://127.0.0.1:8000/v1"  # openai
+    api_key_env: str | None = None  # openai: the environment variable that holds the key
+    concurrency: int = 4  # openai: requests in flight
+    timeout: float = 120.0  # openai: seconds per attempt
+    retries: int = 5  # openai
+    batch_size: int = 8  # hf
+    device: str = "cpu"  # hf, sparrow
+    template: str = "refine"  # packaged name or a template file
+    examples: str | None = None  # JSONL of human-refined examples (few-shot)
+    max_words: int = MAX_WORDS  # words per transcript block
+    caption_seconds: float = DURATION  # how long each caption lasts
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int = 0
+    describe_frames: bool = False  # image-LM side: describe frames and fuse them into the prompt
+    frame_every: float = 4.0  # seconds between described frames
+    see_video: bool = (
+        False  # send each block's video segment with its prompt (sparrow, or openai to a video server)
+    )
+    cache: str | None = None  # response cache folder (None: OUT/cache)
+
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.max_tokens)
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise BackendError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "sparrow" and not self.model:
+            raise BackendError("the sparrow backend needs --model CHECKPOINT")
+        if self.backend == "hf" and (self.describe_frames or self.see_video):
+            raise BackendError("the hf backend reads text only: use openai or sparrow to see frames or video")
+        if self.max_words < 1 or self.caption_seconds <= 0 or self.frame_every <= 0:
+            raise BackendError("max words, caption seconds and frame interval must be positive")
+        self.sampling().validate()
+
+
+def build_backend(cfg: RefineConfig, cache_dir: str) -> Backend:
+    """The configured backend behind the response cache."""
+    inner: Backend
+    if cfg.backend == "openai":
+        from sparrow.refine.backends.openai import OpenAIBackend, OpenAIConfig
+
+        inner = OpenAIBackend(
+            OpenAIConfig(cfg.base_url, cfg.model, cfg.api_key_env, cfg.concurrency, cfg.timeout, cfg.retries)
+        )
+    elif cfg.backend == "sparrow":
+        from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
+
+        inner = SparrowBackend(SparrowConfig(str(cfg.model), cfg.device))
+    else:
+        from sparrow.refine.backends.hf import HFBackend, HFConfig
+
+        inner = HFBackend(HFConfig(cfg.model, cfg.batch_size, cfg.device))
+    return CachedBackend(inner, ResponseCache(cache_dir))

@@ -1,0 +1,144 @@
+"""Prompt templates as files with a version hash, few-shot examples and frame descriptions.
+
+A template file has a ``[system]`` and a ``[user]`` section; the user text may use ``$transcript`` (the
+block's timed lines) and ``$frames`` (the frame descriptions inside the block's window, as timed lines
+under a heading, or nothing). Its version is the first 12 hex digits of the sha256 of the file, so the
+response cache never mixes replies to two wordings. Examples (``--examples FILE``, JSONL rows
+``{"transcript": "12s: ...", "captions": "12s: ..."}``) become earlier user / assistant turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sparrow.io import LineError, iter_jsonl
+from sparrow.refine.backends.base import Message
+from sparrow.refine.blocks import Block, timed
+from sparrow.refine.captions import Transcript
+
+TEMPLATES = ("refine", "describe")
+FRAMES_HEADING = "What the video frames show at these times:"
+
+
+class PromptError(ValueError):
+    """A template or an examples file cannot be used."""
+
+
+@dataclass(frozen=True)
+class FrameNote:
+    """What an image-language model saw in the frame at ``time`` seconds."""
+
+    time: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Example:
+    transcript: str
+    captions: str
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    system: str
+    user: str
+    version: str
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> PromptTemplate:
+        sections: dict[str, list[str]] = {}
+        current = None
+        for line in text.splitlines():
+            if line.strip() in ("[system]", "[user]"):
+                current = line.strip()[1:-1]
+                sections[current] = []
+            elif current is not None:
+                sections[current].append(line)
+        if "user" not in sections:
+            raise PromptError(f"template {name!r} has no [user] section")
+        user = "\n".join(sections["user"]).strip()
+        try:
+            string.Template(user).substitute(transcript="", frames="")
+        except (KeyError, ValueError) as e:
+            raise PromptError(f"template {name!r}: only $transcript and $frames may be used ({e})") from e
+        version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        return cls(name, "\n".join(sections.get("system", [])).strip(), user, version)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike) -> PromptTemplate:
+        """A packaged template by name (``refine``, ``describe``) or a template file."""
+        if str(name_or_path) in TEMPLATES:
+            text = (
+                resources.files("sparrow.refine").joinpath(f"templates/{name_or_path}.txt").read_text("utf-8")
+            )
+            return cls.parse(str(name_or_path), text)
+        path = Path(name_or_path)
+        try:
+            return cls.parse(path.stem, path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise PromptError(f"cannot read template {str(path)!r}: {e.strerror}") from e
+
+    def user_text(self, transcript: str, frames: str = "") -> str:
+        return string.Template(self.user).substitute(transcript=transcript, frames=frames).strip()
+
+    def messages(
+        self,
+        block: Block,
+        frames: list[FrameNote] = (),
+        examples: list[Example] = (),
+    ) -> tuple[Message, ...]:
+        """The chat of one block: system, the examples as earlier turns, then the block."""
+        out = [Message("system", self.system)] if self.system else []
+        for ex in examples:
+            out += [Message("user", self.user_text(ex.transcript)), Message("assistant", ex.captions.strip())]
+        out.append(Message("user", self.user_text(block.render(), frames_text(block, frames))))
+        return tuple(out)
+
+
+def frames_text(block: Block, frames: list[FrameNote]) -> str:
+    """The frame descriptions that fall inside the block's window, as timed lines under a heading."""
+    lo, hi = block.window
+    notes = sorted((f for f in frames if lo <= f.time <= hi), key=lambda f: f.time)
+    if not notes:
+        return ""
+    return "\n".join([FRAMES_HEADING, *(timed(f.time, f.text) for f in notes)]) + "\n"
+
+
+def load_examples(path: str | os.PathLike) -> list[Example]:
+    """Few-shot examples from JSONL; any bad row is fatal (a user picks these few rows by hand)."""
+    out = []
+    try:
+        rows = list(iter_jsonl(path))
+    except OSError as e:
+        raise PromptError(f"cannot read examples {str(path)!r}: {e.strerror}") from e
+    for line, row in rows:
+        if isinstance(row, LineError):
+            raise PromptError(f"{path}:{line}: {row.reason}")
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("transcript"), str)
+            and isinstance(row.get("captions"), str)
+        ):
+            raise PromptError(f"{path}:{line}: an example needs string 'transcript' and 'captions'")
+        out.append(Example(row["transcript"], row["captions"]))
+    return out
+
+
+def examples_from_truth(
+    transcripts: dict[str, Transcript], truth: dict[str, Transcript], ids: list[str]
+) -> list[Example]:
+    """Few-shot examples from human-refined captions: each video's whole transcript and its refined
+    captions as timed lines (in the world: the ground truth of held-out videos, never scored)."""
+    out = []
+    for vid in ids:
+        if vid not in transcripts or vid not in truth:
+            raise PromptError(f"no transcript or refined captions for example video {vid!r}")
+        lines = [sorted(t.lines, key=lambda x: (x.start, x.end)) for t in (transcripts[vid], truth[vid])]
+        out.append(Example(*("\n".join(timed(x.start, x.text) for x in ls) for ls in lines)))
+    return out

@@ -1,0 +1,79 @@
+"""Running a refinement: the job on an executor, or a dry run that renders the prompts and estimates
+their tokens without calling any backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparrow.jobs import JobEvent, JobOptions, run_job
+from sparrow.refine.backends.base import estimate_tokens
+from sparrow.refine.blocks import make_blocks
+from sparrow.refine.captions import read_entries
+from sparrow.refine.collect import RefineSummary
+from sparrow.refine.config import RefineConfig
+from sparrow.refine.job import RefineError, RefineStage
+from sparrow.refine.metrics import TrinityConfig
+from sparrow.refine.prompts import PromptTemplate, load_examples
+
+
+@dataclass
+class DryRun:
+    prompts: list[dict[str, Any]] = field(default_factory=list)  # {"video_id", "block", "messages"}
+    prompt_tokens: int = 0  # estimated, 4 characters a token
+    max_completion_tokens: int = 0  # the most the replies could add
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def dry_run(transcripts: str | os.PathLike, cfg: RefineConfig, limit: int | None = None) -> DryRun:
+    """The rendered prompts of the first ``limit`` videos (frame descriptions need a backend and are
+    left out)."""
+    cfg.validate()
+    template = PromptTemplate.load(cfg.template)
+    examples = load_examples(cfg.examples) if cfg.examples else []
+    entries = read_entries(transcripts)
+    out = DryRun()
+    for t in entries[:limit] if limit is not None else entries:
+        if isinstance(t, dict):
+            out.errors.append(t)
+            continue
+        for b in make_blocks(t, cfg.max_words):
+            msgs = template.messages(b, (), examples)
+            out.prompts.append(
+                {
+                    "video_id": t.video_id,
+                    "block": b.index,
+                    "messages": [{"role": m.role, "content": m.text} for m in msgs],
+                }
+            )
+            out.prompt_tokens += sum(estimate_tokens(m.text) for m in msgs)
+            out.max_completion_tokens += cfg.max_tokens
+    return out
+
+
+def refine(
+    transcripts: str | os.PathLike,
+    videos: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: RefineConfig | None = None,
+    *,
+    limit: int | None = None,
+    records: str | os.PathLike | None = None,
+    reference: str | os.PathLike | None = None,
+    trinity: TrinityConfig | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    overwrite: bool = False,
+    on_progress: Callable[[JobEvent], None] | None = None,
+) -> RefineSummary:
+    """Refine every transcript of ``transcripts`` into ``out`` (resumable; see docs/refine.md)."""
+    cfg = cfg or RefineConfig()
+    cfg.validate()
+    if not Path(videos).is_dir():
+        raise RefineError(f"videos folder not found: {videos}")
+    stage = RefineStage(transcripts, videos, out, cfg, limit, records, reference, trinity)
+    options = JobOptions(workers=workers, executor=executor, overwrite=overwrite, on_progress=on_progress)
+    return run_job(stage, out, options)

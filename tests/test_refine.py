@@ -1,0 +1,200 @@
+"""Transcript blocks, reply parsing, prompt templates, few-shot examples, frame descriptions, the
+response cache and the hf backend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparrow.refine.backends.base import Backend, Message, Request, Response, Sampling
+from sparrow.refine.backends.cache import CachedBackend, ResponseCache
+from sparrow.refine.blocks import make_blocks
+from sparrow.refine.captions import Line, Transcript
+from sparrow.refine.frames import describe_frames
+from sparrow.refine.parse import parse_reply
+from sparrow.refine.prompts import FrameNote, PromptError, PromptTemplate, examples_from_truth, load_examples
+
+
+def transcript(*lines: tuple[float, float, str]) -> Transcript:
+    return Transcript("v", tuple(Line(s, e, t) for s, e, t in lines))
+
+
+T = transcript(
+    (12.4, 14.0, "a red circle comes in from the left"),  # 8 words
+    (0.5, 2.0, "um okay so"),  # 3 words, sorted first
+    (20.0, 23.0, "the red circle just sits there"),  # 6 words
+    (30.0, 31.0, "   "),  # empty: skipped
+    (40.2, 44.9, "and the red circle goes off to the right"),  # 9 words
+)
+
+
+def test_blocks_time_every_line_including_the_first_of_each_block():
+    blocks = make_blocks(T, max_words=12)
+    assert [len(b.lines) for b in blocks] == [2, 1, 1]  # 3+8 | 6 (+9 > 12) | 9
+    assert blocks[0].render() == "0s: um okay so\n12s: a red circle comes in from the left"
+    assert blocks[1].render() == "20s: the red circle just sits there"
+    assert blocks[2].render() == "40s: and the red circle goes off to the right"
+    for b in blocks:  # HowToCaption's bug: the first line of later blocks lost its time
+        assert all(line.split(":")[0].endswith("s") for line in b.render().splitlines())
+    assert [b.window for b in blocks] == [(0, 14), (20, 23), (40, 45)]
+    assert len(make_blocks(T, max_words=200)) == 1
+    assert [len(b.lines) for b in make_blocks(T, max_words=1)] == [1, 1, 1, 1]  # long lines stay whole
+
+
+def test_parse_plain_text_json_and_out_of_block_captions():
+    block = make_blocks(T, max_words=12)[0]  # window 0-14 s
+    reply = (
+        "Here are the captions:\n"
+        "0s: A person starts the video.\n"
+        "- 12s: A red circle enters from the left.\n"
+        "2. **13 s** - The circle moves right.\n"
+        "30s: The circle leaves.\n"
+    )
+    p = parse_reply(reply, block)
+    assert [(c.start, c.end, c.text) for c in p.captions] == [
+        (0.0, 8.0, "A person starts the video."),
+        (12.0, 20.0, "A red circle enters from the left."),
+        (13.0, 21.0, "The circle moves right."),
+    ]
+    assert (
+        p.untimed == 1
+        and len(p.dropped) == 1
+        and p.dropped[0].startswith("30s is outside the block's window 0-14s")
+    )
+    fenced = (
+        '```json\n[{"time": 12, "caption": "A red circle enters."}, {"time": "40s", "caption": "Late."}]\n```'
+    )
+    p = parse_reply(fenced, block)
+    assert [(c.start, c.text) for c in p.captions] == [(12.0, "A red circle enters.")] and len(p.dropped) == 1
+    assert [c.text for c in parse_reply('["1s: One.", "2s: Two."]', block).captions] == ["One.", "Two."]
+    # a JSON list that is not captions falls back to the text lines
+    assert [c.text for c in parse_reply("[1, 2]\n3s: Three.", block).captions] == ["Three."]
+    assert parse_reply("no captions at all", block).captions == []
+
+
+def test_templates_examples_and_frames(tmp_path):
+    tpl = PromptTemplate.load("refine")
+    assert len(tpl.version) == 12
+    block = make_blocks(T, max_words=12)[0]
+    frames = [FrameNote(4.0, "A red circle at the left edge."), FrameNote(30.0, "Nothing.")]
+    ex = tmp_path / "ex.jsonl"
+    ex.write_text(
+        json.dumps({"transcript": "3s: there's a blue square", "captions": "3s: A blue square is in view."})
+        + "\n"
+    )
+    msgs = tpl.messages(block, frames, load_examples(ex))
+    assert [m.role for m in msgs] == ["system", "user", "assistant", "user"]
+    assert "3s: there's a blue square" in msgs[1].text and msgs[2].text == "3s: A blue square is in view."
+    last = msgs[-1].text
+    assert "0s: um okay so\n12s: a red circle comes in from the left" in last
+    assert "4s: A red circle at the left edge." in last and "Nothing." not in last  # 30 s is outside 0-14
+    custom = tmp_path / "mine.txt"
+    custom.write_text("[system]\nBe brief.\n[user]\n$transcript\n")
+    mine = PromptTemplate.load(custom)
+    assert mine.version != tpl.version and mine.messages(block)[1].text == block.render()
+    custom.write_text("[user]\n$transcript $unknown\n")
+    with pytest.raises(PromptError, match="only \\$transcript and \\$frames"):
+        PromptTemplate.load(custom)
+    ex.write_text('{"transcript": "x"}\n')
+    with pytest.raises(PromptError, match="ex.jsonl:1"):
+        load_examples(ex)
+
+
+class Counting(Backend):
+    """Echoes the last user text; counts calls; fails requests whose text says so."""
+
+    name, model = "counting", "echo"
+
+    def __init__(self):
+        self.calls = 0
+
+    def complete(self, requests):
+        self.calls += len(requests)
+        out = []
+        for r in requests:
+            text = r.messages[-1].text
+            out.append(Response(error="boom") if "fail" in text else Response(text=f"echo {text}", calls=1))
+        return out
+
+
+def test_cache_second_identical_run_makes_zero_calls(tmp_path):
+    inner = Counting()
+    backend = CachedBackend(inner, ResponseCache(tmp_path / "cache"))
+    reqs = [
+        Request((Message("user", t),), Sampling(max_tokens=5), seed=1, template="abc")
+        for t in ("a", "b", "fail")
+    ]
+    first = backend.complete(reqs)
+    assert inner.calls == 3 and [r.cached for r in first] == [False, False, False]
+    second = backend.complete(reqs)
+    assert [r.text for r in second[:2]] == ["echo a", "echo b"] and [r.cached for r in second] == [
+        True,
+        True,
+        False,
+    ]
+    assert inner.calls == 4  # only the failed request is asked again
+    # every part of the key matters: seed, sampling, template, images
+    variants = [
+        Request((Message("user", "a"),), Sampling(max_tokens=5), seed=2, template="abc"),
+        Request((Message("user", "a"),), Sampling(max_tokens=6), seed=1, template="abc"),
+        Request((Message("user", "a"),), Sampling(max_tokens=5), seed=1, template="xyz"),
+        Request(
+            (Message("user", "a", images=(b"\x89PNG\r\n\x1a\n0",)),),
+            Sampling(max_tokens=5),
+            seed=1,
+            template="abc",
+        ),
+    ]
+    backend.complete(variants)
+    assert inner.calls == 8
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_describe_frames_sends_images_and_keeps_times():
+    class Seeing(Backend):
+        name, model = "seeing", "v"
+
+        def complete(self, requests):
+            return [
+                Response(text="  A red\ncircle. ") if r.messages[-1].images else Response(error="no image")
+                for r in requests
+            ]
+
+    notes, errors = describe_frames(
+        Seeing(), PromptTemplate.load("describe"), [(2.0, b"png1"), (6.0, b"png2")], Sampling()
+    )
+    assert notes == [FrameNote(2.0, "A red circle."), FrameNote(6.0, "A red circle.")] and errors == []
+
+
+@pytest.fixture(scope="session")
+def smollm():
+    from sparrow.pretrained import part_status
+    from sparrow.refine.backends.hf import HFBackend, HFConfig
+
+    status = part_status("smollm2-135m-instruct")
+    if not status.installed:
+        pytest.skip(status.reason)
+
+    return HFBackend(HFConfig(batch_size=4))
+
+
+def test_hf_backend_batches_the_packaged_smollm(smollm):
+    reqs = [Request((Message("user", f"Write the number {i}."),), Sampling(max_tokens=4)) for i in range(3)]
+    reqs.append(Request((Message("user", "x", images=(b"\x89PNG\r\n\x1a\n",)),)))
+    out = smollm.complete(reqs)
+    assert all(r.error is None and r.text and 0 < r.completion_tokens <= 4 for r in out[:3])
+    assert out[3].error.startswith("the hf backend reads text only")
+    # greedy: batching does not change a reply
+    assert smollm.complete(reqs[1:2])[0].text == out[1].text
+
+
+def test_examples_from_human_refined_captions():
+    truth = {"v": transcript((12.0, 14.0, "A red circle enters."), (1.0, 2.0, "A blue square is in view."))}
+    (ex,) = examples_from_truth({"v": T}, truth, ["v"])
+    assert ex.transcript.splitlines()[0] == "0s: um okay so" and ex.transcript.splitlines()[1].startswith(
+        "12s: "
+    )
+    assert ex.captions == "1s: A blue square is in view.\n12s: A red circle enters."
+    with pytest.raises(PromptError, match="'w'"):
+        examples_from_truth({"v": T}, truth, ["w"])
