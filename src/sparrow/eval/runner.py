@@ -26,6 +26,7 @@ from sparrow.eval.metrics import compute_metrics
 from sparrow.io import LineError, atomic_write_text, write_jsonl
 from sparrow.jobs import prepare_state
 from sparrow.model import ConfigError, load_pretrained
+from sparrow.model.feature_cache import FeatureCache
 from sparrow.model.media import ClipCache
 
 
@@ -54,12 +55,14 @@ def evaluate_checkpoint(
     options: EvalOptions | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     clip_cache: ClipCache | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> list[ConditionResult]:
     """Evaluate ``model_dir`` on ``bench``; one output folder per condition (``out`` itself when there is
     one condition, ``out/<condition>`` otherwise). ``on_progress(condition, done, total)`` after each
     batch. ``clip_cache`` shares decoded clips between calls, e.g. when several checkpoints with the same
     sampling answer the same benchmark; by default each call keeps its own, so the questions of one
-    video decode it once."""
+    video decode it once. ``feature_cache`` likewise shares the frozen vision tower's features (e.g.
+    between checkpoints that share the tower); by default each call keeps one in memory (512 MB)."""
     options = options or EvalOptions()
     options.validate()
     model_dir, bench, out = Path(model_dir), Path(bench), Path(out)
@@ -77,6 +80,8 @@ def evaluate_checkpoint(
     except (ConfigError, OSError, ValueError) as e:
         raise EvalError(f"cannot load checkpoint {model_dir}: {str(e).splitlines()[0]}") from e
     processor.clip_cache = clip_cache if clip_cache is not None else ClipCache(256)
+    model.requires_grad_(False)  # evaluation never trains: the tower counts as frozen for the cache
+    model.feature_cache = feature_cache if feature_cache is not None else FeatureCache(512 * 2**20)
     job = _Job(model, processor, model_dir, bench, options, rows, bad)
     threads_before = torch.get_num_threads()
     if options.threads:

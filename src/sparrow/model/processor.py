@@ -27,7 +27,7 @@ from sparrow.model.checkpoint import read_checkpoint_config
 from sparrow.model.collate import IGNORE_INDEX, collate
 from sparrow.model.config import SamplingConfig, VideoLLMConfig, frame_size, tokens_per_group
 from sparrow.model.media import ClipCache, MediaLoader, ProcessorError, VisualBlock
-from sparrow.model.tokenizer import load_tokenizer
+from sparrow.model.tokenizer import tokenizer_for
 from sparrow.records import IMAGE_TOKEN, VIDEO_TOKEN, Media, Sample
 
 _PLACEHOLDER = re.compile(re.escape(VIDEO_TOKEN) + "|" + re.escape(IMAGE_TOKEN))
@@ -46,11 +46,7 @@ class Processor:
         clip_cache: ClipCache | None = None,
     ):
         self.cfg = cfg
-        self.tokenizer = (
-            tokenizer
-            if tokenizer is not None
-            else load_tokenizer(cfg.tokenizer, cfg.lm.path, cfg.visual_token)
-        )
+        self.tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
         self.visual_token_id = int(self.tokenizer.convert_tokens_to_ids(cfg.visual_token))
         self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.mean = np.asarray(cfg.vision.image_mean, dtype=np.float32).reshape(1, 3, 1, 1)

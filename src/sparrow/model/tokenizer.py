@@ -1,4 +1,4 @@
-"""A tiny byte-level BPE tokenizer built on the spot, so tests and the embedded demo need no download.
+"""The model's tokenizer: a tiny byte-level BPE built on the spot (tests need no download), or the LM's own.
 
 Trained deterministically with the ``tokenizers`` library on a small built-in corpus (the words of the
 procedural world, the multiple-choice format, timestamps, pseudo-video text), wrapped as a
@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sparrow.model.config import VideoLLMConfig
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|visual|>"]
 TINY_VOCAB_SIZE = 1024
@@ -149,7 +152,9 @@ def load_tokenizer(source: str | None, lm_path: str | None = None, visual_token:
     """The tokenizer a config names: ``"tiny"``, a local directory, or None (the LM's own directory).
 
     Makes sure the visual placeholder is a special token (added when missing), that a pad token and a
-    chat template exist (ChatML when the checkpoint has none).
+    chat template exist (ChatML when the checkpoint has none). The LM's own chat template is kept as it
+    is, default system prompt included (SmolLM2's adds "You are a helpful AI assistant named SmolLM,
+    trained by Hugging Face" when a conversation has no system turn: the model was tuned with it).
     """
     from transformers import AutoTokenizer
 
@@ -164,8 +169,19 @@ def load_tokenizer(source: str | None, lm_path: str | None = None, visual_token:
         tok = AutoTokenizer.from_pretrained(where, local_files_only=True)
     if visual_token not in tok.get_vocab():
         tok.add_special_tokens({"extra_special_tokens": [visual_token]}, replace_extra_special_tokens=False)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    if tok.pad_token is None or tok.pad_token == tok.eos_token:
+        # Padding that is also the end-of-turn token (SmolLM2 ships it so) makes padding and a real
+        # <|im_end|> the same id; use the end-of-text token when the vocabulary has a distinct one.
+        spare = "<|endoftext|>"
+        tok.pad_token = spare if spare in tok.get_vocab() and spare != tok.eos_token else tok.eos_token
     if not getattr(tok, "chat_template", None):
         tok.chat_template = CHATML_TEMPLATE
     return tok
+
+
+def tokenizer_for(cfg: VideoLLMConfig) -> Any:
+    """The tokenizer of a model config; a packaged LM is prepared first when its tokenizer is asked for."""
+    from sparrow.model.packaged import lm_dir
+
+    lm_path = lm_dir(cfg.lm) if cfg.tokenizer in (None, "") else cfg.lm.path
+    return load_tokenizer(cfg.tokenizer, lm_path, cfg.visual_token)

@@ -4,6 +4,8 @@ Visual embeddings replace the LM's input embeddings at the placeholder token pos
 processor put ``tokens_per_group`` placeholders per frame or clip), in order. The forward pass
 returns the LM output (``.logits``); the loss lives in the trainer, which shifts the labels.
 Checkpoints: ``save_pretrained`` / ``load_pretrained`` (the format is ``sparrow.model.checkpoint``).
+Two hooks: ``adapters`` (the parts carrying LoRA adapters, ``sparrow.model.lora``) and
+``feature_cache`` (a ``FeatureCache`` consulted for a frozen vision tower's output).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparrow.model.checkpoint import load_connector, read_checkpoint_config, save_checkpoint
+from sparrow.model.checkpoint import load_adapters, load_connector, read_checkpoint_config, save_checkpoint
 from sparrow.model.config import VideoLLMConfig, frame_size, hf_config
 from sparrow.model.connector import build_connector
+from sparrow.model.feature_cache import FeatureCache
+from sparrow.model.lora import AdapterConfig
+from sparrow.model.packaged import lm_dir
 from sparrow.model.processor import Processor
-from sparrow.model.tokenizer import load_tokenizer
+from sparrow.model.tokenizer import tokenizer_for
 from sparrow.model.vision import VisionEncoder, _enable_hf_checkpointing, _torch_dtype, quiet_hf
 
 
@@ -38,22 +43,19 @@ class VideoLLM(nn.Module):
         self.vision = VisionEncoder(cfg.vision, cfg.vision2, cfg.dtype)
         lm_conf = hf_config(cfg.lm)
         lm_conf._attn_implementation = cfg.lm.attn_implementation
-        if cfg.lm.path:
+        lm_path = lm_dir(cfg.lm)  # a packaged LM's prepared folder (hf_config above prepared it)
+        if lm_path:
             with quiet_hf():
                 self.lm = AutoModelForCausalLM.from_pretrained(
-                    cfg.lm.path, config=lm_conf, local_files_only=True, use_safetensors=True, dtype=dtype
+                    lm_path, config=lm_conf, local_files_only=True, use_safetensors=True, dtype=dtype
                 )
         else:
             self.lm = AutoModelForCausalLM.from_config(lm_conf, dtype=dtype)
         hidden = int(self.lm.config.hidden_size)
-        grid = frame_size(cfg) // self.vision.tower.patch_size
+        grid = self.vision.tower.grid_for(frame_size(cfg))
         self.connector = build_connector(cfg.connector, self.vision.out_dim, hidden, grid).to(dtype)
 
-        tok = (
-            tokenizer
-            if tokenizer is not None
-            else load_tokenizer(cfg.tokenizer, cfg.lm.path, cfg.visual_token)
-        )
+        tok = tokenizer if tokenizer is not None else tokenizer_for(cfg)
         self.visual_token_id = int(tok.convert_tokens_to_ids(cfg.visual_token))
         if len(tok) > self.lm.get_input_embeddings().num_embeddings:
             # A real checkpoint whose tokenizer just gained the visual placeholder.
@@ -71,6 +73,9 @@ class VideoLLM(nn.Module):
         self._cache_arg = (
             "cache" if "cache" in inspect.signature(self.lm.forward).parameters else "past_key_values"
         )
+        self.adapters: dict[str, AdapterConfig] = {}  # part -> LoRA settings (sparrow.model.lora)
+        # Consulted only while the vision encoder is frozen (see FeatureCache); None: always recompute.
+        self.feature_cache: FeatureCache | None = None
 
     # ------------------------------------------------------------------------------- structure
 
@@ -94,7 +99,11 @@ class VideoLLM(nn.Module):
         self, pixel_values: torch.Tensor, group_sizes: torch.Tensor | list[int]
     ) -> torch.Tensor:
         """Frames ``(F, 3, S, S)`` in groups of ``group_sizes`` frames -> ``(G, n_tokens, D)``."""
-        feats = self.vision(pixel_values.to(self.connector_dtype))  # (F, g, g, C)
+        pixel_values = pixel_values.to(self.connector_dtype)
+        if self.feature_cache is not None:
+            feats = self.feature_cache.features(self.vision, pixel_values, self.cfg)  # (F, g, g, C)
+        else:
+            feats = self.vision(pixel_values)
         sizes = group_sizes.tolist() if isinstance(group_sizes, torch.Tensor) else list(group_sizes)
         if sum(sizes) != feats.shape[0]:
             raise ValueError(f"group_sizes add up to {sum(sizes)} frames, pixel_values has {feats.shape[0]}")
@@ -200,6 +209,7 @@ def load_pretrained(
     processor = Processor(cfg)
     model = VideoLLM(cfg, tokenizer=processor.tokenizer)
     load_connector(model, ckpt_dir)
+    load_adapters(model, ckpt_dir)
     if device is not None:
         model.to(device)
     model.eval()

@@ -1,6 +1,7 @@
-"""Vision encoder(s): Hugging Face vision towers that turn frames into patch-grid features.
+"""Vision encoder(s): towers that turn frames into patch-grid features.
 
-The primary tower is any ``AutoModel`` vision model (SigLIP by default); an optional second tower's
+A tower is any ``AutoModel`` vision model (SigLIP by default) or a packaged CNN
+(``model/cnn_tower.py``, EfficientNet-Lite0 from its wheel); both give ``(N, h, w, C)``. An optional second tower's
 features are resized (trilinear) to the primary's T x H x W grid and concatenated along channels, as
 Apollo does with SigLIP + InternVideo2. Frames arrive normalised for the primary tower; the second
 tower gets them re-normalised and resized to its own input size.
@@ -107,6 +108,10 @@ class VisionTower(nn.Module):
             grads = torch.autograd.grad(out.float().sum(), [p for _, p in named], allow_unused=True)
         return [n for (n, _), g in zip(named, grads, strict=True) if g is None]
 
+    def grid_for(self, size: int) -> int:
+        """Feature-grid side for ``size`` px frames."""
+        return size // self.patch_size
+
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         want_hidden = self.feature_layer != -1
         kwargs = {}
@@ -125,11 +130,20 @@ class VisionTower(nn.Module):
             h = h[:, 1:]
         if h.shape[1] != n_patches:
             raise ValueError(f"vision tower returned {h.shape[1]} tokens, expected a {grid}x{grid} grid")
-        h = h.reshape(h.shape[0], grid, grid, h.shape[-1])
+        h = h.reshape(h.shape[0], grid, grid, h.shape[-1])  # (N, grid, grid, C)
         if getattr(self, "_unused", None) and torch.is_grad_enabled():
             tie = sum(self.model.get_parameter(n).sum() for n in self._unused)
             h = h + 0.0 * tie.to(h.dtype)
         return h
+
+
+def build_tower(vcfg: VisionConfig, dtype: str | torch.dtype | None = None) -> nn.Module:
+    """The tower a config names: a packaged CNN or a Hugging Face vision model."""
+    if vcfg.packaged:
+        from sparrow.model.cnn_tower import CNNTower
+
+        return CNNTower(vcfg, _torch_dtype(dtype) or torch.float32)
+    return VisionTower(vcfg, dtype)
 
 
 class VisionEncoder(nn.Module):
@@ -137,8 +151,8 @@ class VisionEncoder(nn.Module):
 
     def __init__(self, vcfg: VisionConfig, vcfg2: VisionConfig | None = None, dtype: str | None = None):
         super().__init__()
-        self.tower = VisionTower(vcfg, dtype)
-        self.tower2 = VisionTower(vcfg2, dtype) if vcfg2 is not None else None
+        self.tower = build_tower(vcfg, dtype)
+        self.tower2 = build_tower(vcfg2, dtype) if vcfg2 is not None else None
         self.image_size, self.grid = self.tower.image_size, self.tower.grid
         self.out_dim = self.tower.hidden_size + (self.tower2.hidden_size if self.tower2 is not None else 0)
 

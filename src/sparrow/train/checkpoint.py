@@ -28,6 +28,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from sparrow.model import VideoLLM, load_pretrained
+from sparrow.model.lora import copy_adapters
 from sparrow.train import distributed as D
 from sparrow.train.losses import AdaTaiLr
 from sparrow.train.rundir import STATE_FILE, TrainError
@@ -54,9 +55,11 @@ def seed_stage(seed: int, k: int, rank: int, step: int = 0) -> None:
 
 
 def load_weights(model: nn.Module, ckpt_dir: Path) -> None:
-    """Copy a ``load_pretrained`` checkpoint's weights into ``model`` (before any FSDP sharding)."""
+    """Copy a ``load_pretrained`` checkpoint's weights into ``model`` (before any FSDP sharding); LoRA
+    adapters the checkpoint carries are added to ``model`` first, so a resumed stage continues them."""
     with torch.random.fork_rng(devices=[]):  # building the copy must not move the training RNG
         loaded, _ = load_pretrained(ckpt_dir)
+        copy_adapters(loaded, model)
     model.load_state_dict(loaded.state_dict(), strict=True)
 
 

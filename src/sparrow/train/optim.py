@@ -1,7 +1,8 @@
 """What a stage optimises and how: which parts train, AdamW per part, warm-up + cosine, and the loss.
 
 Frozen parts get no gradient, are not in the optimizer and run in eval mode, so their weights stay
-bit-identical. Weight decay applies to matrices only.
+bit-identical. A part trained through LoRA keeps its base weights frozen too: only its adapters are
+trainable (and in the optimizer). Weight decay applies to matrices only.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from sparrow.model.lora import LoraError, add_adapters, mark_adapters_trainable, merge_adapters
 from sparrow.train.losses import AdaTaiLr, cross_entropy, tailr_loss
 from sparrow.train.recipe import PARTS, LossConfig, RecipeError, StageConfig
+from sparrow.train.seeds import derive_seed
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -26,8 +29,21 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> flo
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def set_trainable(model: nn.Module, stage: StageConfig) -> dict[str, nn.Module]:
-    """Unfreeze the stage's parts, freeze the others; returns the model's parts by name."""
+def set_trainable(model: nn.Module, stage: StageConfig, seed: int = 0) -> dict[str, nn.Module]:
+    """Unfreeze the stage's parts, freeze the others; returns the model's parts by name.
+
+    A part with ``lora`` gets adapters (or continues the ones an earlier stage gave it, when the
+    settings are the same) and only those train; a part trained fully that carries adapters from an
+    earlier stage has them merged first. New adapters start from
+    ``derive_seed(seed, "lora", stage name, part)``."""
+    adapters = getattr(model, "adapters", None)
+    for part, cfg in stage.lora.items():
+        try:
+            add_adapters(model, part, cfg, seed=derive_seed(seed, "lora", stage.name, part))
+        except LoraError as e:
+            raise RecipeError(f"stage {stage.name!r}: {e}") from e
+    if adapters:
+        merge_adapters(model, [p for p in stage.trainable if p in adapters and p not in stage.lora])
     parts = model.parts()
     for name in PARTS:
         if name not in parts:
@@ -35,6 +51,8 @@ def set_trainable(model: nn.Module, stage: StageConfig) -> dict[str, nn.Module]:
         on = name in stage.trainable
         parts[name].requires_grad_(on)
         parts[name].train(on)  # frozen parts run in eval mode (no dropout noise in features)
+        if on and name in stage.lora:
+            mark_adapters_trainable(parts[name])
     return parts
 
 

@@ -6,6 +6,10 @@ sequence length, packing and loss. Stage k starts from stage k-1's checkpoint. A
 three stages: connector on captions, then encoders + connector on video, then connector + LM on the
 mix; ``configs/tiny/apollo-3stage.yaml`` is the embedded tiny version.
 
+``trainable`` is a list of parts (full fine-tuning) or a mapping part -> settings, where
+``{lora: {r, alpha, dropout, targets}}`` trains LoRA adapters of that part instead of its weights
+(``sparrow.model.lora``), e.g. ``trainable: {connector: {}, lm: {lora: {r: 16, alpha: 32}}}``.
+
 Batch geometry: ``batch_size`` is the *global* number of samples per optimizer step. Give either
 ``micro_batch_size`` (samples per forward pass on one device) or ``grad_accum``; the other follows from
 the number of processes, so the same recipe gives the same optimisation on 1 or N devices.
@@ -18,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sparrow.model.lora import AdapterConfig, LoraError
 from sparrow.train.mixture import MixtureConfig, MixtureError
 from sparrow.train.paths import resolve_path
 
@@ -71,6 +76,7 @@ class StageConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
     checkpoint_every: int | None = None
+    lora: dict[str, AdapterConfig] = field(default_factory=dict)  # parts trained through LoRA adapters
 
     def micro_and_accum(self, world_size: int = 1) -> tuple[int, int]:
         """(samples per forward pass per device, micro-batches per optimizer step)."""
@@ -108,6 +114,9 @@ class StageConfig:
             raise RecipeError(
                 f"{where}: trainable must be a non-empty subset of {PARTS}, got {self.trainable}"
             )
+        not_trained = sorted(set(self.lora) - set(self.trainable))
+        if not_trained:
+            raise RecipeError(f"{where}: lora for part(s) {not_trained} that the stage does not train")
         missing = [p for p in self.trainable if p not in self.lr]
         if missing:
             raise RecipeError(f"{where}: no learning rate for trainable part(s) {missing}")
@@ -127,6 +136,36 @@ class StageConfig:
 
 
 @dataclass
+class FeatureCacheConfig:
+    """The frozen-encoder feature cache of a run (``sparrow.model.feature_cache``): used in the stages
+    that keep the vision tower frozen. ``memory_mb`` bounds the in-memory LRU; ``dir`` (relative to
+    the run directory, or absolute to share it between runs) adds a disk cache."""
+
+    enabled: bool = True
+    memory_mb: float = 1024.0
+    dir: str | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise RecipeError("feature_cache.enabled must be true or false")
+        if not isinstance(self.memory_mb, (int, float)) or self.memory_mb < 0:
+            raise RecipeError(f"feature_cache.memory_mb must be a number >= 0, got {self.memory_mb!r}")
+
+    @classmethod
+    def from_dict(cls, d: Any) -> FeatureCacheConfig:
+        if isinstance(d, FeatureCacheConfig):
+            return d
+        if isinstance(d, bool):
+            return cls(enabled=d)
+        if not isinstance(d, dict):
+            raise RecipeError("feature_cache must be true, false or a mapping (enabled, memory_mb, dir)")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise RecipeError(f"unknown feature_cache key(s) {unknown}")
+        return cls(**d)
+
+
+@dataclass
 class Recipe:
     """``model``: a model-config mapping (``VideoLLMConfig`` fields) or a path to its YAML; ``init_from``:
     a checkpoint directory to start from instead (``load_pretrained``)."""
@@ -142,6 +181,7 @@ class Recipe:
     log_every: int = 1
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
+    feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
     base_dir: str | None = None  # directory of the YAML file; relative model paths resolve against it
 
     def validate(self) -> None:
@@ -156,6 +196,7 @@ class Recipe:
             raise RecipeError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.strategy not in STRATEGIES:
             raise RecipeError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
+        self.feature_cache.validate()
         for s in self.stages:
             s.validate()
 
@@ -175,6 +216,8 @@ class Recipe:
             raise RecipeError(f"unknown recipe key(s) {unknown}; known: {sorted(known)}")
         stages = [_stage(s, i) for i, s in enumerate(d.pop("stages", None) or [])]
         d.setdefault("base_dir", None if base_dir is None else str(base_dir))
+        if "feature_cache" in d:
+            d["feature_cache"] = FeatureCacheConfig.from_dict(d["feature_cache"])
         recipe = cls(stages=stages, **d)
         recipe.validate()
         return recipe
@@ -208,8 +251,7 @@ def _stage(d: Any, i: int) -> StageConfig:
         d["mixture"] = MixtureConfig.from_dict(d["mixture"])
     except MixtureError as e:
         raise RecipeError(f"{where}: {e}") from e
-    trainable = d.get("trainable")
-    d["trainable"] = [trainable] if isinstance(trainable, str) else list(trainable or [])
+    d["trainable"], d["lora"] = _trainable(d.get("trainable"), d.get("lora"), where)
     lr = d.get("lr")
     if isinstance(lr, (int, float)):
         lr = {p: float(lr) for p in d["trainable"]}
@@ -227,3 +269,25 @@ def _stage(d: Any, i: int) -> StageConfig:
     d["loss"] = LossConfig(**loss)
     d["sampling"] = dict(d.get("sampling") or {})
     return StageConfig(**d)
+
+
+def _trainable(value: Any, lora: Any, where: str) -> tuple[list[str], dict[str, AdapterConfig]]:
+    """``trainable`` as a name, a list, or a mapping part -> ``{}`` / ``{lora: {...}}``; ``lora`` (as
+    ``to_dict`` writes it) may also come separately. Returns (parts, LoRA settings per part)."""
+    adapters: dict[str, Any] = dict(lora or {})
+    if isinstance(value, dict):
+        parts = list(value)
+        for part, spec in value.items():
+            spec = spec or {}
+            if not isinstance(spec, dict) or set(spec) - {"lora"}:
+                raise RecipeError(
+                    f"{where}: trainable.{part} must be {{}} or {{lora: {{...}}}}, got {spec!r}"
+                )
+            if "lora" in spec:
+                adapters[part] = spec["lora"] or {}
+    else:
+        parts = [value] if isinstance(value, str) else list(value or [])
+    try:
+        return parts, {p: AdapterConfig.from_dict(a, f"{where}: lora of {p}") for p, a in adapters.items()}
+    except LoraError as e:
+        raise RecipeError(str(e)) from e

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from sparrow.model import Processor, VideoLLM, VideoLLMConfig, load_pretrained
+from sparrow.model.feature_cache import FeatureCache
 from sparrow.report import loss_curve
 from sparrow.train import distributed as D
 from sparrow.train.checkpoint import (
@@ -63,6 +64,14 @@ def train(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             D.shutdown(info)
 
 
+def _feature_cache(recipe: Recipe, out: Path) -> FeatureCache | None:
+    fc = recipe.feature_cache
+    if not fc.enabled:
+        return None
+    disk = None if fc.dir is None else out / Path(fc.dir).expanduser()  # an absolute dir stays as it is
+    return FeatureCache(int(fc.memory_mb * 2**20), disk)
+
+
 def auto_threads(num_workers: int, world_size: int = 1) -> int:
     """CPU threads for the training process so that it and its loader workers fit the machine's cores.
 
@@ -98,6 +107,7 @@ class Trainer:
         self.num_workers = recipe.num_workers if opts.num_workers is None else opts.num_workers
         self.model: VideoLLM | None = None
         self.processor: Processor | None = None
+        self.feature_cache = _feature_cache(recipe, self.out)
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self.opts.progress is not None and self.info.is_main:
@@ -105,6 +115,8 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         self._check_sources()
+        if self.info.enabled and self.strategy == "fsdp" and any(s.lora for s in self.recipe.stages):
+            raise TrainError("LoRA stages run in one process or under DDP, not FSDP: use strategy: ddp")
         recipe = {k: v for k, v in self.recipe.to_dict().items() if k != "base_dir"}
         self.run_dir.claim({"recipe": recipe, "max_steps": self.opts.max_steps}, self.opts.resume)
         self._build_model()
@@ -138,6 +150,7 @@ class Trainer:
         st = self._start_stage(k, stage, start_step, saved)
         every = stage.checkpoint_every or self.recipe.checkpoint_every
         losses: list[float] = []
+        cache_before = self.feature_cache.stats.to_dict() if self.feature_cache is not None else None
         batches = iter(st.loader)
         for step in range(start_step, st.steps):
             row = train_step(st.setup, batches, f"stage {stage.name!r} step {step + 1}")
@@ -157,7 +170,11 @@ class Trainer:
             if every and (step + 1) % every == 0 and step + 1 < st.steps:
                 self._checkpoint(st, step + 1)
         del batches  # stops the loader's workers before the stage is saved
-        return self._finish_stage(st, losses)
+        result = self._finish_stage(st, losses)
+        if self.model.feature_cache is not None and cache_before is not None:
+            now = self.model.feature_cache.stats.to_dict()
+            result["feature_cache"] = {k: now[k] - cache_before[k] for k in ("hits", "disk_hits", "misses")}
+        return result
 
     # ----------------------------------------------------------------------------- stage set-up
 
@@ -170,7 +187,12 @@ class Trainer:
         if self.opts.max_steps is not None:
             steps = min(steps, self.opts.max_steps)
         micro, accum = stage.micro_and_accum(self.info.world_size)
-        parts = set_trainable(self.model, stage)
+        parts = set_trainable(self.model, stage, seed=self.recipe.seed)
+        # A frozen tower's features are reused across steps and epochs; never for a trained tower, and
+        # not under FSDP, where skipping the tower on one rank would leave the others in its collectives.
+        sharded = self.info.enabled and self.strategy == "fsdp"
+        frozen = "vision" not in stage.trainable and not sharded
+        self.model.feature_cache = self.feature_cache if frozen else None
         fwd = (
             D.wrap_ddp(self.model, self.info) if self.info.enabled and self.strategy == "ddp" else self.model
         )
