@@ -1,15 +1,18 @@
-"""What every data-job command (synth, frames, world) shares: the run options and the progress bar
-drawn from ``sparrow.jobs`` progress events."""
+"""What every data-job command (synth, frames, world) shares: the run options, the progress bar drawn
+from ``sparrow.jobs`` progress events, and the one way a job's typed errors end the command."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import typer
 
-from sparrow.jobs import JobEvent, default_workers
-from sparrow.ui import make_progress
+from sparrow.jobs import JobError, JobEvent, default_workers
+from sparrow.ui import UsageError, make_progress
+
+T = TypeVar("T")
 
 WORKERS = typer.Option(0, "--workers", "-j", help="Worker processes (0: one per CPU core).")
 EXECUTOR = typer.Option(
@@ -37,3 +40,15 @@ def job_progress(description: str) -> Iterator[Callable[[JobEvent], None]]:
             progress.update(task, total=event.total, completed=event.done, rate=f"{event.units} {event.unit}")
 
         yield on_progress
+
+
+def run_with_progress(
+    description: str, job: Callable[..., T], *args: Any, errors: tuple[type[Exception], ...], **kwargs: Any
+) -> T:
+    """``job(*args, **kwargs, on_progress=...)`` under a progress bar; ``JobError`` and the job's own
+    ``errors`` end the command with their one-line message."""
+    try:
+        with job_progress(description) as on_progress:
+            return job(*args, on_progress=on_progress, **kwargs)
+    except (*errors, JobError) as e:
+        raise UsageError(str(e)) from e

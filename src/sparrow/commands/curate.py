@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from sparrow.commands import default
+from sparrow.commands._options import config_options, out_option, required_argument
 from sparrow.commands.eval import buckets_option, parse_buckets
 from sparrow.eval.curate import CurateConfig
 from sparrow.ui import UsageError
@@ -17,6 +18,9 @@ from sparrow.ui import UsageError
 
 def _d(name: str) -> Any:
     return default(CurateConfig, name)
+
+
+_opt = config_options(CurateConfig)
 
 
 def _f3(v: float | None) -> str:
@@ -58,24 +62,17 @@ def _report(done: Any, out: Path) -> None:
 
 
 def curate_cmd(
-    results: list[str] = typer.Argument(
-        ...,
-        help="Results of models under the video / frame / text conditions: `sparrow eval` output folders, "
+    results: list[str] = required_argument(
+        "Results of models under the video / frame / text conditions: `sparrow eval` output folders, "
         "lmms-eval sample logs (*_samples_<task>.jsonl) or folders holding them. Prefix MODEL@ and/or "
-        "CONDITION: to override what is read from the files, e.g. 'qwen7b@text:logs/qwen7b/'.",
+        "CONDITION: to override what is read from the files, e.g. 'qwen7b@text:logs/qwen7b/'."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
-    threshold: float = typer.Option(
-        _d("threshold"),
-        "--threshold",
-        help="Drop a question when MORE than this share of models is right from text or frame.",
+    out: Path = out_option("Output directory (created if missing)."),
+    threshold: float = _opt(
+        "threshold", help="Drop a question when MORE than this share of models is right from text or frame."
     ),
-    top_k: int = typer.Option(
-        _d("top_k"), "--top-k", "-k", help="Keep the K highest-entropy questions (default: all)."
-    ),
-    per_category: bool = typer.Option(
-        _d("per_category"), "--per-category", help="Apply --top-k within each category."
-    ),
+    top_k: int = _opt("top_k", "-k", help="Keep the K highest-entropy questions (default: all)."),
+    per_category: bool = _opt("per_category", help="Apply --top-k within each category."),
     duration_buckets: str = buckets_option(
         _d("buckets"), "Bucket edges (seconds) for the redundancy matrix by duration."
     ),
@@ -99,14 +96,13 @@ def curate_cmd(
 
 
 def consistency_cmd(
-    scores: Path = typer.Argument(
-        ...,
-        help="Scores of design variants at model sizes: CSV 'variant,<size>,<size>' (wide), CSV "
-        "'variant,size,score' (long) or JSON {variant: {size: score}}.",
+    scores: Path = required_argument(
+        "Scores of design variants at model sizes: CSV 'variant,<size>,<size>' (wide), CSV "
+        "'variant,size,score' (long) or JSON {variant: {size: score}}."
     ),
     small: str = typer.Option(None, "--small", help="The smaller size's column (default: the first)."),
     large: str = typer.Option(None, "--large", help="The larger size's column (default: the second)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory for consistency.json and the plot."),
+    out: Path = out_option("Output directory for consistency.json and the plot."),
 ) -> None:
     """Scaling consistency (Apollo): R² between the scores of the same design variants at two model sizes.
     A high R² means decisions measured on the small model transfer to the large one."""

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from sparrow.commands import default
+from sparrow.commands._options import config_options
 from sparrow.demo.config import QUICK_STEPS_SCALE, QUICK_VIDEOS, DemoConfig
 from sparrow.ui import UsageError
 
@@ -116,10 +117,13 @@ def _d(name: str) -> Any:
     return default(DemoConfig, name)
 
 
+_opt = config_options(DemoConfig)
+
+
 def demo_cmd(
-    out: Path = typer.Option(_d("out"), "--out", "-o", help="Output directory (re-run to resume)."),
-    seed: int = typer.Option(_d("seed"), "--seed", help="Seed of the world, the training and the bootstrap."),
-    preset: str = typer.Option(_d("preset"), "--preset", help="World size: tiny, small or medium."),
+    out: Path = _opt("out", "-o", help="Output directory (re-run to resume)."),
+    seed: int = _opt("seed", help="Seed of the world, the training and the bootstrap."),
+    preset: str = _opt("preset", help="World size: tiny, small or medium."),
     videos: str = typer.Option(
         None,
         "--videos",
@@ -144,15 +148,13 @@ def demo_cmd(
         help=f"A first look in a few minutes: {_counts(QUICK_VIDEOS)} videos and {QUICK_STEPS_SCALE:g} x the "
         "training steps (--videos / --steps-scale still win).",
     ),
-    method: str = typer.Option(
-        _d("eval_method"),
+    method: str = _opt(
+        "eval_method",
         "--method",
         help="How questions are scored: cloze_norm (option texts after the bare question, per token; "
         "the demo's default), cloze (summed), loglik (option letters) or generate. See docs/demo.md.",
     ),
-    workers: int = typer.Option(
-        _d("workers"), "--workers", "-j", min=1, help="Processes for world and synth."
-    ),
+    workers: int = _opt("workers", "-j", min=1, help="Processes for world and synth."),
     threads: int = typer.Option(
         None,
         "--threads",
@@ -165,9 +167,7 @@ def demo_cmd(
         "--no-baseline",
         help="Skip the video-only baseline (curation then has fewer models).",
     ),
-    overwrite: bool = typer.Option(
-        _d("overwrite"), "--overwrite", help="Start again: remove what an earlier demo wrote into --out."
-    ),
+    overwrite: bool = _opt("overwrite", help="Start again: remove what an earlier demo wrote into --out."),
 ) -> None:
     """Run the whole pipeline on the embedded world: generate it, synthesize pseudo-videos from its text,
     train a tiny video-LLM with Apollo's 3 stages (and a video-only baseline), evaluate the untrained model

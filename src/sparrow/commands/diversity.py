@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from sparrow.commands import default
+from sparrow.commands._options import config_from, config_options, out_option, required_argument
 from sparrow.diversity import DiversityConfig
 from sparrow.ui import UsageError
 
-
-def _d(name: str) -> Any:
-    return default(DiversityConfig, name)
+_opt = config_options(DiversityConfig)
 
 
 def diversity(
-    inputs: list[Path] = typer.Argument(
-        ...,
-        help="Sample files: native JSONL, LLaVA / ShareGPT / MiniCPM-V JSON(L), or rows with 'question'.",
-        show_default=False,
+    inputs: list[Path] = required_argument(
+        "Sample files: native JSONL, LLaVA / ShareGPT / MiniCPM-V JSON(L), or rows with 'question'."
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Output directory for diversity.json and diversity.png."
-    ),
+    out: Path = out_option("Output directory for diversity.json and diversity.png."),
     model: Path = typer.Option(
         None,
         "--model",
@@ -33,38 +26,24 @@ def diversity(
     label: list[str] = typer.Option(
         None, "--label", help="Name of each input in the report (repeat, in order)."
     ),
-    max_samples: int = typer.Option(
-        _d("max_samples"), "--max-samples", help="Sub-sample each input above this many (seeded)."
+    max_samples: int = _opt("max_samples", help="Sub-sample each input above this many (seeded)."),
+    seed: int = _opt("seed", help="Seed for sub-sampling and the projection."),
+    threshold: float = _opt(
+        "threshold", help="Cosine similarity at which two instructions count as near-duplicates."
     ),
-    seed: int = typer.Option(_d("seed"), "--seed", help="Seed for sub-sampling and the projection."),
-    threshold: float = typer.Option(
-        _d("threshold"),
-        "--threshold",
-        help="Cosine similarity at which two instructions count as near-duplicates.",
-    ),
-    projection: str = typer.Option(
-        _d("projection"), "--projection", help="2-D projection for the plot: tsne or pca."
-    ),
-    threads: int = typer.Option(
-        _d("threads"),
-        "--threads",
-        help="CPU threads for the encoder (default: torch's; 1 is faster on a busy machine).",
+    projection: str = _opt("projection", help="2-D projection for the plot: tsne or pca."),
+    threads: int = _opt(
+        "threads", help="CPU threads for the encoder (default: torch's; 1 is faster on a busy machine)."
     ),
 ) -> None:
     """Embed the first user instruction of each sample and report, per input, the Vendi score, mean
     pairwise cosine distance, near-duplicate template clusters and the share of the largest; draw a 2-D
     projection coloured by input."""
+    options = locals()  # the flags by name, before any other local: config_from picks the fields
     from sparrow.diversity import DiversityError, probe
     from sparrow.ui import err_console, rows_table
 
-    cfg = DiversityConfig(
-        model=str(model) if model else None,
-        max_samples=max_samples,
-        seed=seed,
-        threshold=threshold,
-        projection=projection,
-        threads=threads,
-    )
+    cfg = config_from(DiversityConfig, options, model=str(model) if model else None)
     try:
         with err_console.status("reading, embedding and projecting instructions"):
             reports = probe([str(p) for p in inputs], out, cfg, labels=list(label) if label else None)

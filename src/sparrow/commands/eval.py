@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from sparrow.commands import default
+from sparrow.commands._options import config_options, out_option
 from sparrow.eval.conditions import CONDITIONS
 from sparrow.eval.config import EvalOptions
 from sparrow.ui import UsageError
@@ -31,6 +32,9 @@ def buckets_option(edges: tuple[float, ...], help: str) -> Any:
 
 def _d(name: str) -> Any:
     return default(EvalOptions, name)
+
+
+_opt = config_options(EvalOptions)
 
 
 def _ci(block: dict[str, Any]) -> str:
@@ -61,54 +65,41 @@ def eval_cmd(
     bench: Path = typer.Option(
         ..., "--bench", "-b", help="Benchmark JSONL (rows as `sparrow world` writes)."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
+    out: Path = out_option("Output directory (created if missing)."),
     condition: str = typer.Option(
         _d("conditions")[0],
         "--condition",
         help="video (frames sampled per the model or --sampling), frame (centre frame only), text (no media),"
         " or all (the three, into OUT/video, OUT/frame, OUT/text).",
     ),
-    method: str = typer.Option(
-        _d("method"),
-        "--method",
+    method: str = _opt(
+        "method",
         help="loglik (option-letter log-likelihood), generate (greedy reply + parsing), cloze (the bare "
         "question, each option text scored as the reply; suits very small models) or cloze_norm (cloze "
         "per token).",
     ),
-    sampling: str = typer.Option(
-        _d("sampling"),
-        "--sampling",
+    sampling: str = _opt(
+        "sampling",
         help="Override the checkpoint's frame sampling, e.g. 'strategy=uniform,num_frames=16' or "
         "'fps=2,max_frames=64,timestamps=none' (fields of SamplingConfig).",
     ),
-    name: str = typer.Option(
-        _d("name"), "--name", help="Model name in results and curation (default: from --model)."
-    ),
-    batch_size: int = typer.Option(_d("batch_size"), "--batch-size", help="Questions per forward pass."),
-    max_new_tokens: int = typer.Option(
-        _d("max_new_tokens"), "--max-new-tokens", help="Reply length cap (generate)."
-    ),
-    device: str = typer.Option(_d("device"), "--device", help="torch device, e.g. cpu or cuda."),
-    dtype: str = typer.Option(
-        _d("dtype"), "--dtype", help="Override the checkpoint dtype (float32, bfloat16, ...)."
-    ),
-    media_root: Path = typer.Option(
-        _d("media_root"), "--media-root", help="Resolve video paths here instead of next to the benchmark."
-    ),
+    name: str = _opt("name", help="Model name in results and curation (default: from --model)."),
+    batch_size: int = _opt("batch_size", help="Questions per forward pass."),
+    max_new_tokens: int = _opt("max_new_tokens", help="Reply length cap (generate)."),
+    device: str = _opt("device", help="torch device, e.g. cpu or cuda."),
+    dtype: str = _opt("dtype", help="Override the checkpoint dtype (float32, bfloat16, ...)."),
+    media_root: Path = _opt("media_root", help="Resolve video paths here instead of next to the benchmark."),
     duration_buckets: str = buckets_option(
         _d("buckets"), "Duration bucket edges in seconds for per-bucket accuracy."
     ),
-    bootstrap: int = typer.Option(_d("bootstrap"), "--bootstrap", help="Bootstrap resamples for the 95% CI."),
-    seed: int = typer.Option(_d("seed"), "--seed", help="Bootstrap seed."),
-    threads: int = typer.Option(
-        _d("threads"),
-        "--threads",
+    bootstrap: int = _opt("bootstrap", help="Bootstrap resamples for the 95% CI."),
+    seed: int = _opt("seed", help="Bootstrap seed."),
+    threads: int = _opt(
+        "threads",
         min=1,
         help="torch CPU threads (default: torch's). On a busy CPU, 1 is often many times faster for small models.",
     ),
-    overwrite: bool = typer.Option(
-        _d("overwrite"), "--overwrite", help="Discard saved results of an earlier run in --out."
-    ),
+    overwrite: bool = _opt("overwrite", help="Discard saved results of an earlier run in --out."),
 ) -> None:
     """Evaluate a checkpoint on a multiple-choice benchmark under Apollo's conditions: the video, the centre
     frame only, or the text only. Writes predictions.jsonl (id, prediction, correct, per-option scores),
@@ -154,7 +145,7 @@ def lmms_task_cmd(
     bench: Path = typer.Option(
         ..., "--bench", "-b", help="Benchmark JSONL (rows as `sparrow world` writes)."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to pass to lmms-eval's --include_path."),
+    out: Path = out_option("Folder to pass to lmms-eval's --include_path."),
     name: str = typer.Option(
         "sparrow_world", "--name", help="Task name (variants get _frame / _text / _mc)."
     ),

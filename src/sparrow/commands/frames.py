@@ -6,42 +6,30 @@ from pathlib import Path
 
 import typer
 
-from sparrow.commands import default
-from sparrow.commands._jobs import EXECUTOR, WORKERS, job_progress, overwrite_option, resolve_workers
+from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
+from sparrow.commands._options import config_from, config_options, out_option, required_argument
 from sparrow.ui import UsageError
 from sparrow.video.extract import ExtractConfig
 
+_opt = config_options(ExtractConfig)
+
 
 def frames_cmd(
-    inputs: list[str] = typer.Argument(
-        ...,
-        help="Videos, folders of videos (searched recursively) or .txt lists of video paths (one per line, "
-        "relative to the list's folder).",
+    inputs: list[str] = required_argument(
+        "Videos, folders of videos (searched recursively) or .txt lists of video paths (one per line, "
+        "relative to the list's folder)."
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Output folder: manifest.jsonl, frames/, summary.json, errors.jsonl."
-    ),
-    fps: float = typer.Option(
-        default(ExtractConfig, "fps"),
-        "--fps",
-        help="Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s.",
-    ),
-    max_frames: int = typer.Option(
-        default(ExtractConfig, "max_frames"),
-        "--max-frames",
-        help="At most this many frames per video (evenly thinned).",
-    ),
+    out: Path = out_option("Output folder: manifest.jsonl, frames/, summary.json, errors.jsonl."),
+    fps: float = _opt("fps", help="Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s."),
+    max_frames: int = _opt("max_frames", help="At most this many frames per video (evenly thinned)."),
     size: str = typer.Option(
         None, "--size", help="Frame size: 224 (shorter side) or 224x320 (HxW); default native."
     ),
-    image_format: str = typer.Option(
-        default(ExtractConfig, "image_format"), "--format", help="Image format: jpg or png."
-    ),
-    quality: int = typer.Option(default(ExtractConfig, "quality"), "--quality", help="JPEG quality (1-100)."),
+    image_format: str = _opt("image_format", "--format", help="Image format: jpg or png."),
+    quality: int = _opt("quality", help="JPEG quality (1-100)."),
     workers: int = WORKERS,
-    allow_partial: bool = typer.Option(
-        default(ExtractConfig, "allow_partial"),
-        "--allow-partial",
+    allow_partial: bool = _opt(
+        "allow_partial",
         help="Keep the decodable frames of truncated videos instead of listing them as errors.",
     ),
     overwrite: bool = overwrite_option("frames"),
@@ -50,33 +38,18 @@ def frames_cmd(
     """Extract frames of many videos at a fixed fps. Timestamps are exact (the frame shown at each time,
     also for variable frame rates); bad videos go to errors.jsonl and the rest go on. Resumable: run the
     same command again after an interruption; the output is the same for any --workers."""
+    options = locals()  # the flags by name, before any other local: config_from picks the fields
     from sparrow.commands.sample import parse_size
-    from sparrow.jobs import JobError
     from sparrow.ui import summary_table
     from sparrow.video.extract import ExtractError, extract
 
     n_workers = resolve_workers(workers)
     try:
-        cfg = ExtractConfig(
-            fps=fps,
-            max_frames=max_frames,
-            size=parse_size(size),
-            image_format=image_format,
-            quality=quality,
-            allow_partial=allow_partial,
-        )
-        with job_progress("frames") as on_progress:
-            summary = extract(
-                inputs,
-                out,
-                cfg,
-                workers=n_workers,
-                overwrite=overwrite,
-                executor=executor,
-                on_progress=on_progress,
-            )
-    except (ExtractError, JobError) as e:
+        cfg = config_from(ExtractConfig, options, size=parse_size(size))
+    except ExtractError as e:
         raise UsageError(str(e)) from e
+    job_args = dict(workers=n_workers, overwrite=overwrite, executor=executor)
+    summary = run_with_progress("frames", extract, inputs, out, cfg, errors=(ExtractError,), **job_args)
     summary_table(
         "sparrow frames",
         {

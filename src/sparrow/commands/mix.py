@@ -7,37 +7,32 @@ from pathlib import Path
 import typer
 
 from sparrow.commands import default
+from sparrow.commands._options import config_options, out_option, required_argument
 from sparrow.mix import EXPORT_FORMATS, MixConfig
 from sparrow.ui import UsageError
 
+_opt = config_options(MixConfig)
+
 
 def mix_cmd(
-    sources: list[str] = typer.Argument(
-        ...,
-        help="Sources as [NAME:]PATH=N (native JSONL); N is a count, or a weight with --by ratio.",
-        show_default=False,
+    sources: list[str] = required_argument(
+        "Sources as [NAME:]PATH=N (native JSONL); N is a count, or a weight with --by ratio."
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Output directory; it must hold the sources' media (paths are rewritten)."
-    ),
-    by: str = typer.Option(
-        default(MixConfig, "by"), "--by", help="'count': N records per source; 'ratio': N is a weight."
-    ),
+    out: Path = out_option("Output directory; it must hold the sources' media (paths are rewritten)."),
+    by: str = _opt("by", help="'count': N records per source; 'ratio': N is a weight."),
     total: int = typer.Option(
         None, "--total", help="With --by ratio: records in all (default: the most without repeats)."
     ),
-    seed: int = typer.Option(default(MixConfig, "seed"), "--seed", help="Seed of the draw."),
+    seed: int = _opt("seed", help="Seed of the draw."),
     fmt: list[str] = typer.Option(
         None,
         "--format",
         help=f"Training formats to write besides native JSONL: {', '.join(EXPORT_FORMATS)} "
         "(repeatable; default: all).",
     ),
-    name: str = typer.Option(default(MixConfig, "name"), "--name", help="Output file prefix."),
-    allow_repeats: bool = typer.Option(
-        default(MixConfig, "allow_repeats"),
-        "--allow-repeats",
-        help="Draw records twice when a source has fewer than asked (up-sampling).",
+    name: str = _opt("name", help="Output file prefix."),
+    allow_repeats: bool = _opt(
+        "allow_repeats", help="Draw records twice when a source has fewer than asked (up-sampling)."
     ),
 ) -> None:
     """Draw a seeded mix, e.g. Sparrow's 10K captions + 10K QA + 10K pseudo-videos, and write NAME.jsonl,

@@ -7,18 +7,19 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from sparrow.commands import default
-from sparrow.commands._jobs import EXECUTOR, WORKERS, job_progress, overwrite_option, resolve_workers
+from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
+from sparrow.commands._options import config_from, config_options, out_option, required_argument
 from sparrow.render import RenderConfig
 from sparrow.synth.config import SynthConfig
 from sparrow.ui import UsageError, err_console
 
+_synth = config_options(SynthConfig)
+_render = config_options(RenderConfig)
+
 
 def synth(
-    inputs: list[Path] = typer.Argument(
-        ..., help="Input files: JSONL, JSON array (.json) or Parquet.", show_default=False
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
+    inputs: list[Path] = required_argument("Input files: JSONL, JSON array (.json) or Parquet."),
+    out: Path = out_option("Output directory (created if missing)."),
     fields: str = typer.Option(
         None,
         "--fields",
@@ -49,70 +50,42 @@ def synth(
         "--split-at",
         help="chat: split at the 'last' (default), 'first' or 'only' separator ('only': twice is an error).",
     ),
-    max_question_words: int = typer.Option(
-        default(SynthConfig, "max_question_words"),
-        "--max-question-words",
+    max_question_words: int = _synth(
+        "max_question_words",
         help="Drop records whose question has N words or more (the paper: 500 for LongAlpaca, the longalpaca "
         "preset's default; 30 for LongQLoRA); 0: no limit.",
     ),
-    unit: str = typer.Option(
-        default(SynthConfig, "unit"),
-        "--unit",
-        help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer).",
-    ),
+    unit: str = _synth("unit", help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer)."),
     tokenizer: Path = typer.Option(
         None, "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
     ),
-    units_per_frame: int = typer.Option(
-        default(SynthConfig, "units_per_frame"),
-        "--units-per-frame",
-        help="At most this many units per frame (fewer when they do not fit).",
+    units_per_frame: int = _synth(
+        "units_per_frame", help="At most this many units per frame (fewer when they do not fit)."
     ),
-    max_frames: int = typer.Option(
-        default(SynthConfig, "max_frames"),
-        "--max-frames",
-        help="Drop (or truncate) samples with more frames.",
+    max_frames: int = _synth("max_frames", help="Drop (or truncate) samples with more frames."),
+    max_tokens: int = _synth(
+        "max_tokens", help="Token budget: text tokens + tokens-per-frame x frames must not exceed it."
     ),
-    max_tokens: int = typer.Option(
-        default(SynthConfig, "max_tokens"),
-        "--max-tokens",
-        help="Token budget: text tokens + tokens-per-frame x frames must not exceed it.",
-    ),
-    tokens_per_frame: int = typer.Option(
-        default(SynthConfig, "tokens_per_frame"), "--tokens-per-frame", help="Visual tokens a frame costs."
-    ),
-    truncate: bool = typer.Option(
-        default(SynthConfig, "truncate"), "--truncate", help="Keep the first frames of over-limit samples."
-    ),
-    width: int = typer.Option(default(RenderConfig, "width"), "--width", help="Frame width in pixels."),
-    height: int = typer.Option(default(RenderConfig, "height"), "--height", help="Frame height in pixels."),
-    font_size: int = typer.Option(
-        default(RenderConfig, "font_size"), "--font-size", help="Font size in pixels."
-    ),
-    margin: int = typer.Option(
-        default(RenderConfig, "margin"), "--margin", help="Margin on every side, pixels."
-    ),
+    tokens_per_frame: int = _synth("tokens_per_frame", help="Visual tokens a frame costs."),
+    truncate: bool = _synth("truncate", help="Keep the first frames of over-limit samples."),
+    width: int = _render("width", help="Frame width in pixels."),
+    height: int = _render("height", help="Frame height in pixels."),
+    font_size: int = _render("font_size", help="Font size in pixels."),
+    margin: int = _render("margin", help="Margin on every side, pixels."),
     font: list[Path] = typer.Option(
         None,
         "--font",
         help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable.",
     ),
-    fg: str = typer.Option(default(RenderConfig, "fg"), "--fg", help="Text colour (name or #rrggbb)."),
-    bg: str = typer.Option(default(RenderConfig, "bg"), "--bg", help="Background colour (name or #rrggbb)."),
-    image_format: str = typer.Option(
-        default(RenderConfig, "image_format"), "--image-format", help="Frame image format: png, jpg or webp."
+    fg: str = _render("fg", help="Text colour (name or #rrggbb)."),
+    bg: str = _render("bg", help="Background colour (name or #rrggbb)."),
+    image_format: str = _render("image_format", help="Frame image format: png, jpg or webp."),
+    quality: int = _render("quality", help="JPEG/WebP quality (1-100)."),
+    png_compress: int = _render(
+        "png_compress_level", "--png-compress", help="PNG zlib level 0-9 (1: fastest, 9: smallest)."
     ),
-    quality: int = typer.Option(
-        default(RenderConfig, "quality"), "--quality", help="JPEG/WebP quality (1-100)."
-    ),
-    png_compress: int = typer.Option(
-        default(RenderConfig, "png_compress_level"),
-        "--png-compress",
-        help="PNG zlib level 0-9 (1: fastest, 9: smallest).",
-    ),
-    missing_glyphs: str = typer.Option(
-        default(RenderConfig, "missing_glyphs"),
-        "--missing-glyphs",
+    missing_glyphs: str = _render(
+        "missing_glyphs",
         help="A character no font can draw: 'replace' (draw a placeholder box, count it in the sample's "
         "meta) or 'error' (the record goes to errors.jsonl).",
     ),
@@ -132,54 +105,38 @@ def synth(
     """Render long-context text records as pseudo-videos (Sparrow). Resumable: run the same command
     again after an interruption. Writes samples.jsonl, frames/, summary.json and, for records that
     could not be rendered, errors.jsonl."""
-    from sparrow.jobs import JobError
+    options = locals()  # the flags by name, before any other local: config_from picks the fields
     from sparrow.synth import SynthError, parse_fields, synthesize
     from sparrow.synth.presets import preset_from_options
 
     try:
         chosen, fields = preset_from_options(preset, fields, begin_marker, end_marker, separator, split_at)
-        cfg = SynthConfig(
-            unit=unit,
-            tokenizer=str(tokenizer) if tokenizer else None,
-            units_per_frame=units_per_frame,
-            max_frames=max_frames,
-            max_tokens=max_tokens,
-            tokens_per_frame=tokens_per_frame,
-            truncate=truncate,
+        render = config_from(
+            RenderConfig,
+            options,
+            fonts=tuple(str(f) for f in font or ()),
+            image_format=image_format.lower().replace("jpeg", "jpg"),
+            png_compress_level=png_compress,
+        )
+        tokenizer_dir = str(tokenizer) if tokenizer else None
+        cfg = config_from(
+            SynthConfig,
+            options,
+            tokenizer=tokenizer_dir,
             fields=parse_fields(fields),
-            source=source,
             preset=chosen,
-            max_question_words=max_question_words,
-            render=RenderConfig(
-                width=width,
-                height=height,
-                font_size=font_size,
-                margin=margin,
-                fonts=tuple(str(f) for f in font or ()),
-                fg=fg,
-                bg=bg,
-                image_format=image_format.lower().replace("jpeg", "jpg"),
-                quality=quality,
-                png_compress_level=png_compress,
-                missing_glyphs=missing_glyphs,
-            ),
+            render=render,
         )
         cfg.validate()  # before the progress bar: a bad option is one line, nothing else
-        n_workers = resolve_workers(workers)
-        with job_progress("synth") as on_progress:
-            summary = synthesize(
-                [str(p) for p in inputs],
-                out,
-                cfg,
-                workers=n_workers,
-                formats=tuple(fmt or ()),
-                overwrite=overwrite,
-                limit=limit,
-                executor=executor,
-                on_progress=on_progress,
-            )
-    except (SynthError, JobError) as e:
+    except SynthError as e:
         raise UsageError(str(e)) from e
+    n_workers = resolve_workers(workers)
+    job_args = dict(
+        workers=n_workers, formats=tuple(fmt or ()), overwrite=overwrite, limit=limit, executor=executor
+    )
+    summary = run_with_progress(
+        "synth", synthesize, [str(p) for p in inputs], out, cfg, errors=(SynthError,), **job_args
+    )
     _report(summary, out, n_workers)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from sparrow.commands import default
-from sparrow.commands._jobs import EXECUTOR, WORKERS, job_progress, overwrite_option, resolve_workers
+from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
+from sparrow.commands._options import out_option
 from sparrow.ui import UsageError
 from sparrow.world.config import WorldConfig
 
@@ -27,7 +28,7 @@ def _split_counts(text: str | None, flag: str) -> dict[str, int] | None:
 
 
 def world(
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (created if missing)."),
+    out: Path = out_option("Output directory (created if missing)."),
     seed: int = typer.Option(
         None,
         "--seed",
@@ -62,7 +63,6 @@ def world(
     """Generate the procedural world: MP4 videos of moving shapes and words, multiple-choice questions
     (7 categories) with evidence and curation ground truth, benchmarks, captions, text records, noisy
     transcripts and a text corpus for `sparrow synth`. Resumable: run the same command again."""
-    from sparrow.jobs import JobError
     from sparrow.ui import summary_table
     from sparrow.world.config import WorldError, preset_config
     from sparrow.world.generate import generate_world
@@ -96,18 +96,8 @@ def world(
     except WorldError as e:
         raise UsageError(str(e)) from e
     n_workers = resolve_workers(workers)
-    try:
-        with job_progress("world videos") as on_progress:
-            summary = generate_world(
-                out,
-                config=cfg,
-                workers=n_workers,
-                executor=executor,
-                overwrite=overwrite,
-                on_progress=on_progress,
-            )
-    except (WorldError, JobError) as e:
-        raise UsageError(str(e)) from e
+    job_args = dict(config=cfg, workers=n_workers, executor=executor, overwrite=overwrite)
+    summary = run_with_progress("world videos", generate_world, out, errors=(WorldError,), **job_args)
     rows = {
         "videos": summary.videos,
         "rendered / resumed / failed": f"{summary.rendered} / {summary.resumed} / {summary.failed}",

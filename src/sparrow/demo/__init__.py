@@ -15,25 +15,13 @@ not. ``run.py`` strings the steps together; ``config.py`` holds the settings and
 """
 
 from sparrow.demo.compare import comparisons, paired_difference
-from sparrow.demo.config import (
-    BASELINE_RUN,
-    CHANCE,
-    MAIN_RUN,
-    REFERENCE,
-    DemoCallbacks,
-    DemoConfig,
-    DemoError,
-    default_recipe,
-)
+from sparrow.demo.config import REFERENCE, DemoCallbacks, DemoConfig, DemoError, default_recipe
 from sparrow.demo.reading import honest_reading
 from sparrow.demo.recipes import load_recipe, scale_steps, video_only_variant
 from sparrow.demo.report import write_report
 from sparrow.demo.run import run_demo
 
 __all__ = [
-    "BASELINE_RUN",
-    "CHANCE",
-    "MAIN_RUN",
     "REFERENCE",
     "DemoCallbacks",
     "DemoConfig",

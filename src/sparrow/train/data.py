@@ -84,26 +84,24 @@ class MixtureDataset(Dataset):
         return {"feats": None, "errors": errors}
 
 
+@dataclasses.dataclass
 class StepBatchSampler(Sampler[list[int]]):
     """Yields this rank's micro-batches (lists of stream positions) for steps ``[start_step, num_steps)``."""
 
-    def __init__(
-        self,
-        num_steps: int,
-        global_batch: int,
-        micro: int,
-        accum: int,
-        rank: int = 0,
-        world_size: int = 1,
-        start_step: int = 0,
-    ):
-        if micro * accum * world_size != global_batch:
+    num_steps: int
+    global_batch: int
+    micro: int
+    accum: int
+    rank: int = 0
+    world_size: int = 1
+    start_step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.micro * self.accum * self.world_size != self.global_batch:
             raise DataError(
-                f"micro {micro} x accum {accum} x world {world_size} != global batch {global_batch}"
+                f"micro {self.micro} x accum {self.accum} x world {self.world_size} "
+                f"!= global batch {self.global_batch}"
             )
-        self.num_steps, self.global_batch = num_steps, global_batch
-        self.micro, self.accum, self.rank, self.world_size = micro, accum, rank, world_size
-        self.start_step = start_step
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start_step, self.num_steps):

@@ -8,23 +8,16 @@ it fail, and then frames are decoded at full size and resized with swscale.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
 
-from sparrow.video.backend_torchcodec import BackendMismatch
-from sparrow.video.sizing import Size, target_size
-from sparrow.video.timeline import Timeline
+from sparrow.video.backends import BackendMismatch, DecodeRequest, importable, mismatch_on_failure
+from sparrow.video.sizing import target_size
 
 
-@functools.cache
 def available() -> bool:
-    try:
-        import decord  # noqa: F401
-    except Exception:
-        return False
-    return True
+    return importable("decord")
 
 
 def _read(path: Path, wanted: list[int], threads: int, hw: tuple[int, int] | None):
@@ -47,17 +40,10 @@ def _swscale(frames: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.stack(out)
 
 
-def decode(
-    path: Path,
-    tl: Timeline,
-    wanted: list[int],
-    size: Size,
-    rotation: int,
-    display_hw: tuple[int, int],
-    threads: int = 0,
-) -> dict[int, np.ndarray]:
-    out_hw = target_size(size, *display_hw)
-    try:
+def decode(req: DecodeRequest) -> dict[int, np.ndarray]:
+    path, tl, wanted, threads = req.path, req.tl, req.wanted, req.threads
+    out_hw = target_size(req.size, *req.display_hw)
+    with mismatch_on_failure("decord"):
         try:
             vr, batch = _read(path, wanted, threads, out_hw)
         except Exception:
@@ -67,15 +53,8 @@ def decode(
             resize_after = True
         else:
             resize_after = False
-        if len(vr) != len(tl):
-            raise BackendMismatch(f"decord counts {len(vr)} frames, the stream has {len(tl)}")
+        req.check_frame_count("decord", len(vr))
         ts = vr.get_frame_timestamp([0, *wanted])[:, 0].astype(np.float64)
-    except BackendMismatch:
-        raise
-    except Exception as e:
-        raise BackendMismatch(
-            f"decord failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from e
     rel = ts[1:] - ts[0]
     # decord keeps float32 seconds: allow its rounding, far below any frame duration.
     bad = np.flatnonzero(np.abs(rel - tl.times[wanted]) > 2e-3 + 1e-6 * tl.times[wanted])
@@ -85,9 +64,9 @@ def decode(
             f"decord puts frame {wanted[j]} at {rel[j]:.4f} s, the stream at {tl.times[wanted[j]]:.4f} s"
         )
     # decord builds that do not apply rotation return the stored picture: turn it here.
-    expect = display_hw if resize_after or out_hw is None else out_hw
-    if rotation in (90, 270) and batch.shape[1:3] != tuple(expect):
-        batch = np.stack([np.rot90(f, k=-(rotation // 90)) for f in batch])
+    expect = req.display_hw if resize_after or out_hw is None else out_hw
+    if req.rotation in (90, 270) and batch.shape[1:3] != tuple(expect):
+        batch = np.stack([np.rot90(f, k=-(req.rotation // 90)) for f in batch])
     if resize_after:
         batch = _swscale(batch, out_hw)
     return dict(zip(wanted, batch, strict=True))

@@ -9,26 +9,15 @@ version has it; torchcodec >= 0.11 applies rotation itself.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import numpy as np
 
-from sparrow.video.sizing import Size, target_size
+from sparrow.video.backends import BackendMismatch, DecodeRequest, importable, mismatch_on_failure
+from sparrow.video.sizing import target_size
 from sparrow.video.timeline import Timeline
 
 
-class BackendMismatch(RuntimeError):
-    """A backend returned frames other than the ones asked for (or failed to decode)."""
-
-
-@functools.cache
 def available() -> bool:
-    try:
-        import torchcodec.decoders  # noqa: F401  (also fails when FFmpeg's libraries are missing)
-    except Exception:
-        return False
-    return True
+    return importable("torchcodec.decoders")  # also False when FFmpeg's libraries are missing
 
 
 def _frame_mappings(tl: Timeline) -> str:
@@ -43,15 +32,7 @@ def _frame_mappings(tl: Timeline) -> str:
     return json.dumps({"frames": frames})
 
 
-def decode(
-    path: Path,
-    tl: Timeline,
-    wanted: list[int],
-    size: Size,
-    rotation: int,
-    display_hw: tuple[int, int],
-    threads: int = 0,
-) -> dict[int, np.ndarray]:
+def decode(req: DecodeRequest) -> dict[int, np.ndarray]:
     import inspect
 
     import torch
@@ -60,8 +41,9 @@ def decode(
     params = inspect.signature(VideoDecoder.__init__).parameters
     fields = getattr(VideoStreamMetadata, "__dataclass_fields__", {})
     rotates = "rotation" in fields  # torchcodec >= 0.11 turns frames upright itself
-    out_hw = target_size(size, *display_hw)
-    kwargs: dict = {"dimension_order": "NHWC", "num_ffmpeg_threads": threads}
+    tl, wanted, rotation = req.tl, req.wanted, req.rotation
+    out_hw = target_size(req.size, *req.display_hw)
+    kwargs: dict = {"dimension_order": "NHWC", "num_ffmpeg_threads": req.threads}
     if "device" in params:
         kwargs["device"] = "cpu"
     if "custom_frame_mappings" in params:
@@ -79,17 +61,10 @@ def decode(
         kwargs["transforms"] = [Resize(size=(h, w))]
     tb = tl.time_base
     first = float(int(tl.pts[0]) * tb)
-    try:
-        dec = VideoDecoder(str(path), **kwargs)
-        if len(dec) != len(tl):
-            raise BackendMismatch(f"torchcodec counts {len(dec)} frames, the stream has {len(tl)}")
+    with mismatch_on_failure("torchcodec"):
+        dec = VideoDecoder(str(req.path), **kwargs)
+        req.check_frame_count("torchcodec", len(dec))
         batch = dec.get_frames_at(wanted)
-    except BackendMismatch:
-        raise
-    except Exception as e:
-        raise BackendMismatch(
-            f"torchcodec failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from e
     got = batch.pts_seconds.tolist()
     for i, g in zip(wanted, got, strict=True):
         want = float(int(tl.pts[i]) * tb)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from sparrow.video import backend_decord, backend_torchcodec
-from sparrow.video.backend_pyav import PyAVReader
-from sparrow.video.backend_torchcodec import BackendMismatch
+from sparrow.video.backend_pyav import PyAVReader, Scan
+from sparrow.video.backends import BackendMismatch, DecodeRequest
 from sparrow.video.errors import EmptyVideo, VideoDecodeError
 from sparrow.video.info import Clip, VideoInfo
-from sparrow.video.sizing import check_size
-from sparrow.video.strategies import Clips, Fps, Strategy, Uniform, plan
+from sparrow.video.sizing import Size, check_size
+from sparrow.video.strategies import Clips, Fps, Plan, Strategy, Uniform, plan
 
 BACKENDS = ("auto", "pyav", "torchcodec", "decord")
 _OTHERS = {"torchcodec": backend_torchcodec, "decord": backend_decord}
@@ -59,6 +59,24 @@ def probe(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
         return r.header_info(tl)
 
 
+def _check_strategy(strategy: Strategy) -> None:
+    if not isinstance(strategy, (Uniform, Fps, Clips)):
+        raise TypeError(f"strategy must be Uniform, Fps or Clips, got {type(strategy).__name__}")
+
+
+def _scan_and_plan(
+    r: PyAVReader, path: Path, strategy: Strategy, start: float | None, end: float | None, allow_partial: bool
+) -> tuple[Scan, Plan, bool]:
+    """The packet scan, the planned frames and whether the file is truncated (an error unless
+    ``allow_partial``)."""
+    scan = r.scan()
+    if scan.timeline is None:
+        raise EmptyVideo(path, "the video stream has no frames")
+    if scan.truncated and not allow_partial:
+        raise VideoDecodeError(path, f"file is truncated or damaged: {scan.truncated}")
+    return scan, plan(strategy, scan.timeline, start, end, path), bool(scan.truncated)
+
+
 def sample(
     path: str | os.PathLike,
     strategy: Strategy,
@@ -78,31 +96,21 @@ def sample(
     instead of raising ``VideoDecodeError``. ``threads``: decoder threads (0 = FFmpeg decides; use 1 when
     many videos are decoded in parallel processes).
     """
-    if not isinstance(strategy, (Uniform, Fps, Clips)):
-        raise TypeError(f"strategy must be Uniform, Fps or Clips, got {type(strategy).__name__}")
+    _check_strategy(strategy)
     size = check_size(size)
     name = resolve_backend(backend)
     path = Path(path)
     with PyAVReader(path, threads=threads) as r:
-        scan = r.scan()
-        if scan.timeline is None:
-            raise EmptyVideo(path, "the video stream has no frames")
+        scan, p, partial = _scan_and_plan(r, path, strategy, start, end, allow_partial)
         tl = scan.timeline
-        partial = False
-        if scan.truncated:
-            if not allow_partial:
-                raise VideoDecodeError(path, f"file is truncated or damaged: {scan.truncated}")
-            partial = True
-        p = plan(strategy, tl, start, end, path)
         wanted = sorted(set(p.indices))
         frames: dict[int, np.ndarray] | None = None
         if name != "pyav" and not scan.sequential:
             rotation = r.read_rotation()
             info = r.header_info(tl)
             try:
-                frames = _OTHERS[name].decode(
-                    path, tl, wanted, size, rotation, (info.height, info.width), threads=threads
-                )
+                req = DecodeRequest(path, tl, wanted, size, rotation, (info.height, info.width), threads)
+                frames = _OTHERS[name].decode(req)
             except BackendMismatch as e:
                 if backend != "auto":
                     raise VideoDecodeError(path, str(e)) from None
@@ -121,45 +129,23 @@ class SampleStream:
     """A sample decoded one frame at a time (PyAV), for long videos and bulk extraction: memory holds one
     frame, not the clip. ``indices`` / ``timestamps`` / ``clip_spans`` are known before decoding; iterate
     for ``(index, timestamp, frame)`` in order. With ``allow_partial`` frames that cannot be decoded are
-    skipped and ``partial`` becomes True."""
+    skipped and ``partial`` becomes True. Made by ``open_sample``, which owns the opened reader."""
 
     def __init__(
-        self,
-        path: str | os.PathLike,
-        strategy: Strategy,
-        size: int | tuple[int, int] | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        allow_partial: bool = False,
-        threads: int = 0,
+        self, reader: PyAVReader, scan: Scan, p: Plan, size: Size, allow_partial: bool, partial: bool
     ) -> None:
-        if not isinstance(strategy, (Uniform, Fps, Clips)):
-            raise TypeError(f"strategy must be Uniform, Fps or Clips, got {type(strategy).__name__}")
-        self.size = check_size(size)
-        self.path = Path(path)
+        self.size = size
+        self.path = reader.path
         self.allow_partial = allow_partial
-        self._reader = PyAVReader(self.path, threads=threads)
-        try:
-            scan = self._reader.scan()
-            if scan.timeline is None:
-                raise EmptyVideo(self.path, "the video stream has no frames")
-            self.partial = False
-            if scan.truncated:
-                if not allow_partial:
-                    raise VideoDecodeError(self.path, f"file is truncated or damaged: {scan.truncated}")
-                self.partial = True
-            self._scan = scan
-            self.timeline = tl = scan.timeline
-            self._plan = plan(strategy, tl, start, end, self.path)
-            self._reader.read_rotation()
-            self.info = self._reader.header_info(tl)
-        except BaseException:
-            self._reader.close()
-            raise
-        self.indices = list(self._plan.indices)
+        self.partial = partial
+        self._reader = reader
+        self._scan = scan
+        self.timeline = tl = scan.timeline
+        self.info = reader.header_info(tl)
+        self.indices = list(p.indices)
         self.timestamps = [float(tl.times[i]) for i in self.indices]
-        self.clip_spans = self._plan.clip_spans
-        self.frames_per_clip = self._plan.frames_per_clip
+        self.clip_spans = p.clip_spans
+        self.frames_per_clip = p.frames_per_clip
         self.failure: str | None = None
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -197,7 +183,17 @@ def open_sample(
     threads: int = 0,
 ) -> SampleStream:
     """Like ``sample`` but frames come one at a time: ``with open_sample(p, Fps(1)) as s: for i, t, f in s``."""
-    return SampleStream(path, strategy, size, start, end, allow_partial, threads)
+    _check_strategy(strategy)
+    size = check_size(size)
+    path = Path(path)
+    reader = PyAVReader(path, threads=threads)
+    try:
+        scan, p, partial = _scan_and_plan(reader, path, strategy, start, end, allow_partial)
+        reader.read_rotation()
+        return SampleStream(reader, scan, p, size, allow_partial, partial)
+    except BaseException:
+        reader.close()
+        raise
 
 
 def _fill(path, indices: list[int], frames) -> tuple[np.ndarray | None, set[int]]:

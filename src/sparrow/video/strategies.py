@@ -14,6 +14,14 @@ from sparrow.video.errors import BadSegment
 from sparrow.video.timeline import Timeline
 
 
+def _check_rate_and_counts(strategy: str, fps: float, **counts: int) -> None:
+    """``fps`` a positive finite number and every count at least 1."""
+    if not fps > 0 or not math.isfinite(fps):
+        raise ValueError(f"{strategy}(fps) must be a positive number, got {fps!r}")
+    if any(n < 1 for n in counts.values()):
+        raise ValueError(f"{strategy} needs " + " and ".join(f"{k} >= 1" for k in counts))
+
+
 @dataclass(frozen=True)
 class Uniform:
     """``n`` frames evenly spread over the segment: the frames shown at the middles of ``n`` equal parts.
@@ -39,10 +47,7 @@ class Fps:
     multiple_of: int = 1
 
     def __post_init__(self) -> None:
-        if not self.fps > 0 or not math.isfinite(self.fps):
-            raise ValueError(f"Fps(fps) must be a positive number, got {self.fps!r}")
-        if self.min_frames < 1 or self.multiple_of < 1:
-            raise ValueError("Fps needs min_frames >= 1 and multiple_of >= 1")
+        _check_rate_and_counts("Fps", self.fps, min_frames=self.min_frames, multiple_of=self.multiple_of)
         if self.max_frames is not None:
             if self.max_frames < self.min_frames:
                 raise ValueError(f"Fps max_frames ({self.max_frames}) < min_frames ({self.min_frames})")
@@ -65,10 +70,9 @@ class Clips:
     max_clips: int = 25
 
     def __post_init__(self) -> None:
-        if not self.fps > 0 or not math.isfinite(self.fps):
-            raise ValueError(f"Clips(fps) must be a positive number, got {self.fps!r}")
-        if self.frames_per_clip < 1 or self.max_clips < 1:
-            raise ValueError("Clips needs frames_per_clip >= 1 and max_clips >= 1")
+        _check_rate_and_counts(
+            "Clips", self.fps, frames_per_clip=self.frames_per_clip, max_clips=self.max_clips
+        )
 
 
 Strategy = Uniform | Fps | Clips

@@ -120,25 +120,31 @@ class WorldConfig:
         return cfg
 
 
+def _splits(train: int, held_out: int) -> dict[str, int]:
+    return {"train": train, "val": held_out, "test": held_out}
+
+
+def _scaled(
+    train_videos: int, long_seconds: tuple[int, int], corpus_words: tuple[int, int], questions_per_doc: int
+) -> dict[str, Any]:
+    """A larger preset sized by its training videos n: n/8 videos each in val and test, n/20 long training
+    videos (n/80 in val and test) and n/3 corpus documents (n/24 in val and test)."""
+    n = train_videos
+    return {
+        "videos": _splits(n, n // 8),
+        "long_videos": _splits(n // 20, n // 80),
+        "long_seconds": long_seconds,
+        "corpus_docs": _splits(n // 3, n // 24),
+        "corpus_words": corpus_words,
+        "corpus_questions_per_doc": questions_per_doc,
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The demo's world: 100 videos, 8 of them one to two and a half minutes long; < 1 min on 2 cores.
     "tiny": {},
-    "small": {
-        "videos": {"train": 480, "val": 60, "test": 60},
-        "long_videos": {"train": 24, "val": 6, "test": 6},
-        "long_seconds": (60, 240),
-        "corpus_docs": {"train": 160, "val": 20, "test": 20},
-        "corpus_words": (1500, 4000),
-        "corpus_questions_per_doc": 3,
-    },
-    "medium": {
-        "videos": {"train": 2400, "val": 300, "test": 300},
-        "long_videos": {"train": 120, "val": 30, "test": 30},
-        "long_seconds": (60, 300),
-        "corpus_docs": {"train": 800, "val": 100, "test": 100},
-        "corpus_words": (3000, 8000),
-        "corpus_questions_per_doc": 4,
-    },
+    "small": _scaled(480, long_seconds=(60, 240), corpus_words=(1500, 4000), questions_per_doc=3),
+    "medium": _scaled(2400, long_seconds=(60, 300), corpus_words=(3000, 8000), questions_per_doc=4),
 }
 
 

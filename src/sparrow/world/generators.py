@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sparrow.world.evidence import colour_check, object_visible, word_checks, word_visible
 from sparrow.world.scene import (
@@ -17,6 +17,7 @@ from sparrow.world.scene import (
     MIN_LONG_WORDS,
     Scene,
     ShapeObject,
+    WordEvent,
 )
 from sparrow.world.vocab import COLOURS, SHAPES, SPEEDS, WORDS, seconds_text, shape_name, time_range
 
@@ -24,6 +25,8 @@ NUM_OPTIONS = 4
 
 SPEED_OPTIONS = {"slowly": "slowly", "steadily": "at a steady pace", "quickly": "quickly"}
 NO_MOVE = "it does not move"
+# Attribute asked -> (attribute that names the shape, the values the answer is drawn from).
+_ATTRIBUTES = {"colour": ("shape", COLOURS), "shape": ("colour", SHAPES)}
 
 
 @dataclass
@@ -90,7 +93,60 @@ def _span(a: float, b: float) -> list[float]:
     return [round(a, 3), round(b, 3)]
 
 
+class _Subject(NamedTuple):
+    """What a question is about: its dedupe target, its evidence and the pixel checks that verify it."""
+
+    target: str
+    evidence: list[list[float]]
+    checks: list[dict[str, Any]]
+
+
+def _shape_subject(o: ShapeObject, check: dict[str, Any]) -> _Subject:
+    return _Subject(o.oid, [_span(o.appear, o.vanish)], [check])
+
+
+def _word_subject(scene: Scene, w: WordEvent) -> _Subject:
+    return _Subject(w.text, [[w.start, w.end]], word_checks(scene, w))
+
+
+def _draft(
+    kind: tuple[str, str],
+    about: _Subject,
+    answer: str,
+    pool: list[str],
+    slots: dict[str, str] | None = None,
+    evidence: list[list[float]] | None = None,
+    centre: bool = False,
+) -> Draft:
+    """``kind``: (category, subtype); ``evidence``, when given, replaces the subject's."""
+    return Draft(
+        *kind,
+        target=about.target,
+        slots=slots or {},
+        answer=answer,
+        pool=pool,
+        evidence=evidence or about.evidence,
+        centre_frame_suffices=centre,
+        checks=about.checks,
+    )
+
+
 # ---------------------------------------------------------------------------------------- generators
+
+
+def _g_attribute(scene: Scene, rng: random.Random, o: ShapeObject, asked: str) -> Draft | None:
+    """Perception: the shape's ``asked`` attribute ("colour" or "shape"), naming it by the other one."""
+    check = colour_check(scene, o)
+    if check is None:
+        return None
+    given, values = _ATTRIBUTES[asked]
+    answer = getattr(o, asked)
+    pool = shuffled(rng, [v for v in values if v != answer])
+    centre = object_visible(scene, o, scene.centre_time)
+    kind = ("perception", f"{asked}_of_{given}")
+    return _draft(
+        kind, _shape_subject(o, check), answer, pool, slots={given: getattr(o, given)}, centre=centre
+    )
 
 
 def g_colour_of_shape(scene: Scene, rng: random.Random) -> Draft | None:
@@ -98,42 +154,13 @@ def g_colour_of_shape(scene: Scene, rng: random.Random) -> Draft | None:
         return None
     large = [o for o in scene.objects if o.large]
     o = large[0] if large and rng.random() < 0.7 else rng.choice(scene.objects)
-    check = colour_check(scene, o)
-    if check is None:
-        return None
-    pool = shuffled(rng, [c for c in COLOURS if c != o.colour])
-    return Draft(
-        category="perception",
-        subtype="colour_of_shape",
-        target=o.oid,
-        slots={"shape": o.shape},
-        answer=o.colour,
-        pool=pool,
-        evidence=[_span(o.appear, o.vanish)],
-        centre_frame_suffices=object_visible(scene, o, scene.centre_time),
-        checks=[check],
-    )
+    return _g_attribute(scene, rng, o, "colour")
 
 
 def g_shape_of_colour(scene: Scene, rng: random.Random) -> Draft | None:
     if not scene.objects:
         return None
-    o = rng.choice(scene.objects)
-    check = colour_check(scene, o)
-    if check is None:
-        return None
-    pool = shuffled(rng, [s for s in SHAPES if s != o.shape])
-    return Draft(
-        category="perception",
-        subtype="shape_of_colour",
-        target=o.oid,
-        slots={"colour": o.colour},
-        answer=o.shape,
-        pool=pool,
-        evidence=[_span(o.appear, o.vanish)],
-        centre_frame_suffices=object_visible(scene, o, scene.centre_time),
-        checks=[check],
-    )
+    return _g_attribute(scene, rng, rng.choice(scene.objects), "shape")
 
 
 def g_count_shapes(scene: Scene, rng: random.Random) -> Draft | None:
@@ -243,16 +270,9 @@ def g_when_word(scene: Scene, rng: random.Random) -> Draft | None:
     pool = _range_pool(rng, w.start, w.end, scene.duration)
     if pool is None:
         return None
-    return Draft(
-        category="temporal_localization",
-        subtype="when_word",
-        target=w.text,
-        slots={"word": w.text},
-        answer=time_range(w.start, w.end),
-        pool=pool,
-        evidence=[[w.start, w.end]],
-        centre_frame_suffices=False,
-        checks=word_checks(scene, w),
+    answer = time_range(w.start, w.end)
+    return _draft(
+        ("temporal_localization", "when_word"), _word_subject(scene, w), answer, pool, {"word": w.text}
     )
 
 
@@ -267,17 +287,8 @@ def g_when_still(scene: Scene, rng: random.Random) -> Draft | None:
     check = colour_check(scene, o)
     if pool is None or check is None:
         return None
-    return Draft(
-        category="temporal_localization",
-        subtype="when_still",
-        target=o.oid,
-        slots={"name": o.name},
-        answer=time_range(t1, t2),
-        pool=pool,
-        evidence=[[t1, t2]],
-        centre_frame_suffices=False,
-        checks=[check],
-    )
+    kind = ("temporal_localization", "when_still")
+    return _draft(kind, _shape_subject(o, check), time_range(t1, t2), pool, {"name": o.name}, [[t1, t2]])
 
 
 def g_word_seconds(scene: Scene, rng: random.Random) -> Draft | None:
@@ -287,17 +298,9 @@ def g_word_seconds(scene: Scene, rng: random.Random) -> Draft | None:
     n = w.end - w.start
     lo, hi = (2, 6) if scene.long else (1, 4)
     values = [v for v in range(lo, max(hi, lo + NUM_OPTIONS - 1) + 1) if v != n]
-    return Draft(
-        category="duration_speed",
-        subtype="word_seconds",
-        target=w.text,
-        slots={"word": w.text},
-        answer=seconds_text(n),
-        pool=[seconds_text(v) for v in shuffled(rng, values)],
-        evidence=[[w.start, w.end]],
-        centre_frame_suffices=False,
-        checks=word_checks(scene, w),
-    )
+    pool = [seconds_text(v) for v in shuffled(rng, values)]
+    kind = ("duration_speed", "word_seconds")
+    return _draft(kind, _word_subject(scene, w), seconds_text(n), pool, {"word": w.text})
 
 
 def g_still_seconds(scene: Scene, rng: random.Random) -> Draft | None:
@@ -314,17 +317,9 @@ def g_still_seconds(scene: Scene, rng: random.Random) -> Draft | None:
     check = colour_check(scene, o)
     if check is None:
         return None
-    return Draft(
-        category="duration_speed",
-        subtype="still_seconds",
-        target=o.oid,
-        slots={"name": o.name},
-        answer=seconds_text(n),
-        pool=[seconds_text(v) for v in shuffled(rng, values)],
-        evidence=[[t1, t2]],
-        centre_frame_suffices=False,
-        checks=[check],
-    )
+    pool = [seconds_text(v) for v in shuffled(rng, values)]
+    kind = ("duration_speed", "still_seconds")
+    return _draft(kind, _shape_subject(o, check), seconds_text(n), pool, {"name": o.name}, [[t1, t2]])
 
 
 def g_speed_of_shape(scene: Scene, rng: random.Random) -> Draft | None:
@@ -377,17 +372,8 @@ def g_which_word(scene: Scene, rng: random.Random) -> Draft | None:
     w = rng.choice(scene.words)
     shown = {v.text for v in scene.words}
     pool = shuffled(rng, [x for x in WORDS if x not in shown])
-    return Draft(
-        category="ocr",
-        subtype="which_word",
-        target=w.text,
-        slots={},
-        answer=w.text,
-        pool=pool,
-        evidence=[[w.start, w.end]],
-        centre_frame_suffices=word_visible(scene, w, scene.centre_time),
-        checks=word_checks(scene, w),
-    )
+    centre = word_visible(scene, w, scene.centre_time)
+    return _draft(("ocr", "which_word"), _word_subject(scene, w), w.text, pool, centre=centre)
 
 
 def g_needle_word(scene: Scene, rng: random.Random) -> Draft | None:
@@ -396,17 +382,9 @@ def g_needle_word(scene: Scene, rng: random.Random) -> Draft | None:
     if len(needles) != 1 or len(others) < NUM_OPTIONS - 1:
         return None
     w = needles[0]
-    return Draft(
-        category="long_range",
-        subtype="needle_word",
-        target=w.text,
-        slots={},
-        answer=w.text,
-        pool=shuffled(rng, others),
-        evidence=[[w.start, w.end]],
-        centre_frame_suffices=word_visible(scene, w, scene.centre_time),
-        checks=word_checks(scene, w),
-    )
+    pool = shuffled(rng, others)
+    centre = word_visible(scene, w, scene.centre_time)
+    return _draft(("long_range", "needle_word"), _word_subject(scene, w), w.text, pool, centre=centre)
 
 
 def g_last_word(scene: Scene, rng: random.Random) -> Draft | None:
@@ -414,17 +392,7 @@ def g_last_word(scene: Scene, rng: random.Random) -> Draft | None:
         return None
     w = scene.words[-1]
     pool = shuffled(rng, [v.text for v in scene.words[:-1]])
-    return Draft(
-        category="long_range",
-        subtype="last_word",
-        target=w.text,
-        slots={},
-        answer=w.text,
-        pool=pool,
-        evidence=[[w.start, w.end]],
-        centre_frame_suffices=False,
-        checks=word_checks(scene, w),
-    )
+    return _draft(("long_range", "last_word"), _word_subject(scene, w), w.text, pool)
 
 
 def g_last_shape_colour(scene: Scene, rng: random.Random) -> Draft | None:
@@ -437,17 +405,7 @@ def g_last_shape_colour(scene: Scene, rng: random.Random) -> Draft | None:
         return None
     in_scene = shuffled(rng, [m.colour for m in objs[:-1]])
     rest = shuffled(rng, [c for c in COLOURS if c != o.colour and c not in in_scene])
-    return Draft(
-        category="long_range",
-        subtype="last_shape_colour",
-        target=o.oid,
-        slots={},
-        answer=o.colour,
-        pool=in_scene + rest,
-        evidence=[_span(o.appear, o.vanish)],
-        centre_frame_suffices=False,
-        checks=[check],
-    )
+    return _draft(("long_range", "last_shape_colour"), _shape_subject(o, check), o.colour, in_scene + rest)
 
 
 GENERATORS: dict[str, list[Callable[[Scene, random.Random], Draft | None]]] = {
