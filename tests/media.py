@@ -216,21 +216,17 @@ def write_video(
         stream.codec_context.time_base = tb
         stream.codec_context.gop_size = gop
         opts: dict[str, str] = {}
-        if codec == "h264":
+        if codec in ("h264", "hevc"):
             stream.codec_context.max_b_frames = bframes
+            params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+            if codec == "h264":
+                params += ":b-adapt=0" + (":open-gop=1" if open_gop else "")
+            else:
+                params += ":log-level=error" + (":open-gop=1" if open_gop else ":open-gop=0")
             opts = {
-                "preset": "veryfast",
+                "preset": "veryfast" if codec == "h264" else "ultrafast",
                 "crf": "12" if quality == "high" else "28",
-                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:b-adapt=0"
-                + (":open-gop=1" if open_gop else ""),
-            }
-        elif codec == "hevc":
-            stream.codec_context.max_b_frames = bframes
-            opts = {
-                "preset": "ultrafast",
-                "crf": "12" if quality == "high" else "28",
-                "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:log-level=error"
-                + (":open-gop=1" if open_gop else ":open-gop=0"),
+                ("x264-params" if codec == "h264" else "x265-params"): params,
             }
         elif codec == "vp9":
             opts = {"crf": "15", "b:v": "0", "deadline": "realtime", "cpu-used": "8", "g": str(gop)}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO, TINY, tiny_config, tiny_model
 from PIL import Image, ImageDraw
 
 from sparrow.model import (
@@ -27,18 +28,11 @@ from sparrow.model.cnn_tower import CNNTower
 from sparrow.model.config import frame_size, tokens_per_group
 from sparrow.records import Media, Sample
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-EMBEDDED = CONFIGS / "embedded" / "model.yaml"
-TINY = CONFIGS / "tiny" / "model.yaml"
+EMBEDDED = REPO / "configs" / "embedded" / "model.yaml"
 LITE0 = "efficientnet-lite0"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def shape_image(shape: str, color: tuple[int, int, int], offset: int = 0, size: int = 112) -> np.ndarray:
@@ -193,15 +187,6 @@ def video_sample(answer: str = "A red circle.") -> Sample:
     )
 
 
-def tiny_lm_cfg(vision: VisionConfig, **connector) -> VideoLLMConfig:
-    cfg = VideoLLMConfig.from_yaml(TINY)
-    cfg.vision = vision
-    cfg.sampling.image_size = 64
-    for k, v in connector.items():
-        setattr(cfg.connector, k, v)
-    return cfg
-
-
 @pytest.mark.parametrize(
     ("connector", "tokens"),
     [
@@ -212,10 +197,7 @@ def tiny_lm_cfg(vision: VisionConfig, **connector) -> VideoLLMConfig:
     ],
 )
 def test_packaged_tower_under_every_connector(frames_root, connector, tokens):
-    torch.manual_seed(0)
-    cfg = tiny_lm_cfg(VisionConfig(packaged=LITE0, pretrained=False), **connector)
-    proc = Processor(cfg)
-    model = VideoLLM(cfg, tokenizer=proc.tokenizer)
+    model, proc = tiny_model(tiny_config(VisionConfig(packaged=LITE0, pretrained=False), **connector))
     assert proc.tokens_per_group() == tokens
     feat = proc(video_sample(), frames_root)
     assert (feat["input_ids"] == proc.visual_token_id).sum() == tokens * len(feat["group_sizes"])
@@ -233,7 +215,7 @@ def test_packaged_tower_as_first_or_second_encoder(frames_root, lite0):
     siglip = VideoLLMConfig.from_yaml(TINY).vision  # 64 px, patch 8 -> 8 x 8 grid, 64 channels
     # Second encoder: frames normalised for SigLIP are un-normalised, resized to 112 px, re-normalised
     # with EfficientNet's statistics; its 4 x 4 grid is resized to SigLIP's 8 x 8.
-    cfg = tiny_lm_cfg(siglip)
+    cfg = tiny_config(siglip)
     cfg.vision2 = VisionConfig(packaged=LITE0, config={"image_size": 112})
     proc = Processor(cfg)
     model = VideoLLM(cfg, tokenizer=proc.tokenizer).eval()
@@ -247,7 +229,7 @@ def test_packaged_tower_as_first_or_second_encoder(frames_root, lite0):
     want = F.interpolate(f2.permute(3, 0, 1, 2)[None], size=(4, 8, 8), mode="trilinear", align_corners=False)
     torch.testing.assert_close(feats[..., 64:], want[0].permute(1, 2, 3, 0), atol=1e-4, rtol=1e-4)
     # First encoder: EfficientNet's normalisation reaches the processor, SigLIP gets its own.
-    cfg = tiny_lm_cfg(VisionConfig(packaged=LITE0), type="mlp_pool", pool=1)
+    cfg = tiny_config(VisionConfig(packaged=LITE0), type="mlp_pool", pool=1)
     cfg.vision2 = siglip
     proc = Processor(cfg)
     model = VideoLLM(cfg, tokenizer=proc.tokenizer).eval()
@@ -272,10 +254,8 @@ def to_pixels_from01(x01: torch.Tensor, vcfg: VisionConfig) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def embedded() -> tuple[VideoLLM, Processor]:
-    cfg = VideoLLMConfig.from_yaml(EMBEDDED)
-    proc = Processor(cfg)
-    torch.manual_seed(0)
-    return VideoLLM(cfg, tokenizer=proc.tokenizer).eval(), proc
+    model, proc = tiny_model(VideoLLMConfig.from_yaml(EMBEDDED))
+    return model.eval(), proc
 
 
 def test_prompts_use_the_lm_chat_template(embedded, frames_root):
@@ -343,11 +323,9 @@ def test_embedded_model_saves_and_reloads_without_the_wheels(embedded, frames_ro
 
 
 def test_a_trained_tower_is_saved_with_its_weights(tmp_path, frames_root):
-    torch.manual_seed(0)
     tower_cfg = VisionConfig(packaged=LITE0, pretrained=False, config={"image_size": 96})
-    cfg = tiny_lm_cfg(tower_cfg, type="mlp_pool", pool=2)
-    proc = Processor(cfg)
-    model = VideoLLM(cfg, tokenizer=proc.tokenizer).eval()
+    model, proc = tiny_model(tiny_config(tower_cfg, type="mlp_pool", pool=2))
+    model.eval()
     with torch.no_grad():
         for p in model.vision.parameters():
             p.add_(0.01 * torch.randn_like(p))  # as if trained: differs from any fresh init

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 from media import read_index, write_video
 
 from sparrow.eval.answers import parse_answer
@@ -20,10 +20,8 @@ from sparrow.eval.evaluate import evaluate_rows, run_eval
 from sparrow.eval.metrics import bootstrap_ci, compute_metrics, duration_bucket
 from sparrow.eval.scoring import SCORERS, letter_candidates
 from sparrow.mcq import format_mcq_prompt
-from sparrow.model import Processor, VideoLLM, VideoLLMConfig, load_pretrained
+from sparrow.model import VideoLLMConfig, load_pretrained
 from sparrow.model.inference import generate, score_options
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # (frames, fps) per video: 2 s, 4 s and 3 s long.
 VIDEOS = {"v0": (20, 10), "v1": (40, 10), "v2": (15, 5)}
@@ -55,10 +53,8 @@ def world(tmp_path_factory):
                 "duration": specs[vid].duration,
             }
             f.write(json.dumps(row) + "\n")
-    cfg = VideoLLMConfig.from_yaml(ROOT / "configs" / "tiny" / "model.yaml")
-    torch.manual_seed(0)
-    proc = Processor(cfg)
-    VideoLLM(cfg, tokenizer=proc.tokenizer).save_pretrained(d / "ckpt", processor=proc)
+    model, proc = tiny_model()
+    model.save_pretrained(d / "ckpt", processor=proc)
     model, processor = load_pretrained(d / "ckpt")
     rows, bad = read_bench(d / "bench.jsonl")
     assert not bad

@@ -8,10 +8,11 @@ import copy
 
 import pytest
 import torch
+from conftest import tiny_model
 from safetensors.torch import load_file
 from train_data import make_data, model_config, stage
 
-from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+from sparrow.model import VideoLLM, VideoLLMConfig
 from sparrow.model.feature_cache import FeatureCache
 from sparrow.train.options import RunOptions
 from sparrow.train.recipe import Recipe, RecipeError
@@ -22,9 +23,8 @@ from sparrow.train.trainer import train
 @pytest.fixture(scope="module")
 def tiny():
     cfg = VideoLLMConfig.from_dict(model_config())
-    proc = Processor(cfg)
-    torch.manual_seed(0)
-    model = VideoLLM(cfg, tokenizer=proc.tokenizer).eval()
+    model, _ = tiny_model(cfg)
+    model.eval()
     model.requires_grad_(False)
     return cfg, model
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import tiny_model
 from safetensors.torch import load_file
 from train_data import make_data, model_config, stage
 
@@ -68,9 +69,8 @@ def run(data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny():
     cfg = VideoLLMConfig.from_dict(model_config())
-    proc = Processor(cfg)
-    torch.manual_seed(0)
-    return cfg, proc, VideoLLM(cfg, tokenizer=proc.tokenizer)
+    model, proc = tiny_model(cfg)
+    return cfg, proc, model
 
 
 def _batch(proc: Processor, data: Path) -> dict:
@@ -204,9 +204,8 @@ def test_full_finetuning_after_lora_merges_the_adapters(tiny, data):
 def test_lora_stage_trains_only_adapters_and_a_later_stage_continues_them(run):
     recipe = _recipe(_two_lora_stages())
     cfg = VideoLLMConfig.from_dict(recipe.model)
-    proc = Processor(cfg)
-    torch.manual_seed(derive_seed(recipe.seed, "init"))  # as the trainer builds its model
-    init = VideoLLM(cfg, tokenizer=proc.tokenizer).state_dict()
+    model, _ = tiny_model(cfg, seed=derive_seed(recipe.seed, "init"))  # as the trainer builds its model
+    init = model.state_dict()
     s1, s2 = _state(run / "stage1-lora1"), _state(run / "stage2-lora2")
     base = {k.replace(".base_layer.", "."): v for k, v in s1.items() if ".lora_" not in k}
     assert set(base) == set(init)

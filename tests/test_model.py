@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config, tiny_model
 from PIL import Image
 
 from sparrow.model import (
     IGNORE_INDEX,
     Processor,
-    VideoLLM,
-    VideoLLMConfig,
     VisionConfig,
     collate,
     load_pretrained,
@@ -25,29 +24,7 @@ from sparrow.model import (
 from sparrow.model.inference import generate, score_options
 from sparrow.records import Media, Sample
 
-TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "model.yaml"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and on a shared busy machine extra threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_cfg(**connector) -> VideoLLMConfig:
-    cfg = VideoLLMConfig.from_yaml(TINY)
-    for k, v in connector.items():
-        setattr(cfg.connector, k, v)
-    return cfg
-
-
-def build(cfg: VideoLLMConfig, seed: int = 0) -> tuple[VideoLLM, Processor]:
-    torch.manual_seed(seed)
-    proc = Processor(cfg)
-    return VideoLLM(cfg, tokenizer=proc.tokenizer), proc
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +106,8 @@ CONNECTORS = [
 
 @pytest.mark.parametrize("kind,per", CONNECTORS)
 def test_forward_backward_every_connector(root, kind, per):
-    cfg = tiny_cfg(type=kind, tokens_per=per)
-    model, proc = build(cfg)
+    cfg = tiny_config(type=kind, tokens_per=per)
+    model, proc = tiny_model(cfg)
     feats = [proc(frames_sample(8), root), proc(image_sample(), root), proc(text_sample(), root)]
     n_tok = proc.tokens_per_group()
     expected_groups = [1] * 8 if per == "frame" else [4, 4]
@@ -180,7 +157,7 @@ def test_connector_output_shapes():
 
 
 def test_text_only_batch_keeps_vision_in_graph(root):
-    model, proc = build(tiny_cfg())
+    model, proc = tiny_model(tiny_config())
     batch = collate([proc(text_sample(), root), proc(text_sample("t2", "No."), root)], proc.pad_token_id)
     assert batch["pixel_values"] is None
     out = model(**batch)
@@ -197,9 +174,9 @@ def test_text_only_batch_keeps_vision_in_graph(root):
 
 
 def test_feature_layer_and_unused_tower_parameters(root):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     cfg.vision.feature_layer = -2  # penultimate layer: the last layer and post-layernorm go unused
-    model, proc = build(cfg)
+    model, proc = tiny_model(cfg)
     tower = model.vision.tower
     assert getattr(tower.model, "head", None) is None  # SigLIP's pooling head is not built
     pix = proc(frames_sample(2), root)["pixel_values"]
@@ -216,11 +193,11 @@ def test_feature_layer_and_unused_tower_parameters(root):
 
 
 def test_dual_encoder_features(root):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     second = copy.deepcopy(cfg.vision.config)
     second.update(hidden_size=32, num_attention_heads=2, image_size=48, patch_size=16)  # 3x3 grid
     cfg.vision2 = VisionConfig(config=second, image_mean=[0.4, 0.45, 0.5], image_std=[0.25, 0.25, 0.3])
-    model, proc = build(cfg)
+    model, proc = tiny_model(cfg)
     enc = model.vision
     assert enc.out_dim == 64 + 32
     pix = proc(frames_sample(4), root)["pixel_values"]
@@ -249,7 +226,7 @@ def test_dual_encoder_features(root):
 
 
 def test_labels_exactly_on_assistant_tokens(root):
-    _, proc = build(tiny_cfg())
+    _, proc = tiny_model(tiny_config())
     tok = proc.tokenizer
     f = proc(text_sample(), root)
     ids, labels = f["input_ids"], f["labels"]
@@ -283,9 +260,9 @@ def test_labels_exactly_on_assistant_tokens(root):
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_packing_gives_the_same_per_sample_losses(root, attn):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     cfg.lm.attn_implementation = attn
-    model, proc = build(cfg)
+    model, proc = tiny_model(cfg)
     model.eval()
     feats = [
         proc(frames_sample(8), root),
@@ -308,7 +285,7 @@ def test_packing_gives_the_same_per_sample_losses(root, attn):
 
 
 def test_packed_samples_cannot_see_each_other(root):
-    model, proc = build(tiny_cfg())
+    model, proc = tiny_model(tiny_config())
     model.eval()
     first, second = proc(text_sample(), root), proc(image_sample(), root)
     other = proc(text_sample("t9", "Squares have equal sides and right angles."), root)
@@ -328,11 +305,11 @@ def test_packed_samples_cannot_see_each_other(root):
 
 
 def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch):
-    cfg = tiny_cfg(type="pixel_shuffle", tokens_per="clip")
+    cfg = tiny_config(type="pixel_shuffle", tokens_per="clip")
     second = copy.deepcopy(cfg.vision.config)
     second.update(hidden_size=32)
     cfg.vision2 = VisionConfig(config=second)
-    model, proc = build(cfg, seed=3)
+    model, proc = tiny_model(cfg, seed=3)
     model.eval()
     feats = [proc(frames_sample(8), root), proc(image_sample(), root)]
     batch = collate(feats, proc.pad_token_id)
@@ -372,7 +349,7 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(root):
-    model, proc = build(tiny_cfg())
+    model, proc = tiny_model(tiny_config())
     batch = collate([proc(frames_sample(4), root), proc(text_sample(), root)], proc.pad_token_id, pack=True)
     ce_loss(model(**batch), batch).backward()
     ref = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -386,7 +363,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(root):
 
 def test_tiny_training_step_is_fast(root):
     """Issue requirement: a step of 2 samples x 8 frames well under a second on one CPU core."""
-    model, proc = build(tiny_cfg())
+    model, proc = tiny_model(tiny_config())
     batch = collate(
         [proc(frames_sample(8), root), proc(frames_sample(8, "C. three"), root)], proc.pad_token_id
     )
@@ -411,7 +388,7 @@ def test_tiny_training_step_is_fast(root):
 
 
 def test_score_options_and_generate_after_overfitting(root):
-    model, proc = build(tiny_cfg(), seed=1)
+    model, proc = tiny_model(tiny_config(), seed=1)
     target = frames_sample(8, answer="B. two")
     batch = collate([proc(target, root)], proc.pad_token_id)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -446,7 +423,7 @@ def test_generation_passes_the_kv_cache_the_current_way(root, monkeypatch):
 
     from transformers.utils import logging as hf_logging
 
-    model, proc = build(tiny_cfg())
+    model, proc = tiny_model(tiny_config())
     names: list[set[str]] = []
     forward = model.lm.forward
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from media import read_index, write_video
 from PIL import Image
 
@@ -29,16 +30,7 @@ from sparrow.model import (
 )
 from sparrow.records import Media, Sample
 
-TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "model.yaml"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and on a shared busy machine extra threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

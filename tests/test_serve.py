@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 import torch
+from conftest import tiny_config, tiny_model
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from sparrow.model import Processor, VideoLLM, VideoLLMConfig
 from sparrow.refine.backends.base import BackendError, Message, Request, Sampling, VideoRef
 from sparrow.refine.backends.openai import OpenAIBackend, OpenAIConfig, retry_after
 from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
 from sparrow.serve import ServeConfig, create_app
 from sparrow.serve.server import ServerThread
-
-TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "model.yaml"
 
 
 def png(colour=(200, 30, 30)) -> bytes:
@@ -36,11 +33,10 @@ def setup(tmp_path_factory):
 
     torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("serve")
-    cfg = VideoLLMConfig.from_yaml(TINY)
+    cfg = tiny_config()
     cfg.sampling.max_frames = 4
-    torch.manual_seed(0)
-    proc = Processor(cfg)
-    VideoLLM(cfg, tokenizer=proc.tokenizer).save_pretrained(d / "ckpt", processor=proc)
+    model, proc = tiny_model(cfg)
+    model.save_pretrained(d / "ckpt", processor=proc)
     (d / "videos").mkdir()
     write_video(d / "videos" / "a.mp4", num_frames=20, fps=10, width=32, height=32)
     write_video(d / "outside.mp4", num_frames=10, fps=10, width=32, height=32)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 from train_data import REPO, make_data, model_config, stage, text_record, write_jsonl
 
 from sparrow.train.data import StepBatchSampler
@@ -215,14 +216,11 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def _initial_weights(recipe: Recipe) -> dict[str, torch.Tensor]:
-    from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+    from sparrow.model import VideoLLMConfig
 
-    cfg = VideoLLMConfig.from_dict(recipe.model)
-    proc = Processor(cfg)
-    torch.manual_seed(
-        derive_seed(recipe.seed, "init")
-    )  # the trainer seeds the same way before building the model
-    return {k: v.detach().clone() for k, v in VideoLLM(cfg, tokenizer=proc.tokenizer).state_dict().items()}
+    # the trainer seeds the same way before building the model
+    model, _ = tiny_model(VideoLLMConfig.from_dict(recipe.model), seed=derive_seed(recipe.seed, "init"))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _part(sd: dict[str, torch.Tensor], part: str) -> dict[str, torch.Tensor]:

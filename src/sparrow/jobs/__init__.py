@@ -7,6 +7,7 @@ from sparrow.jobs.executors import EXECUTORS, default_workers, failure_reason, r
 from sparrow.jobs.runner import JobOptions, run_job
 from sparrow.jobs.stage import Collector, ItemResult, JobError, JobEvent, JobReport, Stage, WorkItem
 from sparrow.jobs.state import STATE_DIR, prepare_state
+from sparrow.jobs.summary import VideoJobSummary
 
 __all__ = [
     "EXECUTORS",
@@ -18,6 +19,7 @@ __all__ = [
     "JobOptions",
     "JobReport",
     "Stage",
+    "VideoJobSummary",
     "WorkItem",
     "default_workers",
     "failure_reason",

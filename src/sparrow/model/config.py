@@ -8,13 +8,13 @@ plain data so a config round-trips through YAML / JSON unchanged.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from sparrow.model.errors import ConfigError
 from sparrow.model.packaged import LMS, TOWERS, lm_dir, tower_spec
-from sparrow.yamlio import load_yaml
+from sparrow.yamlio import check_mapping, load_yaml, unknown_keys
 
 
 @dataclass
@@ -157,11 +157,11 @@ class VideoLLMConfig:
         if "vision2" in d:
             v2 = d.pop("vision2")
             kwargs["vision2"] = None if v2 is None else _build(VisionConfig, v2, "vision2")
-        known = {f.name for f in fields(cls)}
-        for key in list(d):
-            if key not in known:
-                raise ConfigError(f"unknown model config key {key!r}; known: {sorted(known)}")
-            kwargs[key] = d.pop(key)
+        unknown, known = unknown_keys(d, cls)
+        if unknown:
+            first = next(k for k in d if k in unknown)
+            raise ConfigError(f"unknown model config key {first!r}; known: {known}")
+        kwargs.update(d)
         cfg = cls(**kwargs)
         cfg.validate()
         return cfg
@@ -228,13 +228,7 @@ def _validate_vision(name: str, part: VisionConfig) -> None:
 def _build(klass: type, value: Any, where: str) -> Any:
     if isinstance(value, klass):
         return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
-    known = {f.name for f in fields(klass)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
-    return klass(**value)
+    return klass(**check_mapping(value, klass, ConfigError, where))
 
 
 # ---------------------------------------------------------------------------------------------- HF

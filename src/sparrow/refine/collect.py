@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sparrow.io import JsonlWriter, atomic_write_text
-from sparrow.jobs import Collector, ItemResult, JobReport, WorkItem
+from sparrow.jobs import Collector, ItemResult, JobReport, VideoJobSummary, WorkItem
 from sparrow.refine.captions import Line, Transcript, load_captions, write_captions
 from sparrow.refine.ledger import Ledger
 
@@ -18,24 +18,15 @@ PROMPT = "<video>\nDescribe what happens in this clip in one sentence."
 
 
 @dataclass
-class RefineSummary:
-    videos: int = 0
-    ok: int = 0
-    failed: int = 0
-    resumed: int = 0
+class RefineSummary(VideoJobSummary):
+    tail: ClassVar[tuple[str, ...]] = ("ledger", "quality", "settings")
+
     captions: int = 0
     records: int = 0
     dropped: int = 0
     untimed: int = 0
-    seconds: float = 0.0
-    workers: int = 1
-    executor: str = "local"
     ledger: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def caption_record(video_id: str, k: int, video: str, line: Line, root: Path) -> dict[str, Any]:
@@ -102,8 +93,7 @@ class RefineCollector(Collector):
         rep = trinity({t.video_id: t for t in self.transcripts}, reference, self.trinity_cfg)
         rep.write(self.out / "trinity.json")
         s.quality = rep.quality
-        s.videos, s.ok, s.failed, s.resumed = report.items, report.ok, report.failed, report.resumed
-        s.seconds, s.workers, s.executor = round(report.seconds, 3), report.workers, report.executor
+        s.record(report)
         return s
 
     def abort(self) -> None:

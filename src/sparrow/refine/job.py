@@ -22,6 +22,7 @@ from sparrow.refine.blocks import Block, make_blocks
 from sparrow.refine.captions import Line, Transcript, read_entries
 from sparrow.refine.collect import RefineCollector
 from sparrow.refine.config import RefineConfig, build_backend
+from sparrow.refine.errors import RefineError
 from sparrow.refine.frames import FrameConfig, describe_frames, video_frames
 from sparrow.refine.ledger import Ledger
 from sparrow.refine.metrics import TrinityConfig
@@ -29,10 +30,6 @@ from sparrow.refine.parse import parse_reply
 from sparrow.refine.prompts import Example, FrameNote, PromptTemplate, load_examples
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
-
-
-class RefineError(ValueError):
-    """A refinement run cannot start (bad transcripts file, missing videos folder, bad settings)."""
 
 
 def find_video(videos: Path, video_id: str) -> Path | None:

@@ -20,13 +20,10 @@ from sparrow.io import LineError, iter_jsonl
 from sparrow.refine.backends.base import Message
 from sparrow.refine.blocks import Block, timed
 from sparrow.refine.captions import Transcript
+from sparrow.refine.errors import PromptError
 
 TEMPLATES = ("refine", "describe")
 FRAMES_HEADING = "What the video frames show at these times:"
-
-
-class PromptError(ValueError):
-    """A template or an examples file cannot be used."""
 
 
 @dataclass(frozen=True)

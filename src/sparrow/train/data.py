@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sparrow.model.collate import collate
 from sparrow.train.mixture import Mixture
+from sparrow.yamlio import unknown_keys
 
 MAX_ATTEMPTS = 8
 
@@ -35,10 +36,9 @@ def merge_sampling(base: Any, overrides: dict[str, Any] | None, where: str = "sa
     """``base`` (a sampling dataclass) with ``overrides`` applied; unknown keys are an error."""
     if not overrides:
         return base
-    known = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(overrides) - known)
+    unknown, known = unknown_keys(overrides, base)
     if unknown:
-        raise DataError(f"{where}: unknown sampling key(s) {unknown}; known: {sorted(known)}")
+        raise DataError(f"{where}: unknown sampling key(s) {unknown}; known: {known}")
     return dataclasses.replace(base, **overrides)
 
 

@@ -18,13 +18,14 @@ the number of processes, so the same recipe gives the same optimisation on 1 or 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparrow.model.lora import AdapterConfig, LoraError
 from sparrow.train.mixture import MixtureConfig, MixtureError
 from sparrow.train.paths import resolve_path
+from sparrow.yamlio import load_yaml, unknown_keys
 
 PARTS = ("vision", "connector", "lm")
 LOSSES = ("ce", "tailr", "adatailr")
@@ -159,7 +160,7 @@ class FeatureCacheConfig:
             return cls(enabled=d)
         if not isinstance(d, dict):
             raise RecipeError("feature_cache must be true, false or a mapping (enabled, memory_mb, dir)")
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        unknown, _ = unknown_keys(d, cls)
         if unknown:
             raise RecipeError(f"unknown feature_cache key(s) {unknown}")
         return cls(**d)
@@ -210,10 +211,9 @@ class Recipe:
         if not isinstance(d, dict):
             raise RecipeError(f"a recipe must be a mapping, got {type(d).__name__}")
         d = dict(d)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown, known = unknown_keys(d, cls)
         if unknown:
-            raise RecipeError(f"unknown recipe key(s) {unknown}; known: {sorted(known)}")
+            raise RecipeError(f"unknown recipe key(s) {unknown}; known: {known}")
         stages = [_stage(s, i) for i, s in enumerate(d.pop("stages", None) or [])]
         d.setdefault("base_dir", None if base_dir is None else str(base_dir))
         if "feature_cache" in d:
@@ -224,8 +224,6 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        from sparrow.yamlio import load_yaml
-
         path = Path(path)
         data = load_yaml(path, "recipe", RecipeError)
         return cls.from_dict(data, base_dir=path.resolve().parent)
@@ -241,10 +239,9 @@ def _stage(d: Any, i: int) -> StageConfig:
     d = dict(d)
     d.setdefault("name", f"stage{i + 1}")
     where = f"stage {d['name']!r}"
-    known = {f.name for f in fields(StageConfig)}
-    unknown = sorted(set(d) - known)
+    unknown, known = unknown_keys(d, StageConfig)
     if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise RecipeError(f"{where}: unknown key(s) {unknown}; known: {known}")
     if "mixture" not in d:
         raise RecipeError(f"{where}: needs a 'mixture' (list of sources)")
     try:
@@ -263,7 +260,7 @@ def _stage(d: Any, i: int) -> StageConfig:
         loss = {"name": loss}
     if not isinstance(loss, dict):
         raise RecipeError(f"{where}: loss must be a name or a mapping")
-    bad = sorted(set(loss) - {f.name for f in fields(LossConfig)})
+    bad, _ = unknown_keys(loss, LossConfig)
     if bad:
         raise RecipeError(f"{where}: unknown loss key(s) {bad}")
     d["loss"] = LossConfig(**loss)

@@ -21,14 +21,24 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from sparrow.io import JsonlWriter, atomic_write_bytes
-from sparrow.jobs import Collector, ItemResult, JobEvent, JobOptions, JobReport, Stage, WorkItem, run_job
+from sparrow.jobs import (
+    Collector,
+    ItemResult,
+    JobEvent,
+    JobOptions,
+    JobReport,
+    Stage,
+    VideoJobSummary,
+    WorkItem,
+    run_job,
+)
 from sparrow.video.sampling import open_sample
 from sparrow.video.sizing import Size, check_size
 from sparrow.video.strategies import Fps
@@ -82,26 +92,18 @@ class ExtractConfig:
 
 
 @dataclass
-class ExtractSummary:
+class ExtractSummary(VideoJobSummary):
     """What the job did; written to ``summary.json``."""
 
-    videos: int = 0
-    ok: int = 0
-    failed: int = 0
-    resumed: int = 0
     partial: int = 0
     frames: int = 0
-    seconds: float = 0.0
-    workers: int = 1
-    executor: str = "local"
-    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def videos_per_second(self) -> float:
         return self.videos / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "videos_per_second": self.videos_per_second}
+        return {**super().to_dict(), "videos_per_second": self.videos_per_second}
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -236,10 +238,8 @@ class _Manifest(Collector):
 
     def close(self, report: JobReport) -> ExtractSummary:
         self.writer.close()
-        s = self.summary
-        s.videos, s.ok, s.failed, s.resumed = report.items, report.ok, report.failed, report.resumed
-        s.seconds, s.workers, s.executor = report.seconds, report.workers, report.executor
-        return s
+        self.summary.record(report)
+        return self.summary
 
     def abort(self) -> None:
         self.writer.abort()

@@ -13,9 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
-class BackendError(RuntimeError):
-    """A backend cannot be built or used at all (bad model path, missing key, unsupported input)."""
+from sparrow.refine.errors import BackendError
 
 
 @dataclass(frozen=True)

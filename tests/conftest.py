@@ -1,0 +1,53 @@
+"""What several test modules share: the tiny random video-LLM of configs/tiny/model.yaml and a torch
+thread limit. Media and training-data generators stay in media.py and train_data.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from sparrow.model import Processor, VideoLLM, VideoLLMConfig, VisionConfig
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny" / "model.yaml"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and on a shared busy machine extra threads only contend.
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(vision: VisionConfig | None = None, **connector: Any) -> VideoLLMConfig:
+    """The tiny model's config with ``connector`` fields changed; with ``vision``, that tower instead
+    of the tiny SigLIP, at 64 px."""
+    from sparrow.model import VideoLLMConfig
+
+    cfg = VideoLLMConfig.from_yaml(TINY)
+    if vision is not None:
+        cfg.vision = vision
+        cfg.sampling.image_size = 64
+    for k, v in connector.items():
+        setattr(cfg.connector, k, v)
+    return cfg
+
+
+def tiny_model(cfg: VideoLLMConfig | None = None, seed: int = 0) -> tuple[VideoLLM, Processor]:
+    """A random video-LLM (weights drawn right after ``torch.manual_seed(seed)``) and its processor."""
+    import torch
+
+    from sparrow.model import Processor, VideoLLM
+
+    cfg = cfg if cfg is not None else tiny_config()
+    proc = Processor(cfg)
+    torch.manual_seed(seed)
+    return VideoLLM(cfg, tokenizer=proc.tokenizer), proc
