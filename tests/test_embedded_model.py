@@ -357,7 +357,12 @@ def test_sparrow_train_prepares_packaged_parts_with_a_message(monkeypatch, capsy
         return Path("/nowhere") / name
 
     monkeypatch.setattr("sparrow.pretrained.prepare_part", fake_prepare)
-    recipe = types.SimpleNamespace(model=str(EMBEDDED), resolve=Path)
+    from sparrow.model.config import VideoLLMConfig
+
+    def recipe_of(path):
+        return types.SimpleNamespace(model_config=lambda: VideoLLMConfig.from_yaml(path))
+
+    recipe = recipe_of(EMBEDDED)
     _prepare_parts(recipe, main=True)
     assert asked == [LITE0, "smollm2-135m-instruct"]
     err = capsys.readouterr().err
@@ -367,8 +372,8 @@ def test_sparrow_train_prepares_packaged_parts_with_a_message(monkeypatch, capsy
     assert "preparing" not in capsys.readouterr().err
     # A model that starts from a checkpoint, or names no packaged part, prepares nothing.
     asked.clear()
-    _prepare_parts(types.SimpleNamespace(model=None), main=True)
-    _prepare_parts(types.SimpleNamespace(model=str(TINY), resolve=Path), main=True)
+    _prepare_parts(types.SimpleNamespace(model_config=lambda: None), main=True)
+    _prepare_parts(recipe_of(TINY), main=True)
     assert asked == []
 
 

@@ -157,17 +157,11 @@ def train_command(
 def _prepare_parts(recipe: Any, main: bool) -> None:
     """Prepare the model's packaged parts (the wheel's LM is converted once) before training starts,
     saying why there is a pause; training then finds them ready."""
-    import copy
-
-    from sparrow.model.config import VideoLLMConfig
     from sparrow.model.packaged import prepare_packaged
 
-    if recipe.model is None:  # init_from: a checkpoint carries its own parts
+    cfg = recipe.model_config()
+    if cfg is None:  # init_from: a checkpoint carries its own parts
         return
-    if isinstance(recipe.model, str):
-        cfg = VideoLLMConfig.from_yaml(recipe.resolve(recipe.model))
-    else:
-        cfg = VideoLLMConfig.from_dict(copy.deepcopy(recipe.model))
 
     def say(part: Any) -> None:
         if main:

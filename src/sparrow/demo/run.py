@@ -76,10 +76,21 @@ def _prepare(cfg: DemoConfig) -> Any:
     return recipe
 
 
+def _prepare_parts(recipe: Any, cb: DemoCallbacks) -> None:
+    """Convert the recipe's packaged pretrained parts once (the wheel's GGUF LM: about a minute), as a
+    step of its own so the pause shows; later runs find them ready and skip it."""
+    from sparrow.model.packaged import prepare_packaged
+
+    mcfg = recipe.model_config()
+    if mcfg is not None:
+        prepare_packaged(mcfg, on_start=lambda part: cb.start(f"prepare {part.name} (once)"))
+
+
 def run_demo(cfg: DemoConfig, callbacks: DemoCallbacks | None = None) -> dict[str, Any]:
     """Run (or resume) the whole demo; returns a summary with the report's path and the key metrics."""
     cb = callbacks or DemoCallbacks()
     recipe = _prepare(cfg)
+    _prepare_parts(recipe, cb)
     steps = Steps(cfg.out, cb)
     world = cfg.out / "world"
     keys = _step_keys(cfg, recipe)

@@ -3,7 +3,6 @@ and the checkpoints the evaluation scores."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import shutil
 from pathlib import Path
@@ -25,15 +24,10 @@ def make_reference(cfg: DemoConfig, recipe: Any) -> Path:
         return out
     import torch
 
-    from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+    from sparrow.model import Processor, VideoLLM
     from sparrow.train.data import merge_sampling
 
-    m = recipe.model
-    mcfg = (
-        VideoLLMConfig.from_yaml(recipe.resolve(m))
-        if isinstance(m, str)
-        else VideoLLMConfig.from_dict(copy.deepcopy(m))
-    )
+    mcfg = recipe.model_config()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         processor = Processor(mcfg)

@@ -17,11 +17,13 @@ the number of processes, so the same recipe gives the same optimisation on 1 or 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.model.config import VideoLLMConfig
 from sparrow.model.lora import AdapterConfig, LoraError
 from sparrow.train.mixture import MixtureConfig, MixtureError
 from sparrow.train.paths import resolve_path
@@ -231,6 +233,22 @@ class Recipe:
     def resolve(self, relpath: str) -> Path:
         """A path from the recipe, relative to the recipe file's directory."""
         return resolve_path(relpath, self.base_dir)
+
+    def model_config(self) -> VideoLLMConfig | None:
+        """The model config the recipe builds from (a YAML path or an inline mapping); None when the
+        recipe starts from a checkpoint (``init_from``), which carries its own."""
+        if self.model is None:
+            return None
+        if isinstance(self.model, str):
+            return VideoLLMConfig.from_yaml(self.resolve(self.model))
+        cfg = VideoLLMConfig.from_dict(copy.deepcopy(self.model))
+        # Paths inside an inline model mapping are relative to the recipe file, like the model path.
+        for part in (cfg.vision, cfg.vision2, cfg.lm):
+            if part is not None and part.path:
+                part.path = str(self.resolve(part.path))
+        if cfg.tokenizer not in (None, "tiny"):
+            cfg.tokenizer = str(self.resolve(cfg.tokenizer))
+        return cfg
 
 
 def _stage(d: Any, i: int) -> StageConfig:

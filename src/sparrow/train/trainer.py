@@ -254,16 +254,9 @@ class Trainer:
         self.model, self.processor = model.to(self.info.device), processor
 
     def _model_config(self) -> VideoLLMConfig:
-        m = self.recipe.model
-        if isinstance(m, str):
-            return VideoLLMConfig.from_yaml(self.recipe.resolve(m))
-        cfg = VideoLLMConfig.from_dict(copy.deepcopy(m))
-        # Paths inside an inline model mapping are relative to the recipe file, like the model path.
-        for part in (cfg.vision, cfg.vision2, cfg.lm):
-            if part is not None and part.path:
-                part.path = str(self.recipe.resolve(part.path))
-        if cfg.tokenizer not in (None, "tiny"):
-            cfg.tokenizer = str(self.recipe.resolve(cfg.tokenizer))
+        cfg = self.recipe.model_config()
+        if cfg is None:
+            raise TrainError("the recipe names neither a model nor init_from")
         return cfg
 
     def _stage_processor(self, stage: StageConfig) -> Processor:
