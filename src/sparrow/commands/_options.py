@@ -31,6 +31,11 @@ def out_option(help: str) -> Any:
     return typer.Option(..., "--out", "-o", help=help)
 
 
+def unset_option(*flags: str, help: str) -> Any:
+    """An option that stays None unless given, so that the library's default (or a config file) decides."""
+    return typer.Option(None, *flags, help=help)
+
+
 def required_argument(help: str) -> Any:
     """A required positional argument (a path or several)."""
     return typer.Argument(..., help=help, show_default=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
-from sparrow.commands._options import config_from, config_options, out_option, required_argument
+from sparrow.commands._options import config_from, config_options, out_option, required_argument, unset_option
 from sparrow.ui import UsageError
 from sparrow.video.extract import ExtractConfig
 
@@ -22,8 +22,8 @@ def frames_cmd(
     out: Path = out_option("Output folder: manifest.jsonl, frames/, summary.json, errors.jsonl."),
     fps: float = _opt("fps", help="Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s."),
     max_frames: int = _opt("max_frames", help="At most this many frames per video (evenly thinned)."),
-    size: str = typer.Option(
-        None, "--size", help="Frame size: 224 (shorter side) or 224x320 (HxW); default native."
+    size: str = unset_option(
+        "--size", help="Frame size: 224 (shorter side) or 224x320 (HxW); default native."
     ),
     image_format: str = _opt("image_format", "--format", help="Image format: jpg or png."),
     quality: int = _opt("quality", help="JPEG quality (1-100)."),

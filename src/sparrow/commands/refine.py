@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
-from sparrow.commands._options import config_from, config_options, out_option, required_argument
+from sparrow.commands._options import config_from, config_options, out_option, required_argument, unset_option
 from sparrow.refine.config import RefineConfig
 from sparrow.ui import UsageError
 
@@ -41,15 +41,12 @@ def refine(
     max_tokens: int = _opt("max_tokens", help="Reply length per block."),
     seed: int = _opt("seed", help="Seed sent with every request (part of the cache key)."),
     cache: Path = _opt("cache", help="Response cache folder (default: OUT/cache)."),
-    records: Path = typer.Option(
-        None,
+    records: Path = unset_option(
         "--records",
         help="Caption training records JSONL (default OUT/captions.jsonl); paths are relative to it.",
     ),
-    reference: Path = typer.Option(
-        None, "--reference", help="Ground-truth caption.json for the trinity report."
-    ),
-    limit: int = typer.Option(None, "--limit", help="Only the first N videos of the file."),
+    reference: Path = unset_option("--reference", help="Ground-truth caption.json for the trinity report."),
+    limit: int = unset_option("--limit", help="Only the first N videos of the file."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the rendered prompts and a token estimate; call nothing."
     ),

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from sparrow.commands._options import unset_option
 from sparrow.ui import UsageError
 
 CLIPS_FPS = 2.0  # in-clip fps of --clips without --fps (Apollo's clips are dense)
@@ -117,35 +118,25 @@ def _print_clip(video: Path, clip: Any, out: Path | None) -> None:
 
 def sample_cmd(
     video: Path = typer.Argument(..., help="The video file."),
-    fps: float = typer.Option(
-        None, "--fps", help="Frames per second to sample (with --clips: the in-clip fps)."
-    ),
-    num_frames: int = typer.Option(None, "--num-frames", "-n", help="Sample N frames evenly (uniform)."),
+    fps: float = unset_option("--fps", help="Frames per second to sample (with --clips: the in-clip fps)."),
+    num_frames: int = unset_option("--num-frames", "-n", help="Sample N frames evenly (uniform)."),
     clips: bool = typer.Option(
         False, "--clips", help=f"Apollo clips: groups of frames at --fps (default {CLIPS_FPS:g})."
     ),
-    frames_per_clip: int = typer.Option(
-        None, "--frames-per-clip", help="Frames in each clip (with --clips)."
-    ),
-    max_clips: int = typer.Option(
-        None, "--max-clips", help="At most this many clips, spread over the video."
-    ),
-    min_frames: int = typer.Option(None, "--min-frames", help="With --fps: at least this many frames."),
-    max_frames: int = typer.Option(
-        None, "--max-frames", help="With --fps: at most this many (evenly thinned)."
-    ),
-    multiple_of: int = typer.Option(
-        None, "--multiple-of", help="With --fps: frame count rounded to a multiple."
-    ),
-    start: float = typer.Option(None, "--start", help="Segment start, seconds from the first frame."),
-    end: float = typer.Option(None, "--end", help="Segment end, seconds from the first frame."),
-    size: str = typer.Option(None, "--size", help="Output size: 224 (shorter side) or 224x320 (HxW)."),
+    frames_per_clip: int = unset_option("--frames-per-clip", help="Frames in each clip (with --clips)."),
+    max_clips: int = unset_option("--max-clips", help="At most this many clips, spread over the video."),
+    min_frames: int = unset_option("--min-frames", help="With --fps: at least this many frames."),
+    max_frames: int = unset_option("--max-frames", help="With --fps: at most this many (evenly thinned)."),
+    multiple_of: int = unset_option("--multiple-of", help="With --fps: frame count rounded to a multiple."),
+    start: float = unset_option("--start", help="Segment start, seconds from the first frame."),
+    end: float = unset_option("--end", help="Segment end, seconds from the first frame."),
+    size: str = unset_option("--size", help="Output size: 224 (shorter side) or 224x320 (HxW)."),
     backend: str = typer.Option("auto", "--backend", help="Decoder: auto, pyav, torchcodec or decord."),
     allow_partial: bool = typer.Option(
         False, "--allow-partial", help="On a truncated file, keep the frames that decode instead of failing."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (timestamps, indices, video info) only."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the frames as frame_00000.png, ... here."),
+    out: Path = unset_option("--out", "-o", help="Write the frames as frame_00000.png, ... here."),
 ) -> None:
     """Print the timestamps and indices a strategy picks from VIDEO (indices: positions in presentation
     order; timestamps: seconds from the first frame); with --out also write the frames as PNG in order.

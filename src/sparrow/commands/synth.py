@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
-from sparrow.commands._options import config_from, config_options, out_option, required_argument
+from sparrow.commands._options import config_from, config_options, out_option, required_argument, unset_option
 from sparrow.render import RenderConfig
 from sparrow.synth.config import SynthConfig
 from sparrow.ui import UsageError, err_console
@@ -20,33 +20,27 @@ _render = config_options(RenderConfig)
 def synth(
     inputs: list[Path] = required_argument("Input files: JSONL, JSON array (.json) or Parquet."),
     out: Path = out_option("Output directory (created if missing)."),
-    fields: str = typer.Option(
-        None,
+    fields: str = unset_option(
         "--fields",
         help="Map input keys: context=KEY,question=KEY,answer=KEY[,id=KEY]; dotted keys reach into objects. "
         "With --preset: the keys the preset reads (longalpaca: instruction, answer; chat: messages) and id.",
     ),
-    preset: str = typer.Option(
-        None,
+    preset: str = unset_option(
         "--preset",
         help="Split raw records: 'longalpaca' (paper or book and question between markers in 'instruction', "
         "answer in 'output') or 'chat' (ShareGPT / OpenAI turns: context, separator, question).",
     ),
-    begin_marker: str = typer.Option(
-        None,
-        "--begin-marker",
-        help="longalpaca: the text right before the context (replaces the built-in ones).",
+    begin_marker: str = unset_option(
+        "--begin-marker", help="longalpaca: the text right before the context (replaces the built-in ones)."
     ),
-    end_marker: str = typer.Option(
-        None, "--end-marker", help="longalpaca: the text between the context and the question."
+    end_marker: str = unset_option(
+        "--end-marker", help="longalpaca: the text between the context and the question."
     ),
-    separator: str = typer.Option(
-        None,
+    separator: str = unset_option(
         "--separator",
         help="chat: the text between context and question in the first user turn (default: a blank line).",
     ),
-    split_at: str = typer.Option(
-        None,
+    split_at: str = unset_option(
         "--split-at",
         help="chat: split at the 'last' (default), 'first' or 'only' separator ('only': twice is an error).",
     ),
@@ -56,8 +50,8 @@ def synth(
         "preset's default; 30 for LongQLoRA); 0: no limit.",
     ),
     unit: str = _synth("unit", help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer)."),
-    tokenizer: Path = typer.Option(
-        None, "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
+    tokenizer: Path = unset_option(
+        "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
     ),
     units_per_frame: int = _synth(
         "units_per_frame", help="At most this many units per frame (fewer when they do not fit)."
@@ -72,10 +66,8 @@ def synth(
     height: int = _render("height", help="Frame height in pixels."),
     font_size: int = _render("font_size", help="Font size in pixels."),
     margin: int = _render("margin", help="Margin on every side, pixels."),
-    font: list[Path] = typer.Option(
-        None,
-        "--font",
-        help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable.",
+    font: list[Path] = unset_option(
+        "--font", help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable."
     ),
     fg: str = _render("fg", help="Text colour (name or #rrggbb)."),
     bg: str = _render("bg", help="Background colour (name or #rrggbb)."),
@@ -89,16 +81,12 @@ def synth(
         help="A character no font can draw: 'replace' (draw a placeholder box, count it in the sample's "
         "meta) or 'error' (the record goes to errors.jsonl).",
     ),
-    fmt: list[str] = typer.Option(
-        None, "--format", help="Also write this training format: llava, sharegpt or minicpm. Repeatable."
+    fmt: list[str] = unset_option(
+        "--format", help="Also write this training format: llava, sharegpt or minicpm. Repeatable."
     ),
-    source: str = typer.Option(
-        None, "--source", help="The samples' 'source' label (default: input file stem)."
-    ),
+    source: str = unset_option("--source", help="The samples' 'source' label (default: input file stem)."),
     workers: int = WORKERS,
-    limit: int = typer.Option(
-        None, "--limit", help="Process only the first N records (resume later without it)."
-    ),
+    limit: int = unset_option("--limit", help="Process only the first N records (resume later without it)."),
     overwrite: bool = overwrite_option("frames"),
     executor: str = EXECUTOR,
 ) -> None:

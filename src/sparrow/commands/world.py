@@ -8,7 +8,7 @@ import typer
 
 from sparrow.commands import default
 from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
-from sparrow.commands._options import out_option
+from sparrow.commands._options import out_option, unset_option
 from sparrow.ui import UsageError
 from sparrow.world.config import WorldConfig
 
@@ -29,32 +29,30 @@ def _split_counts(text: str | None, flag: str) -> dict[str, int] | None:
 
 def world(
     out: Path = out_option("Output directory (created if missing)."),
-    seed: int = typer.Option(
-        None,
-        "--seed",
-        help=f"Random seed (default {_SEED}): same seed and settings give byte-identical output.",
+    seed: int = unset_option(
+        "--seed", help=f"Random seed (default {_SEED}): same seed and settings give byte-identical output."
     ),
-    preset: str = typer.Option(
-        None, "--preset", help=f"Size: tiny (the demo's, < 1 min), small or medium; default {_PRESET}."
+    preset: str = unset_option(
+        "--preset", help=f"Size: tiny (the demo's, < 1 min), small or medium; default {_PRESET}."
     ),
-    config: Path = typer.Option(
-        None, "--config", help="YAML file of world settings (field names of WorldConfig); flags override it."
+    config: Path = unset_option(
+        "--config", help="YAML file of world settings (field names of WorldConfig); flags override it."
     ),
-    videos: str = typer.Option(None, "--videos", help="Videos per split as TRAIN,VAL,TEST, e.g. 70,15,15."),
-    long_videos: str = typer.Option(
-        None, "--long-videos", help="How many of each split's videos are long (minutes), TRAIN,VAL,TEST."
+    videos: str = unset_option("--videos", help="Videos per split as TRAIN,VAL,TEST, e.g. 70,15,15."),
+    long_videos: str = unset_option(
+        "--long-videos", help="How many of each split's videos are long (minutes), TRAIN,VAL,TEST."
     ),
-    size: int = typer.Option(
-        None, "--size", help=f"Frame side in pixels (default {default(WorldConfig, 'size')})."
+    size: int = unset_option(
+        "--size", help=f"Frame side in pixels (default {default(WorldConfig, 'size')})."
     ),
-    phrasing: str = typer.Option(
-        None, "--phrasing", help="'templates' (one wording per question type) or 'paraphrases' (many)."
+    phrasing: str = unset_option(
+        "--phrasing", help="'templates' (one wording per question type) or 'paraphrases' (many)."
     ),
-    text_answerable: float = typer.Option(
-        None, "--text-answerable", help="Share of questions whose options give the answer away (0-1)."
+    text_answerable: float = unset_option(
+        "--text-answerable", help="Share of questions whose options give the answer away (0-1)."
     ),
-    transcript_noise: float = typer.Option(
-        None, "--transcript-noise", help="Per-line probability of an ASR-like error in caption.json (0-1)."
+    transcript_noise: float = unset_option(
+        "--transcript-noise", help="Per-line probability of an ASR-like error in caption.json (0-1)."
     ),
     workers: int = WORKERS,
     executor: str = EXECUTOR,

@@ -4,8 +4,17 @@ executor (in-process, local process pool or Ray) and writes ``errors.jsonl`` and
 See docs/jobs.md."""
 
 from sparrow.jobs.executors import EXECUTORS, default_workers, failure_reason, run_items
-from sparrow.jobs.runner import JobOptions, run_job
-from sparrow.jobs.stage import Collector, ItemResult, JobError, JobEvent, JobReport, Stage, WorkItem
+from sparrow.jobs.runner import JobArgs, JobOptions, run_job
+from sparrow.jobs.stage import (
+    Collector,
+    ItemResult,
+    JobCounts,
+    JobError,
+    JobEvent,
+    JobReport,
+    Stage,
+    WorkItem,
+)
 from sparrow.jobs.state import STATE_DIR, prepare_state
 from sparrow.jobs.summary import VideoJobSummary
 
@@ -14,6 +23,8 @@ __all__ = [
     "STATE_DIR",
     "Collector",
     "ItemResult",
+    "JobArgs",
+    "JobCounts",
     "JobError",
     "JobEvent",
     "JobOptions",

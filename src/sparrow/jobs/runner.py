@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sparrow.io import JsonlWriter, atomic_write_text
 from sparrow.jobs.executors import run_items
@@ -35,6 +35,16 @@ class JobOptions:
     executor: str = "local"
     overwrite: bool = False
     on_progress: Callable[[JobEvent], None] | None = None
+
+
+class JobArgs(TypedDict, total=False):
+    """The keyword arguments of every job entry point (``synthesize``, ``extract``, ``refine``): the
+    fields of :class:`JobOptions`, passed on as ``JobOptions(**job)``."""
+
+    workers: int
+    executor: str
+    overwrite: bool
+    on_progress: Callable[[JobEvent], None] | None
 
 
 def error_row(item: WorkItem, reason: str | None) -> dict[str, Any]:

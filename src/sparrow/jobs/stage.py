@@ -51,25 +51,32 @@ class Summary(Protocol):
 
 
 @dataclass
-class JobReport:
-    """What the job runner counted, handed to ``Collector.close`` to build the stage's summary."""
+class JobCounts:
+    """How many items a job took, how many succeeded or failed, and how many an earlier run had finished
+    (``resumed``); the runner's report and the summaries of the video jobs share them."""
 
-    job: str
-    workers: int
-    executor: str
-    total: int | None = None
     items: int = 0
     ok: int = 0
     failed: int = 0
     resumed: int = 0
-    units: int = 0
-    seconds: float = 0.0
 
     def count(self, result: ItemResult) -> None:
         self.items += 1
         self.ok += result.ok
         self.failed += not result.ok
         self.resumed += result.skipped
+
+
+@dataclass(kw_only=True)
+class JobReport(JobCounts):
+    """What the job runner counted, handed to ``Collector.close`` to build the stage's summary."""
+
+    job: str
+    workers: int
+    executor: str
+    total: int | None = None
+    units: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,7 @@ def read_checkpoint_config(ckpt_dir: str | os.PathLike) -> VideoLLMConfig:
     if not isinstance(meta, dict) or "model" not in meta:
         raise ConfigError(f"{str(path)!r} is not a Sparrow checkpoint config (no 'model' key)")
     cfg = VideoLLMConfig.from_dict(meta["model"])
-    for part in (cfg.vision, cfg.vision2, cfg.lm):
-        if part is not None and part.path and not Path(part.path).is_absolute():
-            part.path = str((d / part.path).resolve())
-    if cfg.tokenizer not in (None, "tiny") and not Path(cfg.tokenizer).is_absolute():
-        cfg.tokenizer = str((d / cfg.tokenizer).resolve())
+    cfg.resolve_paths(d)
     return cfg
 
 

@@ -168,19 +168,23 @@ class VideoLLMConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> VideoLLMConfig:
-        path = Path(path)
+        """Read a model YAML (or a recipe holding the model under ``model``); relative backbone and
+        tokenizer paths are relative to the YAML file, like record media paths."""
         data = load_yaml(path, "model config", ConfigError)
-        # A recipe may hold the model under a "model" key; accept both layouts.
         if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
             data = data["model"]
         cfg = cls.from_dict(data or {})
-        # Relative backbone paths are relative to the YAML file, like record media paths.
-        for part in (cfg.vision, cfg.vision2, cfg.lm):
-            if part is not None and part.path and not Path(part.path).is_absolute():
-                part.path = str((path.parent / part.path).resolve())
-        if cfg.tokenizer not in (None, "tiny") and not Path(cfg.tokenizer).is_absolute():
-            cfg.tokenizer = str((path.parent / cfg.tokenizer).resolve())
+        cfg.resolve_paths(Path(path).parent)
         return cfg
+
+    def resolve_paths(self, folder: Path) -> None:
+        """Make relative backbone and tokenizer paths absolute, relative to ``folder`` (the folder of the
+        YAML file or checkpoint that named them)."""
+        for part in (self.vision, self.vision2, self.lm):
+            if part is not None and part.path and not Path(part.path).is_absolute():
+                part.path = str((folder / part.path).resolve())
+        if self.tokenizer not in (None, "tiny") and not Path(self.tokenizer).is_absolute():
+            self.tokenizer = str((folder / self.tokenizer).resolve())
 
     def validate(self) -> None:
         for name, part in (("vision", self.vision), ("vision2", self.vision2)):

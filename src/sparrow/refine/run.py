@@ -4,12 +4,11 @@ their tokens without calling any backend."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from sparrow.jobs import JobEvent, JobOptions, run_job
+from sparrow.jobs import JobArgs, JobOptions, run_job
 from sparrow.refine.backends.base import estimate_tokens
 from sparrow.refine.blocks import make_blocks
 from sparrow.refine.captions import read_entries
@@ -64,16 +63,13 @@ def refine(
     records: str | os.PathLike | None = None,
     reference: str | os.PathLike | None = None,
     trinity: TrinityConfig | None = None,
-    workers: int = 1,
-    executor: str = "local",
-    overwrite: bool = False,
-    on_progress: Callable[[JobEvent], None] | None = None,
+    **job: Unpack[JobArgs],
 ) -> RefineSummary:
-    """Refine every transcript of ``transcripts`` into ``out`` (resumable; see docs/refine.md)."""
+    """Refine every transcript of ``transcripts`` into ``out`` (resumable; see docs/refine.md); ``job``:
+    workers, executor, overwrite, on_progress."""
     cfg = cfg or RefineConfig()
     cfg.validate()
     if not Path(videos).is_dir():
         raise RefineError(f"videos folder not found: {videos}")
     stage = RefineStage(transcripts, videos, out, cfg, limit, records, reference, trinity)
-    options = JobOptions(workers=workers, executor=executor, overwrite=overwrite, on_progress=on_progress)
-    return run_job(stage, out, options)
+    return run_job(stage, out, JobOptions(**job))

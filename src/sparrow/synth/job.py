@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from sparrow.formats import FORMATS
-from sparrow.jobs import JobEvent, JobOptions, Stage, WorkItem, run_job
+from sparrow.jobs import JobArgs, JobOptions, Stage, WorkItem, run_job
 from sparrow.render import Renderer, font_chain
 from sparrow.synth.config import SynthConfig, SynthError
 from sparrow.synth.inputs import RawRecord, get_field, input_kind, iter_records, parquet_rows
@@ -158,19 +158,17 @@ def synthesize(
     out_dir: str | os.PathLike,
     config: SynthConfig | None = None,
     *,
-    workers: int = 1,
     formats: tuple[str, ...] = (),
-    overwrite: bool = False,
     limit: int | None = None,
-    executor: str = "local",
-    on_progress: Callable[[JobEvent], None] | None = None,
+    **job: Unpack[JobArgs],
 ) -> SynthSummary:
     """Run the whole job: read ``inputs``, render frames under ``out_dir/frames``, write
     ``samples.jsonl``, ``summary.json``, one JSON file per extra format and, when a record failed,
     ``errors.jsonl``.
 
-    ``limit`` processes only the first N records (a later run without it resumes the rest).
-    ``on_progress(JobEvent)`` is called after each record (for progress bars)."""
+    ``limit`` processes only the first N records (a later run without it resumes the rest). ``job``:
+    workers, executor, overwrite and ``on_progress(JobEvent)``, called after each record (for progress
+    bars)."""
     config = config or SynthConfig()
     config.validate()
     for fmt in formats:
@@ -186,5 +184,4 @@ def synthesize(
     if config.tokenizer:
         load_tokenizer(config.tokenizer)  # fail fast, before any worker starts
     stage = SynthStage(paths, Path(out_dir), config, formats=formats, limit=limit)
-    options = JobOptions(workers=workers, executor=executor, overwrite=overwrite, on_progress=on_progress)
-    return run_job(stage, out_dir, options)
+    return run_job(stage, out_dir, JobOptions(**job))

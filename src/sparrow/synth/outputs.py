@@ -19,18 +19,17 @@ from sparrow.records import Sample
 @dataclass
 class SynthSummary:
     """What the job did; written to ``summary.json``. Only ``run`` (seconds, frames/s, how many records
-    an earlier run had finished) depends on the run; everything else is identical after a resume.
-    ``missing_glyphs`` counts characters drawn as placeholders, in ``missing_glyph_samples`` samples."""
+    an earlier run had finished) depends on the run; everything else is identical after a resume."""
 
-    inputs: list[str] = field(default_factory=list)
-    records: int = 0
+    inputs: list[str] = field(default_factory=list)  # file names
+    records: int = 0  # read from the inputs, bad ones included
     samples: int = 0
-    errors: int = 0
-    truncated: int = 0
+    errors: int = 0  # records in errors.jsonl, dropped ones included
+    truncated: int = 0  # samples cut to max_frames (--truncate)
     frames: int = 0
-    bytes: int = 0
-    missing_glyphs: int = 0
-    missing_glyph_samples: int = 0
+    bytes: int = 0  # of the frame images
+    missing_glyphs: int = 0  # characters drawn as placeholders,
+    missing_glyph_samples: int = 0  # in this many samples
     dropped: dict[str, int] = field(default_factory=dict)  # by filter, before rendering (also errors)
     outputs: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)

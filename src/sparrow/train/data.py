@@ -73,8 +73,9 @@ class MixtureDataset(Dataset):
             try:
                 sample = src.read(pi)
                 sample_id = sample.id
+                # Media paths are relative to the source's JSONL file.
                 feats = self.processor(
-                    sample, src.root, sampling=self.sampling[si], max_length=self.max_length
+                    sample, src.path.parent, sampling=self.sampling[si], max_length=self.max_length
                 )
             except Exception as e:  # any per-sample failure is recorded, never fatal
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -154,10 +154,6 @@ class IndexedSource:
     def name(self) -> str:
         return self.config.label
 
-    @property
-    def root(self) -> Path:
-        return self.path.parent
-
     def __len__(self) -> int:
         return len(self.offsets)
 

@@ -226,9 +226,8 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        data = load_yaml(path, "recipe", RecipeError)
-        return cls.from_dict(data, base_dir=path.resolve().parent)
+        """Read a recipe; its relative paths are relative to the recipe file's folder."""
+        return cls.from_dict(load_yaml(path, "recipe", RecipeError), base_dir=Path(path).resolve().parent)
 
     def resolve(self, relpath: str) -> Path:
         """A path from the recipe, relative to the recipe file's directory."""

@@ -24,6 +24,7 @@ from sparrow.video.errors import (
 from sparrow.video.info import Clip, VideoInfo
 from sparrow.video.sampling import (
     BACKENDS,
+    SampleOptions,
     SampleStream,
     available_backends,
     open_sample,
@@ -45,6 +46,7 @@ __all__ = [
     "EmptyVideo",
     "Fps",
     "NoVideoStream",
+    "SampleOptions",
     "SampleStream",
     "SamplingSettings",
     "Selection",

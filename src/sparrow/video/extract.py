@@ -20,10 +20,10 @@ import io
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from PIL import Image
 
@@ -31,7 +31,7 @@ from sparrow.io import JsonlWriter, atomic_write_bytes
 from sparrow.jobs import (
     Collector,
     ItemResult,
-    JobEvent,
+    JobArgs,
     JobOptions,
     JobReport,
     Stage,
@@ -249,18 +249,15 @@ def extract(
     inputs: Iterable[str | os.PathLike],
     out: str | os.PathLike,
     cfg: ExtractConfig,
-    workers: int = 1,
-    overwrite: bool = False,
-    executor: str = "local",
-    on_progress: Callable[[JobEvent], None] | None = None,
+    **job: Unpack[JobArgs],
 ) -> ExtractSummary:
-    """Extract frames of every input video into ``out`` (see the module docstring)."""
+    """Extract frames of every input video into ``out`` (see the module docstring); ``job``: workers,
+    executor, overwrite, on_progress."""
     paths = list(expand_inputs(inputs))
     if not paths:
         raise ExtractError(
             "no videos given (folders are searched for " + ", ".join(sorted(VIDEO_SUFFIXES)) + ")"
         )
-    threads = 1 if workers > 1 else 0  # parallel processes each get one decoder thread
-    stage = ExtractStage(paths, Path(out), cfg, threads)
-    options = JobOptions(workers=workers, executor=executor, overwrite=overwrite, on_progress=on_progress)
-    return run_job(stage, out, options)
+    options = JobOptions(**job)
+    threads = 1 if options.workers > 1 else 0  # parallel processes each get one decoder thread
+    return run_job(ExtractStage(paths, Path(out), cfg, threads), out, options)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -59,70 +61,95 @@ def probe(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
         return r.header_info(tl)
 
 
-def _check_strategy(strategy: Strategy) -> None:
+class SampleOptions(TypedDict, total=False):
+    """The keyword arguments ``sample`` and ``open_sample`` share.
+
+    ``size``: None (native), an int (shorter side, aspect kept) or (height, width); sizes are in display
+    orientation (after rotation). ``start`` / ``end``: the segment to sample, seconds from the first
+    frame. ``allow_partial``: on a truncated or damaged file, return the frames that can be decoded
+    (``partial`` is then True) instead of raising ``VideoDecodeError``. ``threads``: decoder threads
+    (0 = FFmpeg decides; use 1 when many videos are decoded in parallel processes)."""
+
+    size: int | tuple[int, int] | None
+    start: float | None
+    end: float | None
+    allow_partial: bool
+    threads: int
+
+
+@dataclass
+class _Opened:
+    """A video opened for sampling (the caller closes ``reader``): its packet scan, the planned frames,
+    whether the file is truncated, and the options with their defaults."""
+
+    reader: PyAVReader
+    scan: Scan
+    plan: Plan
+    partial: bool
+    size: Size
+    allow_partial: bool
+    threads: int
+
+
+def _open(path: str | os.PathLike, strategy: Strategy, options: SampleOptions) -> _Opened:
+    """Check the options, open the video, scan its packets and plan the frames; a truncated file is an
+    error unless ``allow_partial``."""
+    unknown = options.keys() - SampleOptions.__optional_keys__
+    if unknown:  # a TypedDict is not checked at run time; a misspelt option must not pass silently
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     if not isinstance(strategy, (Uniform, Fps, Clips)):
         raise TypeError(f"strategy must be Uniform, Fps or Clips, got {type(strategy).__name__}")
-
-
-def _scan_and_plan(
-    r: PyAVReader, path: Path, strategy: Strategy, start: float | None, end: float | None, allow_partial: bool
-) -> tuple[Scan, Plan, bool]:
-    """The packet scan, the planned frames and whether the file is truncated (an error unless
-    ``allow_partial``)."""
-    scan = r.scan()
-    if scan.timeline is None:
-        raise EmptyVideo(path, "the video stream has no frames")
-    if scan.truncated and not allow_partial:
-        raise VideoDecodeError(path, f"file is truncated or damaged: {scan.truncated}")
-    return scan, plan(strategy, scan.timeline, start, end, path), bool(scan.truncated)
+    size = check_size(options.get("size"))
+    allow_partial, threads = options.get("allow_partial", False), options.get("threads", 0)
+    path = Path(path)
+    reader = PyAVReader(path, threads=threads)
+    try:
+        scan = reader.scan()
+        if scan.timeline is None:
+            raise EmptyVideo(path, "the video stream has no frames")
+        if scan.truncated and not allow_partial:
+            raise VideoDecodeError(path, f"file is truncated or damaged: {scan.truncated}")
+        p = plan(strategy, scan.timeline, options.get("start"), options.get("end"), path)
+    except BaseException:
+        reader.close()
+        raise
+    return _Opened(reader, scan, p, bool(scan.truncated), size, allow_partial, threads)
 
 
 def sample(
-    path: str | os.PathLike,
-    strategy: Strategy,
-    size: int | tuple[int, int] | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    backend: str = "auto",
-    allow_partial: bool = False,
-    threads: int = 0,
+    path: str | os.PathLike, strategy: Strategy, *, backend: str = "auto", **options: Unpack[SampleOptions]
 ) -> Clip:
     """Sample frames from a video.
 
-    ``strategy``: ``Uniform(n)``, ``Fps(fps, ...)`` or ``Clips(fps, ...)``. ``size``: None (native), an int
-    (shorter side, aspect kept) or (height, width); sizes are in display orientation (after rotation).
-    ``start`` / ``end``: the segment to sample, seconds from the first frame. ``allow_partial``: on a
-    truncated or damaged file, return the frames that can be decoded (``Clip.partial`` is then True)
-    instead of raising ``VideoDecodeError``. ``threads``: decoder threads (0 = FFmpeg decides; use 1 when
-    many videos are decoded in parallel processes).
+    ``strategy``: ``Uniform(n)``, ``Fps(fps, ...)`` or ``Clips(fps, ...)``; ``backend``: ``auto``,
+    ``pyav``, ``torchcodec`` or ``decord``; ``options``: see :class:`SampleOptions`.
     """
-    _check_strategy(strategy)
-    size = check_size(size)
     name = resolve_backend(backend)
-    path = Path(path)
-    with PyAVReader(path, threads=threads) as r:
-        scan, p, partial = _scan_and_plan(r, path, strategy, start, end, allow_partial)
-        tl = scan.timeline
-        wanted = sorted(set(p.indices))
+    o = _open(path, strategy, options)
+    path = o.reader.path
+    with o.reader as r:
+        tl = o.scan.timeline
+        wanted = sorted(set(o.plan.indices))
         frames: dict[int, np.ndarray] | None = None
-        if name != "pyav" and not scan.sequential:
+        if name != "pyav" and not o.scan.sequential:
             rotation = r.read_rotation()
             info = r.header_info(tl)
             try:
-                req = DecodeRequest(path, tl, wanted, size, rotation, (info.height, info.width), threads)
+                req = DecodeRequest(path, tl, wanted, o.size, rotation, (info.height, info.width), o.threads)
                 frames = _OTHERS[name].decode(req)
             except BackendMismatch as e:
                 if backend != "auto":
                     raise VideoDecodeError(path, str(e)) from None
                 frames = None  # auto: PyAV decodes it instead
         if frames is not None:
-            arr, got = _fill(path, p.indices, frames.items())
+            arr, got = _fill(path, o.plan.indices, frames.items())
             failure = None
         else:
-            arr, got = _fill(path, p.indices, r.iter_decode(tl, wanted, size, allow_partial, scan.sequential))
+            decoded = r.iter_decode(tl, wanted, o.size, o.allow_partial, o.scan.sequential)
+            arr, got = _fill(path, o.plan.indices, decoded)
             failure = r.failure
         info = r.header_info(tl)
-    return _assemble(path, p, tl, arr, got, failure, partial, info)
+    return _assemble(path, o.plan, tl, arr, got, failure, o.partial, info)
 
 
 class SampleStream:
@@ -174,25 +201,15 @@ class SampleStream:
 
 
 def open_sample(
-    path: str | os.PathLike,
-    strategy: Strategy,
-    size: int | tuple[int, int] | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    allow_partial: bool = False,
-    threads: int = 0,
+    path: str | os.PathLike, strategy: Strategy, **options: Unpack[SampleOptions]
 ) -> SampleStream:
     """Like ``sample`` but frames come one at a time: ``with open_sample(p, Fps(1)) as s: for i, t, f in s``."""
-    _check_strategy(strategy)
-    size = check_size(size)
-    path = Path(path)
-    reader = PyAVReader(path, threads=threads)
+    o = _open(path, strategy, options)
     try:
-        scan, p, partial = _scan_and_plan(reader, path, strategy, start, end, allow_partial)
-        reader.read_rotation()
-        return SampleStream(reader, scan, p, size, allow_partial, partial)
+        o.reader.read_rotation()
+        return SampleStream(o.reader, o.scan, o.plan, o.size, o.allow_partial, o.partial)
     except BaseException:
-        reader.close()
+        o.reader.close()
         raise
 
 
