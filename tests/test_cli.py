@@ -98,3 +98,14 @@ def test_tables_keep_bracketed_text(monkeypatch):
         "0.500",
     ):
         assert s in text, s
+
+
+def test_refine_see_video_reaches_the_config(tmp_path):
+    # --see-video is documented; the hf backend reads text only, so the flag must arrive and be refused.
+    caps = tmp_path / "caption.json"
+    caps.write_text('{"v0": {"start": [0], "end": [2], "text": ["hello there"]}}')
+    (tmp_path / "videos").mkdir()
+    res = run("refine", str(caps), "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "o"),
+              "--backend", "hf", "--see-video")  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "the hf backend reads text only" in res.stderr

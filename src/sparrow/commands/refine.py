@@ -37,6 +37,10 @@ def refine(
         "describe_frames", help="Describe frames with the backend and fuse them in."
     ),
     frame_every: float = _opt("frame_every", help="Seconds between described frames."),
+    see_video: bool = _opt(
+        "see_video",
+        help="Send each block's video segment with its prompt (sparrow, or openai to a video server).",
+    ),
     temperature: float = _opt("temperature", help="0: greedy."),
     max_tokens: int = _opt("max_tokens", help="Reply length per block."),
     seed: int = _opt("seed", help="Seed sent with every request (part of the cache key)."),
