@@ -383,13 +383,18 @@ def test_clip_cache_reuses_decoded_clips_and_notices_rewritten_files(tmp_path):
 
 # ------------------------------------------------------------------- one selector: video == stored frames
 
-# A variable-rate stream whose steps (ms) average to their median, 40 ms, so the length of its last
-# frame (which stored frames do not record) is the same whether read from the file or inferred.
+# Variable-rate streams. The first one's steps (ms) have a median of 40 ms; the second one's are
+# irregular enough that the file's last frame lasts nothing like the median step: stored frames get it
+# right only from the manifest's duration, carried as the frames media's ``end``.
 VFR_STEPS = [40, 10, 70, 40, 25, 55, 40, 40, 5, 75, 40, 30, 50, 40] * 3
+VFR_ODD_STEPS = [90, 10, 130, 15, 60, 20, 110, 35] * 4
 SELECTOR_VIDEOS = {
     "cfr30.mp4": dict(num_frames=75, fps=30, gop=15, bframes=2),
     "ntsc2997.mp4": dict(num_frames=75, fps=Fraction(30000, 1001), gop=15, bframes=2),
     "vfr.mkv": dict(num_frames=len(VFR_STEPS) + 1, pts=[0, *itertools.accumulate(VFR_STEPS)], gop=12),
+    "vfr-odd.mp4": dict(
+        num_frames=len(VFR_ODD_STEPS) + 1, pts=[0, *itertools.accumulate(VFR_ODD_STEPS)], gop=12
+    ),
 }
 SELECTOR_SAMPLINGS = {
     "fps": sampling(fps=3.0, max_frames=6, timestamps="frame"),
@@ -426,7 +431,9 @@ def _pair(video: str, row: dict) -> tuple[Sample, Sample]:
         Sample(
             id="f",
             messages=messages,
-            media=[Media(type="frames", paths=row["frames"], timestamps=row["timestamps"])],
+            media=[
+                Media(type="frames", paths=row["frames"], timestamps=row["timestamps"], end=row["duration"])
+            ],
         ),
     )
 
@@ -479,3 +486,21 @@ def test_stored_frames_follow_the_video_rules():
     )
     with pytest.raises(ValueError, match="increasing"):
         select_stored(Fps(1), [0.0, 0.5, 0.5])
+
+
+def test_stored_frames_end_decides_the_last_frame():
+    """Without ``end`` the last stored frame lasts the median step; with it, what the video says."""
+    from sparrow.records import RecordError
+    from sparrow.video import Uniform, select_stored
+
+    times = [0.0, 0.1, 0.2, 0.3]
+    assert select_stored(Uniform(4), times).duration == pytest.approx(0.4)
+    assert select_stored(Uniform(4), times, end=1.5).duration == pytest.approx(1.5)
+    # Uniform picks the frame shown at each quarter of the duration: a long last frame takes the later picks.
+    assert select_stored(Uniform(4), times, end=1.5).indices == [1, 3, 3, 3]
+    m = Media.from_dict({"type": "frames", "paths": ["a", "b"], "timestamps": [0, 1], "end": 2.5})
+    assert m.end == 2.5 and Media.from_dict(m.to_dict()) == m
+    plain = Media(type="frames", paths=["a"], timestamps=[0.0])
+    assert "end" not in plain.to_dict()  # records without it keep their exact bytes
+    with pytest.raises(RecordError, match="after the last one"):
+        Media.from_dict({"type": "frames", "paths": ["a", "b"], "timestamps": [0, 1], "end": 1})

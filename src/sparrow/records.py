@@ -32,7 +32,9 @@ class RecordError(ValueError):
 class Media:
     """One visual input. ``video``: a file (optionally a [start, end] segment in seconds);
     ``frames``: an ordered list of image files (``timestamps`` in seconds, or None for synthetic
-    frames that have no time); ``image``: one image file."""
+    frames that have no time; optional ``end``: when the last frame stops being shown, on the same
+    clock, e.g. the video's duration from ``sparrow frames``' manifest; without it the last frame lasts
+    the median step); ``image``: one image file."""
 
     type: MediaType
     path: str | None = None
@@ -43,7 +45,8 @@ class Media:
 
     def to_dict(self) -> dict[str, Any]:
         if self.type == "frames":
-            return {"type": "frames", "paths": list(self.paths or []), "timestamps": self.timestamps}
+            out = {"type": "frames", "paths": list(self.paths or []), "timestamps": self.timestamps}
+            return out if self.end is None else {**out, "end": self.end}
         out: dict[str, Any] = {"type": self.type, "path": self.path}
         if self.type == "video":
             if self.start is not None:
@@ -66,8 +69,14 @@ class Media:
             ts = d.get("timestamps")
             if ts is not None and (not isinstance(ts, list) or len(ts) != len(paths)):
                 raise RecordError("frames 'timestamps' must be null or a list as long as 'paths'")
+            end = d.get("end")
+            if end is not None and (ts is None or not isinstance(end, (int, float)) or float(end) <= ts[-1]):
+                raise RecordError("frames 'end' needs timestamps and must come after the last one")
             return cls(
-                type="frames", paths=list(paths), timestamps=None if ts is None else [float(t) for t in ts]
+                type="frames",
+                paths=list(paths),
+                timestamps=None if ts is None else [float(t) for t in ts],
+                end=None if end is None else float(end),
             )
         path = d.get("path")
         if not isinstance(path, str) or not path:

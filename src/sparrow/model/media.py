@@ -140,7 +140,9 @@ class MediaLoader:
     def _stored(self, media: Media, root: Any, s: SamplingConfig, size: int, media_root: Any) -> VisualBlock:
         paths = list(media.paths or [])
         try:
-            chosen = V.select_stored(V.strategy_for(s, self.per_clip), list(media.timestamps or []))
+            chosen = V.select_stored(
+                V.strategy_for(s, self.per_clip), list(media.timestamps or []), media.end
+            )
         except ValueError as e:
             raise ProcessorError(f"stored frames starting {paths[0]!r}: {e}") from None
         loaded: dict[int, np.ndarray] = {}

@@ -55,10 +55,10 @@ class Selection:
     duration: float
 
 
-def select_stored(strategy: Strategy, timestamps: list[float]) -> Selection:
-    """Apply ``strategy`` to stored frames with these times (seconds, increasing), exactly as ``sample``
-    applies it to a video's frames."""
-    tl = Timeline.from_times(timestamps)
+def select_stored(strategy: Strategy, timestamps: list[float], end: float | None = None) -> Selection:
+    """Apply ``strategy`` to stored frames with these times (seconds, increasing) and, if known, the
+    time the last one ends, exactly as ``sample`` applies it to a video's frames."""
+    tl = Timeline.from_times(timestamps, end)
     p = plan(strategy, tl, None, None)
     return Selection(
         indices=p.indices,

@@ -71,10 +71,11 @@ class Timeline:
         )
 
     @classmethod
-    def from_times(cls, times: list[float]) -> Timeline:
+    def from_times(cls, times: list[float], end: float | None = None) -> Timeline:
         """A timeline of stored frames from their times in seconds (increasing), e.g. ``sparrow frames``
-        output. Nothing says when the last frame stops being shown: it lasts the median step, as for a
-        video whose packets carry no durations (a single frame lasts one tick)."""
+        output. ``end`` is when the last frame stops being shown (the video's duration, which the
+        manifest records); without it the last frame lasts the median step, as for a video whose
+        packets carry no durations (a single frame lasts one tick)."""
         if not len(times):
             raise ValueError("no frames")
         t = np.asarray(times, dtype=np.float64)
@@ -84,6 +85,10 @@ class Timeline:
         # time base.
         pts = np.round((t - t[0]) * STORED_TICKS).astype(np.int64)
         last = int(np.median(np.diff(pts))) if len(pts) > 1 else 1
+        if end is not None:
+            last = int(round((end - t[0]) * STORED_TICKS)) - int(pts[-1])
+            if last <= 0:
+                raise ValueError("the end of stored frames must come after the last frame")
         return cls(
             pts=pts,
             time_base=Fraction(1, STORED_TICKS),
