@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,3 +39,37 @@ def check_mapping(value: Any, config: type, error: type[Exception], where: str) 
     if unknown:
         raise error(f"{where}: unknown key(s) {unknown}; known: {known}")
     return dict(value)
+
+
+def typed_value(config: type, key: str, text: str) -> Any:
+    """``text`` parsed as the dataclass field ``key`` is typed: ``none`` / ``null`` for an optional
+    field, booleans as 1/true/yes/on, then int, float, else the text itself (literals, paths)."""
+    hint = typing.get_type_hints(config)[key]
+    args = set(typing.get_args(hint)) or {hint}
+    if text.lower() in ("none", "null") and type(None) in args:
+        return None
+    if bool in args:
+        return text.lower() in ("1", "true", "yes", "on")
+    if int in args:
+        return int(text)
+    if float in args:
+        return float(text)
+    return text
+
+
+def apply_overrides(base: Any, text: str | None, what: str, keys: typing.Iterable[str] | None = None) -> Any:
+    """``"key=value,key=value"`` applied over the dataclass instance ``base`` (``keys``: the fields that
+    may be set, default all), each value typed like its field; a bad part raises ValueError."""
+    if not text:
+        return base
+    known = set(keys) if keys is not None else {f.name for f in dataclasses.fields(base)}
+    changes: dict[str, Any] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in known:
+            raise ValueError(f"bad {what} override {part!r}; use key=value with keys {sorted(known)}")
+        changes[key] = typed_value(type(base), key, value)
+    return dataclasses.replace(base, **changes)

@@ -30,7 +30,7 @@ def refine(
     timeout: float = _opt("timeout", help="openai: seconds per attempt."),
     batch_size: int = _opt("batch_size", help="hf: prompts generated together."),
     device: str = _opt("device", help="hf / sparrow: cpu, cuda, ..."),
-    template: str = _opt("template", help="Template name or file ([system]/[user])."),
+    template: str = _opt("template", help="Template name or file (with \\[system] and \\[user] sections)."),
     examples: Path = _opt("examples", help="JSONL of human-refined examples (few-shot)."),
     max_words: int = _opt("max_words", help="Words per transcript block."),
     describe_frames: bool = _opt(

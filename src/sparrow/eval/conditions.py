@@ -14,12 +14,13 @@ conditions differ only in the pixels that come with it. This module is the one p
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 from sparrow.eval.bench import BenchRow
 from sparrow.mcq import format_mcq_prompt
 from sparrow.records import VIDEO_TOKEN, Media, RecordError, Sample
+from sparrow.yamlio import apply_overrides
 
 CONDITIONS = ("video", "frame", "text")
 
@@ -56,34 +57,6 @@ def condition_sampling(base: Any, condition: str) -> Any:
     return base
 
 
-_INT_FIELDS = ("num_frames", "min_frames", "max_frames", "max_clips", "image_size")
-
-
-def _typed(key: str, value: str, current: Any) -> Any:
-    """``value`` typed like the field's default (None-able fields default to None, hence the names)."""
-    if value.lower() in ("none", "null") and not isinstance(current, str):
-        return None  # max_frames=none, image_size=none; "none" stays a word for timestamps
-    if isinstance(current, bool):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(current, int) or key in _INT_FIELDS:
-        return int(value)
-    if isinstance(current, float) or key == "fps":
-        return float(value)
-    return value
-
-
 def parse_sampling_overrides(text: str | None, base: Any) -> Any:
-    """``"strategy=uniform,num_frames=16"`` applied over a SamplingConfig (types follow the defaults)."""
-    if not text:
-        return base
-    known = {f.name for f in fields(base)}
-    changes: dict[str, Any] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or key not in known:
-            raise ValueError(f"bad sampling override {part!r}; use key=value with keys {sorted(known)}")
-        changes[key] = _typed(key, value, getattr(base, key))
-    return replace(base, **changes)
+    """``"strategy=uniform,num_frames=16"`` applied over a SamplingConfig (each value typed like its field)."""
+    return apply_overrides(base, text, "sampling")
