@@ -199,7 +199,7 @@ def write_mix(config: MixConfig, out_dir: str | os.PathLike, data_root: str | os
     records: dict[str, list[str]] = {"native": [], **{f: [] for f in config.formats}}
     for si, pi in draws.tolist():
         src = mixture.sources[si]
-        sample = relocate(src.read(pi), src.root.resolve(), out)
+        sample = relocate(src.read(pi), src.path.parent.resolve(), out)
         for fmt, lines in records.items():
             try:
                 obj = convert(sample, fmt)
