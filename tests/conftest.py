@@ -1,14 +1,18 @@
-"""What several test modules share: the tiny random video-LLM of configs/tiny/model.yaml and a torch
-thread limit. Media and training-data generators stay in media.py and train_data.py."""
+"""What several test modules share: the tiny random video-LLM of configs/tiny/model.yaml, a torch
+thread limit and a fake OpenAI-compatible server. Media and training-data generators stay in media.py
+and train_data.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from sparrow.model import Processor, VideoLLM, VideoLLMConfig, VisionConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,3 +55,22 @@ def tiny_model(cfg: VideoLLMConfig | None = None, seed: int = 0) -> tuple[VideoL
     proc = Processor(cfg)
     torch.manual_seed(seed)
     return VideoLLM(cfg, tokenizer=proc.tokenizer), proc
+
+
+def openai_app(model: str, chat: Callable[..., Any]) -> FastAPI:
+    """A fake OpenAI-compatible server: ``GET /v1/models`` lists ``model`` and ``POST
+    /v1/chat/completions`` answers with ``chat(body: dict)`` (serve it with ``ServerThread``)."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.get("/v1/models")(lambda: {"data": [{"id": model}]})
+    app.post("/v1/chat/completions")(chat)
+    return app
+
+
+def completion(text: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """A chat-completions reply body carrying ``text`` and its token usage."""
+    return {
+        "choices": [{"message": {"content": text}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+    }

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import completion, openai_app
 from fastapi import FastAPI
 
 from sparrow.jobs import JobEvent
@@ -34,26 +35,16 @@ TRUTH = {
 
 def captioner(calls: list[str]) -> FastAPI:
     """Turns each timed transcript line into a caption, adds one caption timed far outside the block."""
-    app = FastAPI()
 
-    @app.get("/v1/models")
-    def models():
-        return {"data": [{"id": "echo"}]}
-
-    @app.post("/v1/chat/completions")
     def chat(body: dict):
         user = body["messages"][-1]["content"]
         calls.append(user)
         lines = [
             f"{m.group(1)}s: {m.group(2).capitalize()}." for m in re.finditer(r"^(\d+)s: (.+)$", user, re.M)
         ]
-        text = "\n".join([*lines, "999s: Far away."])
-        return {
-            "choices": [{"message": {"content": text}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
-        }
+        return completion("\n".join([*lines, "999s: Far away."]), 10, 5)
 
-    return app
+    return openai_app("echo", chat)
 
 
 @pytest.fixture(scope="module")

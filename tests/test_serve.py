@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 import torch
-from conftest import tiny_config, tiny_model
+from conftest import completion, openai_app, tiny_config, tiny_model
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from PIL import Image
@@ -106,13 +106,7 @@ def test_streaming_gives_the_same_text(setup):
 
 def flaky_app(failures: list[tuple[int, dict[str, str]]], seen: list[dict]) -> FastAPI:
     """Answers each POST with the next (status, headers) of ``failures``, then succeeds."""
-    app = FastAPI()
 
-    @app.get("/v1/models")
-    def models():
-        return {"data": [{"id": "flaky"}]}
-
-    @app.post("/v1/chat/completions")
     def chat(body: dict):
         seen.append(body)
         if failures:
@@ -120,12 +114,9 @@ def flaky_app(failures: list[tuple[int, dict[str, str]]], seen: list[dict]) -> F
             return JSONResponse({"error": {"message": "slow down"}}, status_code=status, headers=headers)
         if body["messages"][0]["content"] == "garbage":
             return JSONResponse({"choices": []})
-        return {
-            "choices": [{"message": {"content": "12s: A red circle enters."}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 7},
-        }
+        return completion("12s: A red circle enters.", 5, 7)
 
-    return app
+    return openai_app("flaky", chat)
 
 
 def test_retries_honour_retry_after_then_succeed():

@@ -20,10 +20,7 @@ from sparrow.records import (
 )
 
 FORMATS = ("native", "llava", "sharegpt", "minicpm")
-
-
-def _media_tag(m: Media) -> str:
-    return VIDEO_TOKEN if m.type in ("video", "frames") else IMAGE_TOKEN
+EXPORT_FORMATS = FORMATS[1:]  # the formats written besides native JSONL
 
 
 def _frames_dir(m: Media) -> str:
@@ -197,7 +194,7 @@ def from_minicpm(d: dict[str, Any], source: str = "minicpm") -> Sample:
         if strip and m["role"] == "user" and not placed:
             for key in strip:
                 content = content.replace(key + "\n", "").replace(key, "")
-            content = _media_tag(media[0]) + "\n" + content
+            content = media[0].placeholder + "\n" + content
             placed = True
         messages.append({"role": m["role"], "content": content})
     sid = str(d.get("id") or "")

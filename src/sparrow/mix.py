@@ -21,13 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sparrow.formats import FORMATS, convert
+from sparrow.formats import EXPORT_FORMATS, convert
 from sparrow.io import atomic_write_text
 from sparrow.records import RecordError, Sample, resolve_media_path
 from sparrow.train.mixture import Mixture, MixtureConfig, MixtureError, SourceConfig
 
 MIX_BY = ("count", "ratio")
-EXPORT_FORMATS = tuple(f for f in FORMATS if f != "native")
 
 
 class MixError(ValueError):

@@ -94,6 +94,11 @@ class Media:
     def all_paths(self) -> list[str]:
         return list(self.paths or []) if self.type == "frames" else [self.path or ""]
 
+    @property
+    def placeholder(self) -> str:
+        """The text placeholder that stands for this item: ``<video>`` (video, frames) or ``<image>``."""
+        return IMAGE_TOKEN if self.type == "image" else VIDEO_TOKEN
+
 
 @dataclass
 class Sample:
@@ -141,7 +146,7 @@ class Sample:
     def validate(self) -> None:
         """Placeholders must match media one to one, in order."""
         tokens = placeholders(" ".join(m["content"] for m in self.messages))
-        expected = [VIDEO_TOKEN if m.type in ("video", "frames") else IMAGE_TOKEN for m in self.media]
+        expected = [m.placeholder for m in self.media]
         if tokens != expected:
             raise RecordError(
                 f"record {self.id!r}: placeholders {tokens} do not match media {[m.type for m in self.media]}"
@@ -183,7 +188,7 @@ def qa_sample(
 ) -> Sample:
     """A single-turn sample: one placeholder line per media item, then the question."""
     media = media or []
-    prefix = "".join((VIDEO_TOKEN if m.type in ("video", "frames") else IMAGE_TOKEN) + "\n" for m in media)
+    prefix = "".join(m.placeholder + "\n" for m in media)
     return Sample(
         id=sample_id,
         messages=[{"role": "user", "content": prefix + question}, {"role": "assistant", "content": answer}],

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from sparrow.commands import default
-from sparrow.serve.app import ServeConfig
+from sparrow.serve.config import ServeConfig
 from sparrow.ui import UsageError
 
 

@@ -24,7 +24,7 @@ from sparrow.eval.errors import EvalError
 from sparrow.eval.evaluate import run_eval
 from sparrow.eval.metrics import compute_metrics
 from sparrow.io import LineError, atomic_write_text, write_jsonl
-from sparrow.jobs import prepare_state
+from sparrow.jobs import STATE_DIR, prepare_state
 from sparrow.model import ConfigError, load_pretrained
 from sparrow.model.feature_cache import FeatureCache
 from sparrow.model.media import ClipCache
@@ -131,7 +131,7 @@ class _Job:
     ) -> ConditionResult:
         o = self.options
         cfg = o.config(cond, self.sampling)
-        state = prepare_state(odir / ".state", self.fingerprint(cond, cfg), overwrite=o.overwrite)
+        state = prepare_state(odir / STATE_DIR, self.fingerprint(cond, cfg), overwrite=o.overwrite)
         done = 0
 
         def progress(n: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -81,10 +80,8 @@ def _prepare(stage: Stage, out: Path, overwrite: bool) -> Path:
     except OSError as e:
         raise JobError(f"cannot create output directory {out}: {e.strerror}") from e
     if overwrite:
-        if (out / STATE_DIR).exists():
-            shutil.rmtree(out / STATE_DIR)
         stage.discard(out)
-    state = prepare_state(out / STATE_DIR, stage.fingerprint())
+    state = prepare_state(out / STATE_DIR, stage.fingerprint(), overwrite=overwrite)
     # Outputs are renamed into place only when complete; temp files of a killed run are just litter.
     for pattern in stage.temp_globs:
         for tmp in out.glob(pattern):

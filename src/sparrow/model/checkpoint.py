@@ -20,7 +20,13 @@ from safetensors.torch import load_file, save_file
 
 from sparrow.io import atomic_write_text
 from sparrow.model.config import ConfigError, VideoLLMConfig
-from sparrow.model.lora import AdapterConfig, adapter_state_dict, base_state_dict, load_adapter_state
+from sparrow.model.lora import (
+    AdapterConfig,
+    adapter_state_dict,
+    base_state_dict,
+    load_adapter_state,
+    tuner_layers,
+)
 from sparrow.model.tokenizer import tokenizer_for
 from sparrow.model.vision import quiet_hf
 
@@ -70,8 +76,6 @@ def save_checkpoint(model: Any, out_dir: str | os.PathLike, processor: Any = Non
 
 def _save_hf(hf_model: Any, out: Path) -> None:
     """A transformers model as a plain checkpoint; with adapters, the base weights under their names."""
-    from sparrow.model.lora import tuner_layers
-
     if tuner_layers(hf_model):
         hf_model.save_pretrained(out, state_dict=base_state_dict(hf_model))
     else:

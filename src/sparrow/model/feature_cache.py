@@ -76,7 +76,8 @@ class FeatureCache:
             self.stats.bypassed += int(pixel_values.shape[0])
             return encoder(pixel_values)
         ident = self.identity(encoder, pixel_values, cfg)
-        keys = [self._frame_key(ident, f) for f in pixel_values]
+        host = pixel_values.detach().cpu()  # one device-to-host copy, not one per frame
+        keys = [self._frame_key(ident, f) for f in host]
         counts = Counter(keys)
         found: dict[str, torch.Tensor] = {}
         for k in counts:

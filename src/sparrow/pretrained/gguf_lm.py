@@ -23,24 +23,25 @@ class ConversionError(RuntimeError):
     """A GGUF file could not be turned into a Hugging Face folder."""
 
 
+def _source(gguf: Path) -> dict[str, Any]:
+    """What identifies the converted file in the marker (its name and size)."""
+    return {"source": gguf.name, "source_bytes": gguf.stat().st_size}
+
+
 def _marker(gguf: Path) -> dict[str, Any]:
     import transformers
 
-    return {
-        "source": gguf.name,
-        "source_bytes": gguf.stat().st_size,
-        "transformers": transformers.__version__,
-    }
+    return {**_source(gguf), "transformers": transformers.__version__}
 
 
 def converted(gguf: Path, dest: Path) -> bool:
-    """Whether ``dest`` already holds the conversion of this GGUF file (same name and size)."""
+    """Whether ``dest`` already holds the conversion of this GGUF file (same name and size). Cheap: it
+    imports nothing (``sparrow models`` asks it for every part)."""
     try:
         done = json.loads((dest / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    want = _marker(gguf)
-    return done.get("source") == want["source"] and done.get("source_bytes") == want["source_bytes"]
+    return all(done.get(k) == v for k, v in _source(gguf).items())
 
 
 def _save(gguf: Path, out: Path) -> None:

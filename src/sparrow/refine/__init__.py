@@ -13,7 +13,24 @@ metrics/      the trinity: BLEU-4, ROUGE-L, CIDEr-D, distinct-n, self-BLEU, Vend
               time offsets, paired bootstrap
 """
 
-from sparrow.refine.config import RefineConfig
-from sparrow.refine.run import DryRun, dry_run, refine
+from __future__ import annotations
 
-__all__ = ["DryRun", "RefineConfig", "dry_run", "refine"]
+from typing import Any
+
+# Names load lazily: the CLI reads RefineConfig's defaults without importing the job and the metrics.
+_LAZY = {
+    "RefineConfig": "sparrow.refine.config",
+    "DryRun": "sparrow.refine.run",
+    "dry_run": "sparrow.refine.run",
+    "refine": "sparrow.refine.run",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sparrow.refine' has no attribute {name!r}")

@@ -16,27 +16,18 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from sparrow.refine.backends.base import Backend, Response, Sampling
+from sparrow.refine.backends.base import Backend, BackendError, Response, Sampling
 from sparrow.refine.backends.base import Request as BackendRequest
+from sparrow.serve.config import ServeConfig
 from sparrow.serve.messages import RequestError, parse_messages
 
 _CHUNK = re.compile(r"\s*\S+|\s+")  # pieces that join back to the whole text
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    host: str = "127.0.0.1"  # loopback unless the user opens it up
-    port: int = 8000
-    video_root: str | None = None  # videos by path are read only inside it; None: no videos
-    max_tokens: int = 256  # default when a request names none
-    device: str = "cpu"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -58,8 +49,10 @@ def _sampling(body: dict[str, Any], default_max: int) -> tuple[Sampling, int]:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise RequestError(f"'{name}' must be a number")
     s = Sampling(float(temperature), float(top_p), int(max_tokens))
-    if s.temperature < 0 or not 0 < s.top_p <= 1 or s.max_tokens < 1:
-        raise RequestError("temperature must be >= 0, top_p in (0, 1] and max_tokens >= 1")
+    try:
+        s.validate()
+    except BackendError as e:
+        raise RequestError(str(e)) from e
     return s, int(seed)
 
 

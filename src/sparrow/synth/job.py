@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Unpack
 
-from sparrow.formats import FORMATS
+from sparrow.formats import EXPORT_FORMATS
 from sparrow.jobs import JobArgs, JobOptions, Stage, WorkItem, run_job
 from sparrow.render import Renderer, font_chain
 from sparrow.synth.config import SynthConfig, SynthError
@@ -23,8 +23,6 @@ from sparrow.synth.outputs import SynthOutputs, SynthSummary
 from sparrow.synth.presets import PresetError, question_too_long
 from sparrow.synth.record import RecordPayload, render_record
 from sparrow.synth.tokenizers import Tokenizer, load_tokenizer
-
-EXTRA_FORMATS = tuple(f for f in FORMATS if f != "native")
 
 
 class SynthStage(Stage):
@@ -172,8 +170,8 @@ def synthesize(
     config = config or SynthConfig()
     config.validate()
     for fmt in formats:
-        if fmt not in EXTRA_FORMATS:
-            raise SynthError(f"--format must be one of {list(EXTRA_FORMATS)}, got {fmt!r}")
+        if fmt not in EXPORT_FORMATS:
+            raise SynthError(f"--format must be one of {list(EXPORT_FORMATS)}, got {fmt!r}")
     paths = [Path(p) for p in inputs]
     if not paths:
         raise SynthError("no input files given")

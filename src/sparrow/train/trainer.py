@@ -68,7 +68,7 @@ def _feature_cache(recipe: Recipe, out: Path) -> FeatureCache | None:
     fc = recipe.feature_cache
     if not fc.enabled:
         return None
-    disk = None if fc.dir is None else out / Path(fc.dir).expanduser()  # an absolute dir stays as it is
+    disk = None if fc.dir is None else resolve_path(fc.dir, out)  # an absolute dir stays as it is
     return FeatureCache(int(fc.memory_mb * 2**20), disk)
 
 

@@ -1,14 +1,15 @@
 """A local transformers causal LM by path (the packaged SmolLM2-135M-Instruct by default), batched.
 
-Requests are grouped by sampling parameters and generated ``batch_size`` at a time with left padding
-(CPU generation is slow token by token, so batching is where the speed is). Sampled decoding
-(temperature > 0) draws from a generator seeded with the batch's first request's seed inside a forked
-RNG, so the process's global random state is left alone; greedy decoding (the default) does not
-depend on the batch.
+Requests are grouped by sampling parameters and seed and generated ``batch_size`` at a time with left
+padding (CPU generation is slow token by token, so batching is where the speed is). Sampled decoding
+(temperature > 0) draws from a generator seeded with the batch's seed inside a forked RNG, so the
+process's global random state is left alone; greedy decoding (the default) does not depend on the
+batch.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,6 @@ class HFBackend(Backend):
         return [r if r is not None else Response(error="not generated") for r in out]
 
     def _generate(self, prompts: list[str], sampling: Sampling, seed: int) -> list[Response]:
-        import time
-
         import torch
 
         t0 = time.perf_counter()

@@ -11,7 +11,7 @@ phrasings; an event with no matched caption gets every slot wrong.
 from __future__ import annotations
 
 from sparrow.refine.captions import Transcript
-from sparrow.refine.metrics.matching import match_lines
+from sparrow.refine.metrics.matching import MIN_F1, match_lines
 from sparrow.refine.metrics.text import words
 from sparrow.world.vocab import COLOURS, SHAPES, WORDS
 
@@ -57,7 +57,9 @@ def slot_right(slot: str, value: str, caption: str) -> bool:
     return any(f" {w} " in joined for w in ACTIONS[value])
 
 
-def slot_accuracy(candidates: dict[str, Transcript], truth: dict[str, Transcript]) -> dict[str, float | int]:
+def slot_accuracy(
+    candidates: dict[str, Transcript], truth: dict[str, Transcript], min_f1: float = MIN_F1
+) -> dict[str, float | int]:
     """Share of ground-truth event slots that the matched captions get right, per slot, plus ``events``
     (events with slots). A video missing from ``candidates`` gets all its slots wrong."""
     right = dict.fromkeys(SLOTS, 0)
@@ -66,7 +68,7 @@ def slot_accuracy(candidates: dict[str, Transcript], truth: dict[str, Transcript
     for vid, ref in truth.items():
         cand = candidates.get(vid)
         cand_lines = cand.lines if cand is not None else ()
-        matched = {m.ref: cand_lines[m.cand].text for m in match_lines(cand_lines, ref.lines)}
+        matched = {m.ref: cand_lines[m.cand].text for m in match_lines(cand_lines, ref.lines, min_f1)}
         for j, line in enumerate(ref.lines):
             slots = event_slots(line.text)
             events += bool(slots)

@@ -122,7 +122,7 @@ def trinity(
     report = TrinityReport(quantity(captions), diversity(captions, cfg, encoder))
     if reference is not None:
         report.quality, report.per_video_cider = quality(captions, reference, cfg.min_f1)
-        slots = slot_accuracy(captions, reference)
+        slots = slot_accuracy(captions, reference, cfg.min_f1)
         if slots["events"]:
             report.slots = slots
     return report
