@@ -15,7 +15,7 @@ metrics/      the trinity: BLEU-4, ROUGE-L, CIDEr-D, distinct-n, self-BLEU, Vend
 
 from __future__ import annotations
 
-from typing import Any
+from sparrow.lazy import lazy_exports
 
 # Names load lazily: the CLI reads RefineConfig's defaults without importing the job and the metrics.
 _LAZY = {
@@ -28,9 +28,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sparrow.refine' has no attribute {name!r}")
+__getattr__ = lazy_exports("sparrow.refine", _LAZY)

@@ -6,7 +6,7 @@ app = create_app(SparrowBackend(SparrowConfig("runs/x/final")), ServeConfig(vide
 
 from __future__ import annotations
 
-from typing import Any
+from sparrow.lazy import lazy_exports
 
 # Names load lazily: `sparrow --help` must not import FastAPI (about 0.35 s).
 _LAZY = {
@@ -19,9 +19,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sparrow.serve' has no attribute {name!r}")
+__getattr__ = lazy_exports("sparrow.serve", _LAZY)

@@ -13,7 +13,7 @@ package stays cheap. See docs/train.md.
 
 from __future__ import annotations
 
-from typing import Any
+from sparrow.lazy import lazy_exports
 
 _LAZY = {
     "cross_entropy": "sparrow.train.losses",
@@ -36,9 +36,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sparrow.train' has no attribute {name!r}")
+__getattr__ = lazy_exports("sparrow.train", _LAZY)
