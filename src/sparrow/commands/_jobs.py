@@ -52,3 +52,28 @@ def run_with_progress(
             return job(*args, on_progress=on_progress, **kwargs)
     except (*errors, JobError) as e:
         raise UsageError(str(e)) from e
+
+
+@contextmanager
+def step_progress() -> Iterator[Any]:
+    """One display for a run of several steps (the demo, the flywheel): a line as each step starts, a bar
+    per job and the trainer's bars; yields the ``StepHooks`` to hand the run."""
+    from rich.markup import escape
+
+    from sparrow.commands.train import TrainProgress
+    from sparrow.jobs.hooks import StepHooks
+
+    progress = make_progress()
+    tasks: dict[str, Any] = {}
+
+    def items(name: str, done: int, total: int | None) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total, rate="")
+        progress.update(tasks[name], completed=done, total=total)
+
+    with progress:
+        yield StepHooks(
+            step=lambda name: progress.console.print(f"[bold]▶ {escape(name)}"),
+            items=items,
+            train=TrainProgress(progress),
+        )

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from sparrow.commands import default
-from sparrow.commands._options import config_options, out_option, required_argument
+from sparrow.commands._options import config_flags, out_option, required_argument
 from sparrow.commands.eval import buckets_option, parse_buckets
 from sparrow.eval.curate import CurateConfig
 from sparrow.ui import UsageError
@@ -18,9 +19,6 @@ from sparrow.ui import UsageError
 
 def _d(name: str) -> Any:
     return default(CurateConfig, name)
-
-
-_opt = config_options(CurateConfig)
 
 
 def _f3(v: float | None) -> str:
@@ -61,6 +59,7 @@ def _report(done: Any, out: Path) -> None:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}")
 
 
+@config_flags(CurateConfig, skip=("buckets",), flags={"top_k": ("-k",)})
 def curate_cmd(
     results: list[str] = required_argument(
         "Results of models under the video / frame / text conditions: `sparrow eval` output folders, "
@@ -68,11 +67,8 @@ def curate_cmd(
         "CONDITION: to override what is read from the files, e.g. 'qwen7b@text:logs/qwen7b/'."
     ),
     out: Path = out_option("Output directory (created if missing)."),
-    threshold: float = _opt(
-        "threshold", help="Drop a question when MORE than this share of models is right from text or frame."
-    ),
-    top_k: int = _opt("top_k", "-k", help="Keep the K highest-entropy questions (default: all)."),
-    per_category: bool = _opt("per_category", help="Apply --top-k within each category."),
+    *,
+    cfg: CurateConfig,  # --threshold, --top-k, --per-category
     duration_buckets: str = buckets_option(
         _d("buckets"), "Bucket edges (seconds) for the redundancy matrix by duration."
     ),
@@ -86,7 +82,7 @@ def curate_cmd(
     from sparrow.eval.errors import CurateError
     from sparrow.ui import track
 
-    config = CurateConfig(threshold, top_k, per_category, parse_buckets(duration_buckets))
+    config = replace(cfg, buckets=parse_buckets(duration_buckets))
     inputs = track(results, "reading results", total=len(results), unit="inputs")
     try:
         done = curate_results(list(inputs), out, config)

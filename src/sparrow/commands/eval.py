@@ -3,13 +3,14 @@ conditions, and ``sparrow lmms-task``: write an lmms-eval task folder for a benc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from sparrow.commands import default
-from sparrow.commands._options import config_options, out_option
+from sparrow.commands._options import config_flags, out_option
 from sparrow.eval.conditions import CONDITIONS
 from sparrow.eval.config import EvalOptions
 from sparrow.ui import UsageError
@@ -32,9 +33,6 @@ def buckets_option(edges: tuple[float, ...], help: str) -> Any:
 
 def _d(name: str) -> Any:
     return default(EvalOptions, name)
-
-
-_opt = config_options(EvalOptions)
 
 
 def _ci(block: dict[str, Any]) -> str:
@@ -60,6 +58,7 @@ def _report(results: list[Any], title: str, out: Path) -> None:
     summary_table("output", {"directory": str(out), "errors": sum(r[4] for r in rows)})
 
 
+@config_flags(EvalOptions, skip=("conditions", "buckets"), paths=("media_root",), minimum={"threads": 1})
 def eval_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="Sparrow checkpoint directory (save_pretrained)."),
     bench: Path = typer.Option(
@@ -72,34 +71,11 @@ def eval_cmd(
         help="video (frames sampled per the model or --sampling), frame (centre frame only), text (no media),"
         " or all (the three, into OUT/video, OUT/frame, OUT/text).",
     ),
-    method: str = _opt(
-        "method",
-        help="loglik (option-letter log-likelihood), generate (greedy reply + parsing), cloze (the bare "
-        "question, each option text scored as the reply; suits very small models) or cloze_norm (cloze "
-        "per token).",
-    ),
-    sampling: str = _opt(
-        "sampling",
-        help="Override the checkpoint's frame sampling, e.g. 'strategy=uniform,num_frames=16' or "
-        "'fps=2,max_frames=64,timestamps=none' (fields of SamplingConfig).",
-    ),
-    name: str = _opt("name", help="Model name in results and curation (default: from --model)."),
-    batch_size: int = _opt("batch_size", help="Questions per forward pass."),
-    max_new_tokens: int = _opt("max_new_tokens", help="Reply length cap (generate)."),
-    device: str = _opt("device", help="torch device, e.g. cpu or cuda."),
-    dtype: str = _opt("dtype", help="Override the checkpoint dtype (float32, bfloat16, ...)."),
-    media_root: Path = _opt("media_root", help="Resolve video paths here instead of next to the benchmark."),
+    *,
+    cfg: EvalOptions,  # --method ... --threads: one option per field
     duration_buckets: str = buckets_option(
         _d("buckets"), "Duration bucket edges in seconds for per-bucket accuracy."
     ),
-    bootstrap: int = _opt("bootstrap", help="Bootstrap resamples for the 95% CI."),
-    seed: int = _opt("seed", help="Bootstrap seed."),
-    threads: int = _opt(
-        "threads",
-        min=1,
-        help="torch CPU threads (default: torch's). On a busy CPU, 1 is often many times faster for small models.",
-    ),
-    overwrite: bool = _opt("overwrite", help="Discard saved results of an earlier run in --out."),
 ) -> None:
     """Evaluate a checkpoint on a multiple-choice benchmark under Apollo's conditions: the video, the centre
     frame only, or the text only. Writes predictions.jsonl (id, prediction, correct, per-option scores),
@@ -110,21 +86,11 @@ def eval_cmd(
     from sparrow.jobs import JobError
     from sparrow.ui import make_progress
 
-    options = EvalOptions(
+    options = replace(
+        cfg,
         conditions=CONDITIONS if condition == "all" else (condition,),
-        method=method,
-        sampling=sampling,
-        name=name or model_name(model),
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        device=device,
-        dtype=dtype,
-        media_root=None if media_root is None else str(media_root),
+        name=cfg.name or model_name(model),
         buckets=parse_buckets(duration_buckets),
-        bootstrap=bootstrap,
-        seed=seed,
-        overwrite=overwrite,
-        threads=threads,
     )
     with make_progress() as progress:
         tasks: dict[str, Any] = {}
@@ -138,7 +104,7 @@ def eval_cmd(
             results = evaluate_checkpoint(model, bench, out, options, on_progress)
         except (EvalError, JobError, ValueError) as e:
             raise UsageError(str(e).splitlines()[0]) from e
-    _report(results, f"sparrow eval: {options.name} on {bench.name} ({method})", out)
+    _report(results, f"sparrow eval: {options.name} on {bench.name} ({options.method})", out)
 
 
 def lmms_task_cmd(

@@ -2,50 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
-from sparrow.commands._options import config_from, config_options, out_option, required_argument, unset_option
+from sparrow.commands._options import config_flags, out_option, required_argument, unset_option
 from sparrow.ui import UsageError
 from sparrow.video.extract import ExtractConfig
 
-_opt = config_options(ExtractConfig)
 
-
+@config_flags(ExtractConfig, skip=("size",), flags={"image_format": ("--format",)})
 def frames_cmd(
     inputs: list[str] = required_argument(
         "Videos, folders of videos (searched recursively) or .txt lists of video paths (one per line, "
         "relative to the list's folder)."
     ),
     out: Path = out_option("Output folder: manifest.jsonl, frames/, summary.json, errors.jsonl."),
-    fps: float = _opt("fps", help="Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s."),
-    max_frames: int = _opt("max_frames", help="At most this many frames per video (evenly thinned)."),
+    *,
+    cfg: ExtractConfig,  # --fps ... --allow-partial: one option per field
     size: str = unset_option(
         "--size", help="Frame size: 224 (shorter side) or 224x320 (HxW); default native."
     ),
-    image_format: str = _opt("image_format", "--format", help="Image format: jpg or png."),
-    quality: int = _opt("quality", help="JPEG quality (1-100)."),
     workers: int = WORKERS,
-    allow_partial: bool = _opt(
-        "allow_partial",
-        help="Keep the decodable frames of truncated videos instead of listing them as errors.",
-    ),
     overwrite: bool = overwrite_option("frames"),
     executor: str = EXECUTOR,
 ) -> None:
     """Extract frames of many videos at a fixed fps. Timestamps are exact (the frame shown at each time,
     also for variable frame rates); bad videos go to errors.jsonl and the rest go on. Resumable: run the
     same command again after an interruption; the output is the same for any --workers."""
-    options = locals()  # the flags by name, before any other local: config_from picks the fields
     from sparrow.commands.sample import parse_size
     from sparrow.ui import summary_table
     from sparrow.video.extract import ExtractError, extract
 
     n_workers = resolve_workers(workers)
     try:
-        cfg = config_from(ExtractConfig, options, size=parse_size(size))
+        cfg = replace(cfg, size=parse_size(size))
     except ExtractError as e:
         raise UsageError(str(e)) from e
     job_args = dict(workers=n_workers, overwrite=overwrite, executor=executor)

@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from sparrow.commands import default
-from sparrow.commands._options import config_options, out_option, required_argument
+from sparrow.commands._options import config_flags, out_option, required_argument
 from sparrow.mix import EXPORT_FORMATS, MixConfig
 from sparrow.ui import UsageError
 
-_opt = config_options(MixConfig)
 
-
+@config_flags(MixConfig, skip=("sources", "formats"))
 def mix_cmd(
     sources: list[str] = required_argument(
         "Sources as [NAME:]PATH=N (native JSONL); N is a count, or a weight with --by ratio."
     ),
     out: Path = out_option("Output directory; it must hold the sources' media (paths are rewritten)."),
-    by: str = _opt("by", help="'count': N records per source; 'ratio': N is a weight."),
-    total: int = typer.Option(
-        None, "--total", help="With --by ratio: records in all (default: the most without repeats)."
-    ),
-    seed: int = _opt("seed", help="Seed of the draw."),
+    *,
+    cfg: MixConfig,  # --by, --total, --seed, --name, --allow-repeats
     fmt: list[str] = typer.Option(
         None,
         "--format",
         help=f"Training formats to write besides native JSONL: {', '.join(EXPORT_FORMATS)} "
         "(repeatable; default: all).",
-    ),
-    name: str = _opt("name", help="Output file prefix."),
-    allow_repeats: bool = _opt(
-        "allow_repeats", help="Draw records twice when a source has fewer than asked (up-sampling)."
     ),
 ) -> None:
     """Draw a seeded mix, e.g. Sparrow's 10K captions + 10K QA + 10K pseudo-videos, and write NAME.jsonl,
@@ -41,14 +33,8 @@ def mix_cmd(
     from sparrow.ui import rows_table, summary_table
 
     try:
-        config = MixConfig(
-            sources=[parse_source_spec(s) for s in sources],
-            by=by,
-            total=total,
-            seed=seed,
-            formats=tuple(fmt) if fmt else default(MixConfig, "formats"),
-            name=name,
-            allow_repeats=allow_repeats,
+        config = replace(
+            cfg, sources=[parse_source_spec(s) for s in sources], formats=tuple(fmt) if fmt else cfg.formats
         )
         result = write_mix(config, out)
     except MixError as e:

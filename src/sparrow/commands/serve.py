@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from sparrow.commands import default
+from sparrow.commands._options import config_flags
 from sparrow.serve.config import ServeConfig
 from sparrow.ui import UsageError
 
 
-def _d(name: str) -> Any:
-    return default(ServeConfig, name)
-
-
+@config_flags(ServeConfig, paths=("video_root",))
 def serve(
     checkpoint: Path = typer.Argument(
         ..., help="A Sparrow checkpoint folder (save_pretrained).", show_default=False
     ),
-    host: str = typer.Option(_d("host"), "--host", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(_d("port"), "--port", help="Port to listen on."),
-    video_root: Path = typer.Option(
-        None, "--video-root", help="Videos may be named by path only inside this folder (default: no videos)."
-    ),
-    max_tokens: int = typer.Option(
-        _d("max_tokens"), "--max-tokens", help="Reply length when a request names none."
-    ),
-    device: str = typer.Option(_d("device"), "--device", help="cpu, cuda, cuda:1, ..."),
+    *,
+    cfg: ServeConfig,  # --host, --port, --video-root, --max-tokens, --device
 ) -> None:
     """Serve /v1/models and /v1/chat/completions (streaming too) for CHECKPOINT: text, images as data URLs
     and videos by path inside --video-root. Any OpenAI client, or `sparrow refine --backend openai`, can
@@ -39,15 +28,14 @@ def serve(
     from sparrow.serve.server import serve_forever
     from sparrow.ui import err_console
 
-    if video_root is not None and not video_root.is_dir():
-        raise UsageError(f"video root not found: {video_root}")
-    cfg = ServeConfig(host, port, str(video_root) if video_root else None, max_tokens, device)
+    if cfg.video_root is not None and not Path(cfg.video_root).is_dir():
+        raise UsageError(f"video root not found: {cfg.video_root}")
     try:
-        backend = SparrowBackend(SparrowConfig(str(checkpoint), device))
+        backend = SparrowBackend(SparrowConfig(str(checkpoint), cfg.device))
     except BackendError as e:
         raise UsageError(str(e)) from e
-    err_console.print(f"serving {backend.model} on http://{host}:{port}/v1", markup=False)
-    serve_forever(create_app(backend, cfg), host, port)
+    err_console.print(f"serving {backend.model} on http://{cfg.host}:{cfg.port}/v1", markup=False)
+    serve_forever(create_app(backend, cfg), cfg.host, cfg.port)
 
 
 def register(app: typer.Typer) -> None:

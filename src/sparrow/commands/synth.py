@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
 from sparrow.commands._jobs import EXECUTOR, WORKERS, overwrite_option, resolve_workers, run_with_progress
-from sparrow.commands._options import config_from, config_options, out_option, required_argument, unset_option
+from sparrow.commands._options import config_flags, out_option, required_argument, unset_option
 from sparrow.render import RenderConfig
 from sparrow.synth.config import SynthConfig
 from sparrow.ui import UsageError, err_console
 
-_synth = config_options(SynthConfig)
-_render = config_options(RenderConfig)
 
-
+@config_flags(SynthConfig, skip=("fields", "render", "preset"), paths=("tokenizer",))
+@config_flags(
+    RenderConfig,
+    param="render",
+    skip=("line_height", "fonts", "default_fonts"),
+    flags={"png_compress_level": ("--png-compress",)},
+)
 def synth(
     inputs: list[Path] = required_argument("Input files: JSONL, JSON array (.json) or Parquet."),
     out: Path = out_option("Output directory (created if missing)."),
@@ -44,47 +49,15 @@ def synth(
         "--split-at",
         help="chat: split at the 'last' (default), 'first' or 'only' separator ('only': twice is an error).",
     ),
-    max_question_words: int = _synth(
-        "max_question_words",
-        help="Drop records whose question has N words or more (the paper: 500 for LongAlpaca, the longalpaca "
-        "preset's default; 30 for LongQLoRA); 0: no limit.",
-    ),
-    unit: str = _synth("unit", help="Segmentation unit: 'words' or 'tokens' (needs --tokenizer)."),
-    tokenizer: Path = unset_option(
-        "--tokenizer", help="Local tokenizer directory: token units and exact text-token counts."
-    ),
-    units_per_frame: int = _synth(
-        "units_per_frame", help="At most this many units per frame (fewer when they do not fit)."
-    ),
-    max_frames: int = _synth("max_frames", help="Drop (or truncate) samples with more frames."),
-    max_tokens: int = _synth(
-        "max_tokens", help="Token budget: text tokens + tokens-per-frame x frames must not exceed it."
-    ),
-    tokens_per_frame: int = _synth("tokens_per_frame", help="Visual tokens a frame costs."),
-    truncate: bool = _synth("truncate", help="Keep the first frames of over-limit samples."),
-    width: int = _render("width", help="Frame width in pixels."),
-    height: int = _render("height", help="Frame height in pixels."),
-    font_size: int = _render("font_size", help="Font size in pixels."),
-    margin: int = _render("margin", help="Margin on every side, pixels."),
+    *,
+    cfg: SynthConfig,  # --unit ... --max-question-words: one option per field
+    render: RenderConfig,  # --width ... --missing-glyphs: one option per field
     font: list[Path] = unset_option(
         "--font", help="Extra font file (tried before DejaVu / Noto CJK); 'FILE#N' picks a face. Repeatable."
-    ),
-    fg: str = _render("fg", help="Text colour (name or #rrggbb)."),
-    bg: str = _render("bg", help="Background colour (name or #rrggbb)."),
-    image_format: str = _render("image_format", help="Frame image format: png, jpg or webp."),
-    quality: int = _render("quality", help="JPEG/WebP quality (1-100)."),
-    png_compress: int = _render(
-        "png_compress_level", "--png-compress", help="PNG zlib level 0-9 (1: fastest, 9: smallest)."
-    ),
-    missing_glyphs: str = _render(
-        "missing_glyphs",
-        help="A character no font can draw: 'replace' (draw a placeholder box, count it in the sample's "
-        "meta) or 'error' (the record goes to errors.jsonl).",
     ),
     fmt: list[str] = unset_option(
         "--format", help="Also write this training format: llava, sharegpt or minicpm. Repeatable."
     ),
-    source: str = unset_option("--source", help="The samples' 'source' label (default: input file stem)."),
     workers: int = WORKERS,
     limit: int = unset_option("--limit", help="Process only the first N records (resume later without it)."),
     overwrite: bool = overwrite_option("frames"),
@@ -93,28 +66,17 @@ def synth(
     """Render long-context text records as pseudo-videos (Sparrow). Resumable: run the same command
     again after an interruption. Writes samples.jsonl, frames/, summary.json and, for records that
     could not be rendered, errors.jsonl."""
-    options = locals()  # the flags by name, before any other local: config_from picks the fields
     from sparrow.synth import SynthError, parse_fields, synthesize
     from sparrow.synth.presets import preset_from_options
 
     try:
         chosen, fields = preset_from_options(preset, fields, begin_marker, end_marker, separator, split_at)
-        render = config_from(
-            RenderConfig,
-            options,
+        render = replace(
+            render,
             fonts=tuple(str(f) for f in font or ()),
-            image_format=image_format.lower().replace("jpeg", "jpg"),
-            png_compress_level=png_compress,
+            image_format=render.image_format.lower().replace("jpeg", "jpg"),
         )
-        tokenizer_dir = str(tokenizer) if tokenizer else None
-        cfg = config_from(
-            SynthConfig,
-            options,
-            tokenizer=tokenizer_dir,
-            fields=parse_fields(fields),
-            preset=chosen,
-            render=render,
-        )
+        cfg = replace(cfg, fields=parse_fields(fields), preset=chosen, render=render)
         cfg.validate()  # before the progress bar: a bad option is one line, nothing else
     except SynthError as e:
         raise UsageError(str(e)) from e

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from sparrow.commands._options import config_flags
 from sparrow.train.options import RunOptions
 from sparrow.ui import UsageError, err_console, make_progress, summary_table
-
-_DEFAULT = {f.name: f.default for f in fields(RunOptions)}
 
 
 class TrainProgress:
@@ -56,45 +55,18 @@ class TrainProgress:
             self.progress.stop()
 
 
+@config_flags(
+    RunOptions,
+    skip=("progress",),
+    flags={"out": ("-o",), "num_workers": ("--workers",)},
+    minimum={"max_steps": 1, "num_workers": 0, "threads": 1},
+)
 def train_command(
     config: Path = typer.Argument(
         ..., help="Recipe YAML (e.g. configs/tiny/apollo-3stage.yaml).", show_default=False
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Run directory: stage checkpoints, final/, metrics, plots."
-    ),
-    data_root: Path | None = typer.Option(
-        _DEFAULT["data_root"],
-        "--data-root",
-        help="Directory the mixture's relative source paths point into (e.g. the output of `sparrow world`). "
-        "Default: the current directory.",
-    ),
-    resume: bool = typer.Option(
-        _DEFAULT["resume"], "--resume", help="Continue the run in --out from its last checkpoint."
-    ),
-    max_steps: int | None = typer.Option(
-        _DEFAULT["max_steps"], "--max-steps", min=1, help="Cap every stage at this many steps."
-    ),
-    device: str | None = typer.Option(
-        _DEFAULT["device"], "--device", help="cpu, cuda or cuda:N (default: GPU if available)."
-    ),
-    workers: int | None = typer.Option(
-        _DEFAULT["num_workers"],
-        "--workers",
-        min=0,
-        help="Data-loader worker processes (default: the recipe's num_workers).",
-    ),
-    strategy: str | None = typer.Option(
-        _DEFAULT["strategy"],
-        "--strategy",
-        help="ddp or fsdp when launched with several processes (default: the recipe's).",
-    ),
-    threads: int | None = typer.Option(
-        _DEFAULT["threads"],
-        "--threads",
-        min=1,
-        help="CPU threads per training process (default on CPU: the cores left after the loader workers).",
-    ),
+    *,
+    cfg: RunOptions,  # --out, --data-root, --resume, --max-steps, --device, --workers, --strategy, --threads
     merge: bool = typer.Option(
         False, "--merge", help="Also write DIR/final-merged: the final model with its LoRA adapters merged."
     ),
@@ -109,36 +81,24 @@ def train_command(
     from sparrow.train.rundir import TrainError
     from sparrow.train.trainer import auto_threads, train
 
-    if strategy is not None and strategy not in STRATEGIES:
-        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if data_root is not None and not data_root.is_dir():
-        raise UsageError(f"--data-root {str(data_root)!r} is not a directory")
+    if cfg.strategy is not None and cfg.strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    if cfg.data_root is not None and not cfg.data_root.is_dir():
+        raise UsageError(f"--data-root {str(cfg.data_root)!r} is not a directory")
     try:
         recipe = Recipe.from_yaml(config)
     except RecipeError as e:
         raise UsageError(str(e)) from e
     main = int(os.environ.get("RANK", "0")) == 0
-    on_cpu = device.startswith("cpu") if device else not _cuda_available()
-    if threads is None and on_cpu:
+    on_cpu = cfg.device.startswith("cpu") if cfg.device else not _cuda_available()
+    if cfg.threads is None and on_cpu:
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        threads = auto_threads(recipe.num_workers if workers is None else workers, world)
+        workers = recipe.num_workers if cfg.num_workers is None else cfg.num_workers
+        cfg = replace(cfg, threads=auto_threads(workers, world))
     progress = TrainProgress() if main else None
     try:
         _prepare_parts(recipe, main)
-        summary = train(
-            recipe,
-            RunOptions(
-                out=out,
-                data_root=data_root,
-                resume=resume,
-                max_steps=max_steps,
-                device=device,
-                num_workers=workers,
-                strategy=strategy,
-                progress=progress,
-                threads=threads,
-            ),
-        )
+        summary = train(recipe, replace(cfg, progress=progress))
     except (RecipeError, MixtureError, ConfigError, DataError, TrainError) as e:
         raise UsageError(str(e)) from e
     finally:

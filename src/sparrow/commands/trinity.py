@@ -8,15 +8,12 @@ from typing import Any
 
 import typer
 
-from sparrow.commands import default
+from sparrow.commands._options import config_flags
 from sparrow.refine.metrics.trinity import TrinityConfig
 from sparrow.ui import UsageError
 
 
-def _d(name: str) -> Any:
-    return default(TrinityConfig, name)
-
-
+@config_flags(TrinityConfig, skip=("vendi_sample", "min_f1"), paths=("encoder",))
 def trinity(
     captions: Path = typer.Argument(
         ..., help="caption.json ({video_id: {start, end, text}}).", show_default=False
@@ -28,16 +25,8 @@ def trinity(
         help="A second caption.json: bootstrap interval of CIDEr-D(CAPTIONS) - CIDEr-D(it).",
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the report as JSON here."),
-    vendi: bool = typer.Option(
-        _d("vendi"), "--vendi/--no-vendi", help="Vendi score (loads the MiniLM encoder)."
-    ),
-    encoder: Path = typer.Option(
-        None, "--encoder", help="Local sentence-transformers folder for the Vendi score."
-    ),
-    self_bleu_sample: int = typer.Option(
-        _d("self_bleu_sample"), "--self-bleu-sample", help="Captions in self-BLEU."
-    ),
-    seed: int = typer.Option(_d("seed"), "--seed", help="Seed of the samples and the bootstrap."),
+    *,
+    cfg: TrinityConfig,  # --self-bleu-sample, --vendi, --encoder, --seed
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples for --compare."),
 ) -> None:
     """Report videos, captions and words per caption; vocabulary, distinct-1/2, self-BLEU and Vendi; and,
@@ -50,9 +39,6 @@ def trinity(
 
     if compare is not None and reference is None:
         raise UsageError("--compare needs --reference")
-    cfg = TrinityConfig(
-        self_bleu_sample=self_bleu_sample, vendi=vendi, encoder=str(encoder) if encoder else None, seed=seed
-    )
     try:
         caps = load_captions(captions)
         ref = load_captions(reference) if reference is not None else None
@@ -70,7 +56,7 @@ def trinity(
         refs = {v: [t.paragraph()] for v, t in ref.items()}
         paragraphs = {v: t.paragraph() for v, t in caps.items()}
         iv = cider_difference(
-            paragraphs, {v: t.paragraph() for v, t in other.items()}, refs, resamples, seed=seed
+            paragraphs, {v: t.paragraph() for v, t in other.items()}, refs, resamples, seed=cfg.seed
         )
         result["compare"] = {"against": str(compare), "cider_d_difference": iv.to_dict()}
         rows.append(["compare", "CIDEr-D difference", f"{iv.difference:.3f} [{iv.low:.3f}, {iv.high:.3f}]"])

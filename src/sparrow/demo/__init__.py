@@ -15,7 +15,7 @@ not. ``run.py`` strings the steps together; ``config.py`` holds the settings and
 """
 
 from sparrow.demo.compare import comparisons, paired_difference
-from sparrow.demo.config import REFERENCE, DemoCallbacks, DemoConfig, DemoError, default_recipe
+from sparrow.demo.config import REFERENCE, DemoConfig, DemoError, default_recipe
 from sparrow.demo.reading import honest_reading
 from sparrow.demo.recipes import load_recipe, scale_steps, video_only_variant
 from sparrow.demo.report import write_report
@@ -23,7 +23,6 @@ from sparrow.demo.run import run_demo
 
 __all__ = [
     "REFERENCE",
-    "DemoCallbacks",
     "DemoConfig",
     "DemoError",
     "comparisons",

@@ -5,7 +5,6 @@ Stdlib only, so the CLI can read the defaults without importing the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,51 +36,38 @@ def _world_videos() -> dict[str, Any]:
 
 @dataclass
 class DemoConfig:
-    out: Path = DEFAULT_OUT
-    seed: int = 0
-    preset: str = "tiny"
+    """What the demo runs with; each field's comment is also its ``sparrow demo`` option's help."""
+
+    out: Path = DEFAULT_OUT  # Output directory (re-run to resume).
+    seed: int = 0  # Seed of the world, the training and the bootstrap.
+    preset: str = "tiny"  # World size: tiny, small or medium.
     world_overrides: dict[str, Any] = field(default_factory=_world_videos)
-    recipe: Path | None = None  # default: configs/tiny/apollo-3stage.yaml
-    max_steps: int | None = None  # cap every training stage (quick runs)
+    recipe: Path | None = None  # Training recipe (default: configs/tiny/apollo-3stage.yaml).
+    max_steps: int | None = None  # Cap every training stage at this many steps (quick runs).
     steps_scale: float = 1.0  # multiply every stage's steps (0.25: a quick look; 2: a longer run)
-    workers: int = 2
+    workers: int = 2  # Processes for world and synth.
+    # CPU threads for training and evaluation (default: cores minus loader workers for training, 1 for
+    # evaluation; on an idle machine 2 threads train faster).
     threads: int | None = None
     synth_size: int = 224  # rendered frame side; the tiny model sees 64 px anyway
     synth_font_size: int = 12
     eval_batch_size: int = 8
-    # cloze_norm: each option's text scored after the bare question, per token. A sub-million-parameter
-    # model trained for minutes cannot learn to bind option letters to contents; it can learn what the
-    # answer is. Per token, because a summed score favours short options (an untrained model then scores
-    # ~0.33 instead of 0.25 on this benchmark).
+    # How questions are scored: cloze_norm (option texts after the bare question, per token; the demo's
+    # default), cloze (summed), loglik (option letters) or generate. Why cloze_norm: a sub-million-parameter
+    # model trained for minutes cannot learn to bind option letters to contents, only what the answer is;
+    # and a summed score favours short options (an untrained model then scores ~0.33 instead of 0.25).
+    # See docs/demo.md.
     eval_method: str = "cloze_norm"
     bootstrap: int = 1000
     curate_top_k: int | None = None
-    baseline: bool = True
+    baseline: bool = True  # Also train the video-only baseline (without it, curation has fewer models).
     # Evaluate the untrained model too (same config and seed as the runs start from): under cloze scoring
     # "chance" is not exactly 1/4, so the demo measures the floor instead of assuming it.
     reference: bool = True
-    overwrite: bool = False  # start again: remove what an earlier demo wrote into ``out``
+    overwrite: bool = False  # Start again: remove what an earlier demo wrote into the output directory.
 
     def recipe_path(self) -> Path:
         path = Path(self.recipe) if self.recipe else default_recipe()
         if not path.is_file():
             raise DemoError(f"recipe not found: {path} (pass --recipe)")
         return path
-
-
-@dataclass
-class DemoCallbacks:
-    """Hooks the CLI uses for progress bars. ``step(name)`` when a step starts; ``items(step, done, total)``
-    as a step progresses; ``train`` is handed to the trainer as its progress callback."""
-
-    step: Callable[[str], None] | None = None
-    items: Callable[[str, int, int | None], None] | None = None
-    train: Callable[[dict[str, Any]], None] | None = None
-
-    def start(self, name: str) -> None:
-        if self.step:
-            self.step(name)
-
-    def advance(self, name: str, done: int, total: int | None) -> None:
-        if self.items:
-            self.items(name, done, total)

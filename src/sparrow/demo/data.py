@@ -6,15 +6,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sparrow.demo.config import DemoCallbacks, DemoConfig
+from sparrow.demo.config import DemoConfig
+from sparrow.jobs.hooks import StepHooks
 
 
-def _progress(cb: DemoCallbacks, step: str) -> Callable[[Any], None]:
+def _progress(cb: StepHooks, step: str) -> Callable[[Any], None]:
     """A job's progress events (``done``, ``total``) as the demo's ``advance`` calls."""
     return lambda event: cb.advance(step, event.done, event.total)
 
 
-def make_world(cfg: DemoConfig, cb: DemoCallbacks) -> Path:
+def make_world(cfg: DemoConfig, cb: StepHooks) -> Path:
     """Generate the world (videos, benchmarks, text corpus) into ``OUT/world``."""
     from sparrow.world.generate import generate_world
 
@@ -31,7 +32,7 @@ def make_world(cfg: DemoConfig, cb: DemoCallbacks) -> Path:
     return out
 
 
-def make_synth(cfg: DemoConfig, world: Path, cb: DemoCallbacks) -> dict[str, Any]:
+def make_synth(cfg: DemoConfig, world: Path, cb: StepHooks) -> dict[str, Any]:
     """Render the world's training corpus as pseudo-videos into ``OUT/world/synth``; returns the summary."""
     from sparrow.render import RenderConfig
     from sparrow.synth import SynthConfig, synthesize

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sparrow.demo.config import REFERENCE, DemoCallbacks, DemoConfig
+from sparrow.demo.config import REFERENCE, DemoConfig
 from sparrow.demo.runs import checkpoints
 from sparrow.eval.conditions import CONDITIONS
+from sparrow.jobs.hooks import StepHooks
 
 BUCKETS = (30.0, 120.0)  # duration buckets (seconds) of the metrics and the curation
 CLIP_CACHE_SIZE = 4096
 
 
-def evaluate_all(cfg: DemoConfig, world: Path, cb: DemoCallbacks) -> dict[str, dict[str, dict[str, Any]]]:
+def evaluate_all(cfg: DemoConfig, world: Path, cb: StepHooks) -> dict[str, dict[str, dict[str, Any]]]:
     """``metrics[model][condition]`` for every checkpoint under every condition (video, frame, text) on the
     world's test benchmark, each written to ``OUT/eval/<model>/<condition>/``."""
     from sparrow.eval.config import EvalOptions
@@ -47,7 +48,7 @@ def evaluate_all(cfg: DemoConfig, world: Path, cb: DemoCallbacks) -> dict[str, d
     return metrics
 
 
-def curate_all(cfg: DemoConfig, names: list[str], cb: DemoCallbacks) -> dict[str, Any]:
+def curate_all(cfg: DemoConfig, names: list[str], cb: StepHooks) -> dict[str, Any]:
     """ApolloBench curation from the trained checkpoints' results into ``OUT/curate``."""
     from sparrow.eval.curate import CurateConfig, curate_results
 

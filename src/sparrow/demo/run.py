@@ -15,7 +15,6 @@ from sparrow.demo.config import (
     CHANCE,
     MAIN_RUN,
     REFERENCE,
-    DemoCallbacks,
     DemoConfig,
     DemoError,
 )
@@ -28,6 +27,7 @@ from sparrow.demo.runs import checkpoints, final_name, make_reference, train_run
 from sparrow.demo.state import Steps, clear_outputs, json_default
 from sparrow.eval.conditions import CONDITIONS
 from sparrow.io import atomic_write_text
+from sparrow.jobs.hooks import StepHooks
 
 
 def _step_keys(cfg: DemoConfig, recipe: Any) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _prepare(cfg: DemoConfig) -> Any:
     return recipe
 
 
-def _prepare_parts(recipe: Any, cb: DemoCallbacks) -> None:
+def _prepare_parts(recipe: Any, cb: StepHooks) -> None:
     """Convert the recipe's packaged pretrained parts once (the wheel's GGUF LM: about a minute), as a
     step of its own so the pause shows; later runs find them ready and skip it."""
     from sparrow.model.packaged import prepare_packaged
@@ -86,9 +86,9 @@ def _prepare_parts(recipe: Any, cb: DemoCallbacks) -> None:
         prepare_packaged(mcfg, on_start=lambda part: cb.start(f"prepare {part.name} (once)"))
 
 
-def run_demo(cfg: DemoConfig, callbacks: DemoCallbacks | None = None) -> dict[str, Any]:
+def run_demo(cfg: DemoConfig, callbacks: StepHooks | None = None) -> dict[str, Any]:
     """Run (or resume) the whole demo; returns a summary with the report's path and the key metrics."""
-    cb = callbacks or DemoCallbacks()
+    cb = callbacks or StepHooks()
     recipe = _prepare(cfg)
     _prepare_parts(recipe, cb)
     steps = Steps(cfg.out, cb)

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sparrow.demo.config import BASELINE_RUN, MAIN_RUN, REFERENCE, DemoCallbacks, DemoConfig
+from sparrow.demo.config import BASELINE_RUN, MAIN_RUN, REFERENCE, DemoConfig
 from sparrow.demo.recipes import load_recipe, video_only_variant
+from sparrow.jobs.hooks import StepHooks
 
 
 def make_reference(cfg: DemoConfig, recipe: Any) -> Path:
@@ -43,7 +44,7 @@ def make_reference(cfg: DemoConfig, recipe: Any) -> Path:
     return out
 
 
-def train_runs(cfg: DemoConfig, world: Path, cb: DemoCallbacks) -> dict[str, dict[str, Any]]:
+def train_runs(cfg: DemoConfig, world: Path, cb: StepHooks) -> dict[str, dict[str, Any]]:
     """Train the main recipe and (unless ``cfg.baseline`` is off) its video-only variant; each resumes."""
     from sparrow.train.options import RunOptions
     from sparrow.train.trainer import auto_threads, train

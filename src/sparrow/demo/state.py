@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sparrow.demo.config import DemoCallbacks, DemoError
+from sparrow.demo.config import DemoError
 from sparrow.io import atomic_write_text
+from sparrow.jobs.hooks import StepHooks
 
 STATE_FILE = "demo_state.json"
 REDO_ON_CHANGE = ["eval", "curate"]  # step names, also their output folders
@@ -46,7 +47,7 @@ class Steps:
     finished step whose outputs are still there and resumes an unfinished one (every step's job resumes
     by itself). Other settings than those recorded are an error: the outputs would mix two runs."""
 
-    def __init__(self, out: Path, cb: DemoCallbacks):
+    def __init__(self, out: Path, cb: StepHooks):
         self.path = out / STATE_FILE
         self.cb = cb
         self.state: dict[str, Any] = {}

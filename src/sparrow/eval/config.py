@@ -36,23 +36,28 @@ class EvalConfig:
 
 @dataclass
 class EvalOptions:
-    """The `sparrow eval` job: a checkpoint under one or more conditions (the command's defaults)."""
+    """The `sparrow eval` job: a checkpoint under one or more conditions. The defaults are the command's,
+    and each field's comment is its option's help."""
 
     conditions: tuple[str, ...] = ("video",)
+    # loglik (option-letter log-likelihood), generate (greedy reply + parsing), cloze (the bare question,
+    # each option text scored as the reply; suits very small models) or cloze_norm (cloze per token).
     method: str = EvalConfig.method
-    sampling: str | None = None  # overrides of the checkpoint's SamplingConfig, "k=v,k=v"
-    name: str | None = None
-    batch_size: int = EvalConfig.batch_size
-    max_new_tokens: int = EvalConfig.max_new_tokens
-    device: str = "cpu"
-    dtype: str | None = None
-    media_root: str | None = None
+    # Override the checkpoint's frame sampling, e.g. 'strategy=uniform,num_frames=16' or
+    # 'fps=2,max_frames=64,timestamps=none' (fields of SamplingConfig).
+    sampling: str | None = None
+    name: str | None = None  # Model name in results and curation (default: from the checkpoint's folder).
+    batch_size: int = EvalConfig.batch_size  # Questions per forward pass.
+    max_new_tokens: int = EvalConfig.max_new_tokens  # Reply length cap (generate).
+    device: str = "cpu"  # torch device, e.g. cpu or cuda.
+    dtype: str | None = None  # Override the checkpoint dtype (float32, bfloat16, ...).
+    media_root: str | None = None  # Resolve video paths here instead of next to the benchmark.
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
-    bootstrap: int = 1000
-    seed: int = 0
-    overwrite: bool = False
-    # CPU threads for torch while evaluating (None: leave torch's setting). Small models on a busy CPU
-    # run many times faster on one thread than on several that spin-wait for each other.
+    bootstrap: int = 1000  # Bootstrap resamples for the 95% CI.
+    seed: int = 0  # Bootstrap seed.
+    overwrite: bool = False  # Discard saved results of an earlier run in the output folder.
+    # torch CPU threads while evaluating (default: torch's setting). Small models on a busy CPU run many
+    # times faster on one thread than on several that spin-wait for each other.
     threads: int | None = None
 
     def validate(self) -> None:

@@ -29,9 +29,12 @@ Key = tuple[str, str]  # (bench, question id)
 
 @dataclass
 class CurateConfig:
-    threshold: float = 0.5  # drop when MORE than this share of models is right from text or frame
-    top_k: int | None = None  # keep this many (overall, or per category); None keeps all that pass
-    per_category: bool = False
+    """What curation keeps; each field's comment is also its ``sparrow curate`` option's help."""
+
+    threshold: float = 0.5  # Drop a question when MORE than this share of models is right from text or frame.
+    # Keep the K highest-entropy questions, overall or per category (default: all that pass).
+    top_k: int | None = None
+    per_category: bool = False  # Apply the top-k within each category.
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
 
     def validate(self) -> None:

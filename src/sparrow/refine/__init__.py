@@ -18,14 +18,4 @@ from __future__ import annotations
 from sparrow.lazy import lazy_exports
 
 # Names load lazily: the CLI reads RefineConfig's defaults without importing the job and the metrics.
-_LAZY = {
-    "RefineConfig": "sparrow.refine.config",
-    "DryRun": "sparrow.refine.run",
-    "dry_run": "sparrow.refine.run",
-    "refine": "sparrow.refine.run",
-}
-
-__all__ = list(_LAZY)
-
-
-__getattr__ = lazy_exports("sparrow.refine", _LAZY)
+__all__, __getattr__ = lazy_exports(__name__, {".config": "RefineConfig", ".run": "DryRun dry_run refine"})

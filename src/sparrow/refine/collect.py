@@ -14,7 +14,10 @@ from sparrow.jobs import Collector, ItemResult, JobReport, VideoJobSummary, Work
 from sparrow.refine.captions import Line, Transcript, load_captions, write_captions
 from sparrow.refine.ledger import Ledger
 
-PROMPT = "<video>\nDescribe what happens in this clip in one sentence."
+# The one caption prompt: refined records train the captioner with it, and the flywheel's captioner is
+# asked with it when it re-annotates (the same words, so training and use cannot drift apart).
+CAPTION_QUESTION = "Describe what happens in this clip in one sentence."
+PROMPT = f"<video>\n{CAPTION_QUESTION}"
 
 
 @dataclass

@@ -14,31 +14,31 @@ BACKENDS = ("hf", "openai", "sparrow")
 
 @dataclass(frozen=True)
 class RefineConfig:
-    backend: str = "hf"  # hf | openai | sparrow
-    model: str | None = (
-        None  # hf: model folder (None: packaged SmolLM2); openai: model name; sparrow: checkpoint
-    )
-    base_url: str = "http://127.0.0.1:8000/v1"  # openai
-    api_key_env: str | None = None  # openai: the environment variable that holds the key
-    concurrency: int = 4  # openai: requests in flight
-    timeout: float = 120.0  # openai: seconds per attempt
-    retries: int = 5  # openai
-    batch_size: int = 8  # hf
-    device: str = "cpu"  # hf, sparrow
-    template: str = "refine"  # packaged name or a template file
-    examples: str | None = None  # JSONL of human-refined examples (few-shot)
-    max_words: int = MAX_WORDS  # words per transcript block
-    caption_seconds: float = DURATION  # how long each caption lasts
-    temperature: float = 0.0
+    """The settings of a run. Each field's comment is also its ``sparrow refine`` option's help."""
+
+    backend: str = "hf"  # hf (local LM), openai (any compatible server) or sparrow (a checkpoint that sees).
+    # hf: model folder (default: the packaged SmolLM2); openai: model name; sparrow: checkpoint.
+    model: str | None = None
+    base_url: str = "http://127.0.0.1:8000/v1"  # openai: the server's /v1 URL.
+    api_key_env: str | None = None  # openai: environment variable holding the key.
+    concurrency: int = 4  # openai: requests in flight.
+    timeout: float = 120.0  # openai: seconds per attempt.
+    retries: int = 5  # openai: retries per request (429, 5xx, timeouts).
+    batch_size: int = 8  # hf: prompts generated together.
+    device: str = "cpu"  # hf / sparrow: cpu, cuda, ...
+    template: str = "refine"  # Packaged template name or file (with [system] and [user] sections).
+    examples: str | None = None  # JSONL of human-refined examples (few-shot).
+    max_words: int = MAX_WORDS  # Words per transcript block.
+    caption_seconds: float = DURATION  # How long each caption lasts.
+    temperature: float = 0.0  # 0: greedy.
     top_p: float = 1.0
-    max_tokens: int = 256
-    seed: int = 0
-    describe_frames: bool = False  # image-LM side: describe frames and fuse them into the prompt
-    frame_every: float = 4.0  # seconds between described frames
-    see_video: bool = (
-        False  # send each block's video segment with its prompt (sparrow, or openai to a video server)
-    )
-    cache: str | None = None  # response cache folder (None: OUT/cache)
+    max_tokens: int = 256  # Reply length per block.
+    seed: int = 0  # Seed sent with every request (part of the cache key).
+    describe_frames: bool = False  # Describe frames with the backend (image-LM side) and fuse them in.
+    frame_every: float = 4.0  # Seconds between described frames.
+    # Send each block's video segment with its prompt (sparrow, or openai to a video server).
+    see_video: bool = False
+    cache: str | None = None  # Response cache folder (default: OUT/cache).
 
     def sampling(self) -> Sampling:
         return Sampling(self.temperature, self.top_p, self.max_tokens)

@@ -3,8 +3,9 @@ numbering and markdown bold tolerated) or, optionally, a JSON list (``[{"time": 
 or ``["12s: ..."]``, fenced or not). Servers that ignore structured-output requests are the norm, so
 JSON is never required.
 
-A caption timed outside its block's window is dropped and reported; untimed lines are ignored.
-Each caption lasts ``duration`` seconds (HowToCaption's 8 s).
+A caption timed outside its block's window is dropped and reported, and so is a caption that repeats an
+earlier one of its block word for word (small LMs fall into loops); untimed lines are ignored. Each
+caption lasts ``duration`` seconds (HowToCaption's 8 s).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from sparrow.refine.captions import Line
 DURATION = 8.0
 _LINE = re.compile(
     r"^\s*(?:[-*•]\s*|\d+[.)]\s+)?\**\s*(\d+(?:\.\d+)?)\s*(?:s|sec|seconds?)\s*\**\s*[:\-–]\s*(.+?)\s*$",
+    re.IGNORECASE,
+)
+# A line's bullet or number and its time, which two copies of one caption in a loop need not share.
+_LEAD = re.compile(
+    r"^\s*(?:[-*•]\s*|\d+[.)]\s+)?\**\s*(?:\d+(?:\.\d+)?\s*(?:s|sec|seconds?)\s*\**\s*[:\-–]\s*)?",
     re.IGNORECASE,
 )
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -71,6 +77,17 @@ def _from_json(items: list[Any]) -> list[tuple[float, str]] | None:
     return out
 
 
+def caption_key(text: str) -> str:
+    """What makes two captions the same: their words, case and punctuation aside, bullet and time left out."""
+    return " ".join(re.findall(r"[a-z0-9']+", _LEAD.sub("", text, count=1).lower()))
+
+
+def repeats_a_line(reply: str) -> bool:
+    """True once a reply's last complete line says what an earlier line said (a generation loop)."""
+    lines = [k for k in map(caption_key, reply.split("\n")[:-1]) if k]
+    return len(lines) > 1 and lines[-1] in lines[:-1]
+
+
 def parse_reply(reply: str, block: Block, duration: float = DURATION) -> Parsed:
     """Timed captions of one block's reply, in reply order."""
     parsed = Parsed()
@@ -85,6 +102,7 @@ def parse_reply(reply: str, block: Block, duration: float = DURATION) -> Parsed:
             elif raw.strip():
                 parsed.untimed += 1
     lo, hi = block.window
+    seen: set[str] = set()
     for t, text in pairs:
         text = text.strip().strip("*").strip()
         if not text:
@@ -92,5 +110,9 @@ def parse_reply(reply: str, block: Block, duration: float = DURATION) -> Parsed:
         if not lo <= t <= hi:
             parsed.dropped.append(f"{t:g}s is outside the block's window {lo}-{hi}s: {text[:60]}")
             continue
+        if caption_key(text) in seen:
+            parsed.dropped.append(f"{t:g}s repeats an earlier caption: {text[:60]}")
+            continue
+        seen.add(caption_key(text))
         parsed.captions.append(Line(t, t + duration, text))
     return parsed

@@ -19,8 +19,9 @@ from pathlib import Path
 from sparrow.io import LineError, iter_jsonl
 from sparrow.refine.backends.base import Message
 from sparrow.refine.blocks import Block, timed
-from sparrow.refine.captions import Transcript
+from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.errors import PromptError
+from sparrow.refine.metrics.text import words
 
 TEMPLATES = ("refine", "describe")
 FRAMES_HEADING = "What the video frames show at these times:"
@@ -139,3 +140,110 @@ def examples_from_truth(
         lines = [sorted(t.lines, key=lambda x: (x.start, x.end)) for t in (transcripts[vid], truth[vid])]
         out.append(Example(*("\n".join(timed(x.start, x.text) for x in ls) for ls in lines)))
     return out
+
+
+# Words that say nothing about what is seen; lines are aligned on the rest.
+_FILLER = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "it",
+        "it's",
+        "there",
+        "there's",
+        "and",
+        "so",
+        "just",
+        "in",
+        "on",
+        "at",
+        "of",
+        "to",
+        "from",
+        "this",
+        "that",
+        "i",
+        "you",
+        "um",
+        "uh",
+        "okay",
+        "yeah",
+        "oh",
+        "well",
+        "now",
+        "then",
+        "here",
+    ]
+)
+NO_CAPTION = "No caption."  # the reply a line-level example gives for chatter
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in words(text) if w not in _FILLER}
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    w = words(text)
+    return set(zip(w, w[1:], strict=False))
+
+
+def align_lines(
+    transcript: Transcript, truth: Transcript, window: float = 2.0
+) -> list[tuple[Line, Line | None]]:
+    """Transcript lines with the refined caption each became, one to one: pairs starting within ``window``
+    seconds are taken best first (most shared content words, then shared word pairs, then the smaller
+    time gap). A line that shares no content word with any caption near it is chatter (None); a line
+    whose candidates were all taken by better lines is left out."""
+    lines = sorted(transcript.lines, key=lambda x: (x.start, x.end))
+    scored = []
+    for i, line in enumerate(lines):
+        for j, cap in enumerate(truth.lines):
+            shared = len(_content(line.text) & _content(cap.text))
+            if shared and abs(cap.start - line.start) <= window:
+                pairs = len(_bigrams(line.text) & _bigrams(cap.text))
+                scored.append((-shared, -pairs, abs(cap.start - line.start), i, j))
+    match: dict[int, Line] = {}
+    used: set[int] = set()
+    for *_, i, j in sorted(scored):
+        if i not in match and j not in used:
+            match[i] = truth.lines[j]
+            used.add(j)
+    candidates = {i for *_, i, _ in scored}
+    return [(x, match.get(i)) for i, x in enumerate(lines) if i in match or i not in candidates]
+
+
+def line_examples(
+    transcripts: dict[str, Transcript], truth: dict[str, Transcript], ids: list[str], n: int
+) -> list[Example]:
+    """``n`` one-line examples from human-refined videos, for prompting one transcript line at a time (what
+    a small LM can follow): a spoken line and the caption it became, or NO_CAPTION for chatter. One in
+    four is chatter; the others cycle through the kinds of rewrite (the caption's words the line lacks),
+    so that the examples show every pattern before any repeats."""
+    kinds: dict[str, list[Example]] = {}
+    chatter: list[Example] = []
+    for vid in ids:
+        if vid not in transcripts or vid not in truth:
+            raise PromptError(f"no transcript or refined captions for example video {vid!r}")
+        for line, cap in align_lines(transcripts[vid], truth[vid]):
+            said = timed(line.start, line.text)
+            if cap is None:
+                chatter.append(Example(said, NO_CAPTION))
+                continue
+            kind = " ".join(w for w in words(cap.text) if w not in set(words(line.text)))
+            kinds.setdefault(kind, []).append(Example(said, timed(line.start, cap.text)))
+    rewrites: list[Example] = []
+    queues = list(kinds.values())
+    while len(rewrites) < n - min(len(chatter), n // 4) and any(queues):
+        for q in queues:
+            if q and len(rewrites) < n - min(len(chatter), n // 4):
+                rewrites.append(q.pop(0))
+    # chatter after every third rewrite, not all in one place: a small LM copies the nearest pattern
+    out: list[Example] = []
+    for i, ex in enumerate(rewrites):
+        out.append(ex)
+        if i % 3 == 2 and chatter and len(out) < n:
+            out.append(chatter.pop(0))
+    return out[:n]

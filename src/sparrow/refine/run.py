@@ -14,9 +14,11 @@ from sparrow.refine.blocks import make_blocks
 from sparrow.refine.captions import read_entries
 from sparrow.refine.collect import RefineSummary
 from sparrow.refine.config import RefineConfig
-from sparrow.refine.job import RefineError, RefineStage
+from sparrow.refine.errors import RefineError
+from sparrow.refine.job import RefineStage
 from sparrow.refine.metrics import TrinityConfig
 from sparrow.refine.prompts import PromptTemplate, load_examples
+from sparrow.refine.stage import CaptionJob
 
 
 @dataclass
@@ -71,5 +73,6 @@ def refine(
     cfg.validate()
     if not Path(videos).is_dir():
         raise RefineError(f"videos folder not found: {videos}")
-    stage = RefineStage(transcripts, videos, out, cfg, limit, records, reference, trinity)
+    job_spec = CaptionJob(transcripts, videos, out, records, reference, trinity or TrinityConfig(), limit)
+    stage = RefineStage(job_spec, cfg)
     return run_job(stage, out, JobOptions(**job))

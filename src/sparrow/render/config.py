@@ -20,20 +20,26 @@ class RenderConfig:
     margins (all four sides here, so nothing touches the border).
 
     ``missing_glyphs`` says what happens to a character no font in the chain can draw: ``"replace"``
-    draws a visible placeholder box in its place, ``"error"`` makes layout raise RenderError."""
+    draws a visible placeholder box in its place, ``"error"`` makes layout raise RenderError.
 
-    width: int = 448
-    height: int = 448
-    font_size: int = 20
-    margin: int = 20
+    Each field's comment is also its ``sparrow synth`` option's help."""
+
+    width: int = 448  # Frame width in pixels.
+    height: int = 448  # Frame height in pixels.
+    font_size: int = 20  # Font size in pixels.
+    margin: int = 20  # Margin on every side, pixels.
     line_height: int | None = None  # None: ascent + descent of the first font in the chain
     fonts: tuple[str, ...] = ()  # user fonts tried before the built-in chain ("path" or "path#index")
     default_fonts: bool = True
-    fg: str = "#000000"
-    bg: str = "#ffffff"
-    image_format: str = "png"
-    quality: int = 90  # jpg / webp
-    png_compress_level: int = 3  # zlib level: 3 is ~2x faster than 6 for ~1.15x the bytes on text frames
+    fg: str = "#000000"  # Text colour (name or #rrggbb).
+    bg: str = "#ffffff"  # Background colour (name or #rrggbb).
+    image_format: str = "png"  # Frame image format: png, jpg or webp.
+    quality: int = 90  # JPEG/WebP quality (1-100).
+    # PNG zlib level 0-9 (1: fastest, 9: smallest); 3 is ~2x faster than 6 for ~1.15x the bytes on text
+    # frames.
+    png_compress_level: int = 3
+    # A character no font can draw: 'replace' (draw a placeholder box, count it in the sample's meta) or
+    # 'error' (the record goes to errors.jsonl).
     missing_glyphs: str = "replace"
 
     def validate(self) -> None:

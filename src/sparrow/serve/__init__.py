@@ -9,14 +9,7 @@ from __future__ import annotations
 from sparrow.lazy import lazy_exports
 
 # Names load lazily: `sparrow --help` must not import FastAPI (about 0.35 s).
-_LAZY = {
-    "ServeConfig": "sparrow.serve.config",
-    "create_app": "sparrow.serve.app",
-    "RequestError": "sparrow.serve.messages",
-    "parse_messages": "sparrow.serve.messages",
-}
-
-__all__ = list(_LAZY)
-
-
-__getattr__ = lazy_exports("sparrow.serve", _LAZY)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {".config": "ServeConfig", ".app": "create_app", ".messages": "RequestError parse_messages"},
+)

@@ -25,26 +25,29 @@ class SynthConfig:
     text tokens + 96 x frames <= 10,240 (MiniCPM-V spends 96 visual tokens per frame).
 
     What happens to characters no font can draw is ``render.missing_glyphs``: ``"replace"`` draws a
-    placeholder and counts them in the sample's ``meta``, ``"error"`` sends the record to errors.jsonl."""
+    placeholder and counts them in the sample's ``meta``, ``"error"`` sends the record to errors.jsonl.
 
-    unit: str = "words"
-    tokenizer: str | None = None  # local tokenizer directory (unit="tokens"; also counts text tokens)
-    units_per_frame: int = 115
-    max_frames: int = 100
-    max_tokens: int = 10_240
-    tokens_per_frame: int = 96
-    truncate: bool = False
+    Each field's comment is also its ``sparrow synth`` option's help."""
+
+    unit: str = "words"  # Segmentation unit: 'words' or 'tokens' (needs a tokenizer).
+    tokenizer: str | None = None  # Local tokenizer directory: token units and exact text-token counts.
+    units_per_frame: int = 115  # At most this many units per frame (fewer when they do not fit).
+    max_frames: int = 100  # Drop (or truncate) samples with more frames.
+    max_tokens: int = 10_240  # Token budget: text tokens + tokens-per-frame x frames must not exceed it.
+    tokens_per_frame: int = 96  # Visual tokens a frame costs.
+    truncate: bool = False  # Keep the first frames of over-limit samples.
     fields: tuple[tuple[str, str], ...] = (
         ("answer", "answer"),
         ("context", "context"),
         ("question", "question"),
     )
-    source: str | None = None  # the samples' "source"; default: the input file's stem
+    source: str | None = None  # The samples' 'source' label (default: the input file's stem).
     render: RenderConfig = field(default_factory=RenderConfig)
     # How raw records become (context, question, answer) instead of ``fields`` (synth/presets.py).
     preset: Preset | None = None
-    # The paper's instruction-length filter: drop a record whose question has this many words or more.
-    # None: the preset's default (LongAlpaca 500; the paper used 30 for LongQLoRA), else no limit; 0: off.
+    # Drop records whose question has N words or more, the paper's instruction-length filter (500 for
+    # LongAlpaca, the longalpaca preset's default; 30 for LongQLoRA); 0: no limit. Default: the preset's,
+    # else no limit.
     max_question_words: int | None = None
 
     def validate(self) -> None:

@@ -15,25 +15,14 @@ from __future__ import annotations
 
 from sparrow.lazy import lazy_exports
 
-_LAZY = {
-    "cross_entropy": "sparrow.train.losses",
-    "tailr_loss": "sparrow.train.losses",
-    "AdaTaiLr": "sparrow.train.losses",
-    "Mixture": "sparrow.train.mixture",
-    "MixtureConfig": "sparrow.train.mixture",
-    "SourceConfig": "sparrow.train.mixture",
-    "MixtureError": "sparrow.train.mixture",
-    "Recipe": "sparrow.train.recipe",
-    "StageConfig": "sparrow.train.recipe",
-    "LossConfig": "sparrow.train.recipe",
-    "RecipeError": "sparrow.train.recipe",
-    "RunOptions": "sparrow.train.options",
-    "TrainError": "sparrow.train.rundir",
-    "train": "sparrow.train.trainer",
-    "read_metrics": "sparrow.train.rundir",
-}
-
-__all__ = list(_LAZY)
-
-
-__getattr__ = lazy_exports("sparrow.train", _LAZY)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        ".losses": "cross_entropy tailr_loss AdaTaiLr",
+        ".mixture": "Mixture MixtureConfig SourceConfig MixtureError",
+        ".recipe": "Recipe StageConfig LossConfig RecipeError",
+        ".options": "RunOptions",
+        ".rundir": "TrainError read_metrics",
+        ".trainer": "train",
+    },
+)

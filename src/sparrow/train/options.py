@@ -13,17 +13,18 @@ Progress = Callable[[dict[str, Any]], None]
 
 @dataclass
 class RunOptions:
-    """``max_steps`` caps every stage (quick runs); ``data_root`` is where the mixture's relative source
-    paths point (None: the current directory); ``num_workers`` and ``strategy`` (None: the recipe's);
-    ``threads``: torch CPU threads during the run (None: leave as is); ``progress`` receives the run's
-    events (dicts with an ``event`` key)."""
+    """Each field's comment is also its ``sparrow train`` option's help."""
 
-    out: Path
+    out: Path  # Run directory: stage checkpoints, final/, metrics, plots.
+    # Directory the mixture's relative source paths point into (e.g. the output of `sparrow world`).
+    # Default: the current directory.
     data_root: Path | None = None
-    resume: bool = False
-    max_steps: int | None = None
-    device: str | None = None
-    num_workers: int | None = None
-    strategy: str | None = None
-    progress: Progress | None = None
+    resume: bool = False  # Continue the run in the run directory from its last checkpoint.
+    max_steps: int | None = None  # Cap every stage at this many steps (quick runs).
+    device: str | None = None  # cpu, cuda or cuda:N (default: GPU if available).
+    num_workers: int | None = None  # Data-loader worker processes (default: the recipe's num_workers).
+    strategy: str | None = None  # ddp or fsdp when launched with several processes (default: the recipe's).
+    progress: Progress | None = None  # receives the run's events (dicts with an ``event`` key)
+    # CPU threads per training process (default: leave torch's setting; `sparrow train` on CPU: the cores
+    # left after the loader workers).
     threads: int | None = None

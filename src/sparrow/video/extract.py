@@ -39,24 +39,11 @@ from sparrow.jobs import (
     WorkItem,
     run_job,
 )
+from sparrow.video.info import VIDEO_SUFFIXES
 from sparrow.video.sampling import open_sample
 from sparrow.video.sizing import Size, check_size
 from sparrow.video.strategies import Fps
 
-VIDEO_SUFFIXES = {
-    ".mp4",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".mov",
-    ".m4v",
-    ".ts",
-    ".flv",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".3gp",
-}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 IMAGE_FORMATS = ("jpg", "png")
 
@@ -67,11 +54,14 @@ class ExtractError(ValueError):
 
 @dataclass
 class ExtractConfig:
-    fps: float = 1.0
-    max_frames: int | None = None
+    """How frames are extracted; each field's comment is also its ``sparrow frames`` option's help."""
+
+    fps: float = 1.0  # Frames per second: the frames shown at 0, 1/fps, 2/fps, ... s.
+    max_frames: int | None = None  # At most this many frames per video (evenly thinned).
     size: Size = None
-    image_format: str = "jpg"
-    quality: int = 90  # JPEG quality
+    image_format: str = "jpg"  # Image format: jpg or png.
+    quality: int = 90  # JPEG quality (1-100).
+    # Keep the decodable frames of truncated videos instead of listing them as errors.
     allow_partial: bool = False
 
     def __post_init__(self) -> None:

@@ -7,6 +7,22 @@ from typing import Any
 
 import numpy as np
 
+# File endings taken for videos when a folder is searched or a video id is looked up, commonest first.
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".avi",
+    ".m4v",
+    ".ts",
+    ".flv",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".3gp",
+)
+
 
 @dataclass
 class VideoInfo:

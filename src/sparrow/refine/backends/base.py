@@ -90,6 +90,11 @@ class Backend:
     model = ""
     greedy_only = False  # True: temperature > 0 is refused
 
+    @property
+    def identity(self) -> str:
+        """What names the model in cache keys (a backend whose ``model`` is only a name adds more)."""
+        return self.model
+
     def complete(self, requests: list[Request]) -> list[Response]:
         raise NotImplementedError
 

@@ -59,7 +59,7 @@ class CachedBackend(Backend):
         self.name, self.model = inner.name, inner.model
 
     def complete(self, requests: list[Request]) -> list[Response]:
-        keys = [self.cache.key(self.inner.name, self.inner.model, r) for r in requests]
+        keys = [self.cache.key(self.inner.name, self.inner.identity, r) for r in requests]
         out: list[Response | None] = [self.cache.get(k) for k in keys]
         missing = [i for i, r in enumerate(out) if r is None]
         if missing:

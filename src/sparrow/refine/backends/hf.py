@@ -4,7 +4,8 @@ Requests are grouped by sampling parameters and seed and generated ``batch_size`
 padding (CPU generation is slow token by token, so batching is where the speed is). Sampled decoding
 (temperature > 0) draws from a generator seeded with the batch's seed inside a forked RNG, so the
 process's global random state is left alone; greedy decoding (the default) does not depend on the
-batch.
+batch. A row stops as soon as its last line repeats an earlier one: small LMs fall into loops that would
+otherwise run to ``max_tokens`` and hold the whole batch (the parser drops the repeated line).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.refine.backends.base import Backend, BackendError, Request, Response, Sampling
+from sparrow.refine.parse import repeats_a_line
 
 DEFAULT_PART = "smollm2-135m-instruct"
 
@@ -25,6 +27,23 @@ class HFConfig:
     batch_size: int = 8
     device: str = "cpu"
     dtype: str = "float32"
+
+
+class LoopStop:
+    """A stopping criterion (transformers calls it with the ids so far, one verdict per row): a row is done
+    when a newline has just closed a line that repeats an earlier line of its reply."""
+
+    def __init__(self, tokenizer: Any, prompt_length: int):
+        self.tok, self.start = tokenizer, prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for i, row in enumerate(input_ids):
+            if "\n" in self.tok.decode(row[-1:]):
+                done[i] = repeats_a_line(self.tok.decode(row[self.start :], skip_special_tokens=True))
+        return done
 
 
 class HFBackend(Backend):
@@ -101,6 +120,7 @@ class HFBackend(Backend):
         kwargs: dict[str, Any] = {
             "max_new_tokens": sampling.max_tokens,
             "pad_token_id": self._tok.pad_token_id,
+            "stopping_criteria": [LoopStop(self._tok, enc["input_ids"].shape[1])],
         }
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)

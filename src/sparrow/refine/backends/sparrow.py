@@ -9,6 +9,7 @@ for the processor; video paths are used as given (the caller decides which paths
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -52,6 +53,20 @@ def to_sample(messages: tuple[Message, ...], image_dir: str | os.PathLike, sampl
     return Sample(id=sample_id, messages=msgs, media=media)
 
 
+def checkpoint_identity(checkpoint: str | os.PathLike) -> str:
+    """The checkpoint's folder name and a hash of its contents (the model in cache keys), so that two
+    checkpoints both called ``final`` never share cached replies."""
+    root = Path(checkpoint)
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".json", ".safetensors", ".txt", ".model"):
+            h.update(p.relative_to(root).as_posix().encode() + b"\0")
+            with p.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return f"{root.resolve().name}@{h.hexdigest()[:12]}"
+
+
 class SparrowBackend(Backend):
     name = "sparrow"
     greedy_only = True
@@ -64,6 +79,11 @@ class SparrowBackend(Backend):
         except (ConfigError, OSError) as e:
             raise BackendError(f"cannot load checkpoint {cfg.checkpoint}: {str(e).splitlines()[0]}") from e
         self.model = Path(cfg.checkpoint).resolve().name
+        self._identity = checkpoint_identity(cfg.checkpoint)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
 
     def complete(self, requests: list[Request]) -> list[Response]:
         return [self.one(r) for r in requests]

@@ -27,12 +27,15 @@ from sparrow.refine.metrics.text import words
 
 @dataclass(frozen=True)
 class TrinityConfig:
-    self_bleu_sample: int = 200  # captions in the self-BLEU sample (quadratic cost)
+    """What the report measures; each field's comment is also its ``sparrow trinity`` option's help."""
+
+    self_bleu_sample: int = 200  # Captions in the self-BLEU sample (quadratic cost).
     vendi_sample: int = 1000  # captions embedded for the Vendi score
-    vendi: bool = True  # False: skip the sentence encoder (no model load)
-    encoder: str | None = None  # local sentence-transformers folder; None: the packaged MiniLM
+    vendi: bool = True  # Vendi score (loads the sentence encoder; off: no model load).
+    # Local sentence-transformers folder for the Vendi score (default: the packaged MiniLM).
+    encoder: str | None = None
     min_f1: float = MIN_F1  # wording similarity that matches a caption to a reference caption
-    seed: int = 0
+    seed: int = 0  # Seed of the samples and the bootstrap.
 
 
 @dataclass

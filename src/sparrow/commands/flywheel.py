@@ -1,0 +1,73 @@
+"""``sparrow flywheel``: Video DataFlywheel's rounds on a world (refine, train a captioner, re-annotate,
+score), resumable per round, with a report page."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sparrow.commands._options import config_flags, out_option
+from sparrow.flywheel.config import FlywheelConfig
+from sparrow.ui import UsageError
+
+
+def _refine_config(text: str | None) -> Any:
+    from sparrow.refine.config import RefineConfig
+    from sparrow.yamlio import apply_overrides
+
+    try:
+        return apply_overrides(
+            FlywheelConfig().refine, text, "--refine", keys=[f.name for f in dataclasses.fields(RefineConfig)]
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+@config_flags(FlywheelConfig, skip=("refine",), paths=("recipe",))
+def flywheel(
+    world: Path = typer.Option(..., "--world", help="A `sparrow world` folder.", show_default=False),
+    out: Path = out_option("Output folder (resumes a run with the same settings)."),
+    *,
+    cfg: FlywheelConfig,
+    refine: str = typer.Option(
+        None,
+        "--refine",
+        help="Round 0's LLM settings as key=value,... (the fields of `sparrow refine`, e.g. "
+        "backend=openai,base_url=http://127.0.0.1:8000/v1,model=qwen); default: the packaged SmolLM2.",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
+) -> None:
+    """Round 0 refines the world's ASR transcripts with an LLM (few-shot with the human examples); each
+    later round trains a captioner on the previous round's captions (AdaTaiLr by default), fine-tunes it on
+    the human examples, lets it re-caption the same segments, and scores the captions against the ground
+    truth (the trinity, CIDEr-D intervals against the transcripts and round 0). Writes rounds.json and
+    report.html into OUT."""
+    from sparrow.commands._jobs import step_progress
+    from sparrow.flywheel.config import FlywheelError
+    from sparrow.flywheel.report import COLUMNS, table_row
+    from sparrow.flywheel.run import flywheel as run
+    from sparrow.jobs import JobError
+    from sparrow.refine.errors import BackendError, CaptionsError, PromptError, RefineError
+    from sparrow.train import RecipeError, TrainError
+    from sparrow.ui import rows_table, summary_table
+
+    cfg = dataclasses.replace(cfg, refine=_refine_config(refine))
+    errors = (FlywheelError, BackendError, CaptionsError, PromptError, RefineError, JobError, RecipeError, TrainError)  # fmt: skip
+    try:
+        with step_progress() as hooks:
+            rows = run(world, out, cfg, overwrite=overwrite, hooks=hooks)
+    except errors as e:
+        raise UsageError(str(e)) from e
+
+    keep = [0, 1, 4, 5, 7, 12, 13]  # round, source, captions, words/caption, distinct-2, CIDEr-D, gain
+    rows_table(
+        "sparrow flywheel", [COLUMNS[i] for i in keep], [[table_row(r)[i] for i in keep] for r in rows]
+    )
+    summary_table("output", {"rounds": str(out / "rounds.json"), "report": str(out / "report.html")})
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="flywheel")(flywheel)

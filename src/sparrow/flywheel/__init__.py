@@ -1,0 +1,16 @@
+"""Video DataFlywheel's rounds (arXiv 2409.19532): refine ASR transcripts with an LLM, then train a
+captioner on the captions, fine-tune it on human examples, let it re-annotate, score, repeat. See
+docs/refine.md.
+
+config.py     FlywheelConfig
+data.py       OUT/data: the videos, the human / scored split, the transcripts, the human examples
+captioner.py  the round's captioner: recipe filled in, trained (resumable)
+annotate.py   the re-annotation stage of sparrow.jobs (the captioner behind the response cache)
+rounds.py     a round's row: trinity numbers and CIDEr-D intervals against the transcripts and round 0
+report.py     report.html: the table, the plots and the plain reading
+run.py        flywheel()
+"""
+
+from sparrow.flywheel.config import FlywheelConfig, FlywheelError
+
+__all__ = ["FlywheelConfig", "FlywheelError"]

@@ -1,0 +1,142 @@
+"""``flywheel()``: round 0 refines the ASR transcripts with an LLM; each later round trains a captioner
+on the previous round's captions (then on the human examples), lets it re-annotate the same segments,
+and scores the result. Every round is resumable and is skipped once its ``round.json`` is written.
+
+OUT/
+  flywheel.json     the settings the run was started with (a resume must use the same)
+  data/             videos (links), asr.json, reference.json, human.jsonl, examples.jsonl, round-K.jsonl
+  asr/trinity.json  the raw transcripts scored like a round
+  round-K/          the round's job outputs (caption.json, trinity.json, summary.json, ...), captioner/
+  rounds.json       one row per round; report.html + figures: the per-round trinity table and plots
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from sparrow.flywheel.annotate import AnnotateStage
+from sparrow.flywheel.captioner import captioner_recipe, train_captioner
+from sparrow.flywheel.config import FlywheelConfig, FlywheelError
+from sparrow.flywheel.data import FlywheelData, prepare_data
+from sparrow.flywheel.report import write_report
+from sparrow.flywheel.rounds import ROUND_FILE, RoundResult, read_trinity, round_result
+from sparrow.io import atomic_write_text
+from sparrow.jobs import JobOptions, run_job
+from sparrow.jobs.hooks import StepHooks
+from sparrow.refine.captions import load_captions
+from sparrow.refine.metrics import TrinityConfig, trinity
+from sparrow.refine.stage import CaptionJob
+
+SETTINGS_FILE = "flywheel.json"
+
+
+def _claim(out: Path, world: Path, cfg: FlywheelConfig, overwrite: bool) -> None:
+    """Write the settings file, refusing an OUT that holds a run with other settings."""
+    settings = json.dumps(
+        {"world": str(world.resolve()), **dataclasses.asdict(cfg)}, indent=2, sort_keys=True
+    )
+    path = out / SETTINGS_FILE
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    if path.is_file() and path.read_text(encoding="utf-8") != settings + "\n":
+        raise FlywheelError(
+            f"{out} holds a flywheel run with other settings; pass --overwrite or another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, settings + "\n")
+
+
+def _job_progress(hooks: StepHooks, name: str) -> Any:
+    return lambda event: hooks.advance(name, event.done, event.total)
+
+
+def _score_asr(data: FlywheelData, out: Path, trinity_cfg: TrinityConfig, cfg: FlywheelConfig) -> RoundResult:
+    path = out / "asr" / "trinity.json"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reference = load_captions(data.reference)
+        trinity(load_captions(data.asr), reference, trinity_cfg).write(path)
+    return round_result("asr", "ASR transcripts", read_trinity(path), {}, cfg.resamples, cfg.seed)
+
+
+def _refine_round(
+    data: FlywheelData, rdir: Path, cfg: FlywheelConfig, tcfg: TrinityConfig, hooks: StepHooks
+) -> Any:
+    from sparrow.refine.run import refine
+
+    rcfg = cfg.refine
+    if cfg.few_shot and not rcfg.examples:
+        rcfg = dataclasses.replace(rcfg, examples=str(data.examples))
+    hooks.start("round 0: refining the transcripts with the LLM")
+    return refine(
+        data.asr, data.videos, rdir, rcfg, records=data.records("round-0"), reference=data.reference,
+        trinity=tcfg, workers=1, on_progress=_job_progress(hooks, "round 0: refine"),
+    )  # fmt: skip
+
+
+def _captioner_round(
+    k: int, data: FlywheelData, rdir: Path, cfg: FlywheelConfig, tcfg: TrinityConfig, hooks: StepHooks
+) -> Any:
+    previous = data.records(f"round-{k - 1}")
+    hooks.start(f"round {k}: training the captioner on round {k - 1}'s captions")
+    recipe = captioner_recipe(cfg, previous, data.human_records, seed=cfg.seed + k)
+    ckpt = train_captioner(recipe, rdir / "captioner", data.root, cfg.steps, hooks.train)
+    hooks.start(f"round {k}: re-annotating with the captioner")
+    previous_captions = rdir.parent / f"round-{k - 1}" / "caption.json"
+    job = CaptionJob(previous_captions, data.videos, rdir, data.records(f"round-{k}"), data.reference, tcfg)
+    stage = AnnotateStage(job, ckpt, cfg.max_new_tokens)
+    return run_job(
+        stage, rdir, JobOptions(workers=1, on_progress=_job_progress(hooks, f"round {k}: annotate"))
+    )
+
+
+def flywheel(
+    world: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: FlywheelConfig | None = None,
+    *,
+    overwrite: bool = False,
+    hooks: StepHooks | None = None,
+) -> list[RoundResult]:
+    """Run (or resume) the flywheel on a ``sparrow world`` folder; returns the raw transcripts' row and
+    one row per round, also written to ``OUT/rounds.json`` and ``OUT/report.html``."""
+    cfg = cfg or FlywheelConfig()
+    cfg.validate()
+    world, out, hooks = Path(world), Path(out), hooks or StepHooks()
+    if not world.is_dir():
+        raise FlywheelError(f"world folder not found: {world}")
+    _claim(out, world, cfg, overwrite)
+    hooks.start("preparing the data: videos, the human examples, the transcripts to refine")
+    data = prepare_data(world, out, cfg)
+    tcfg = TrinityConfig(vendi=cfg.vendi, seed=cfg.seed)
+    rows = {"asr": _score_asr(data, out, tcfg, cfg)}
+    for k in range(cfg.rounds + 1):
+        name, rdir = f"round-{k}", out / f"round-{k}"
+        done = rdir / ROUND_FILE
+        if done.is_file():
+            rows[name] = RoundResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
+            continue
+        t0 = time.perf_counter()
+        if k == 0:
+            summary, source = _refine_round(data, rdir, cfg, tcfg, hooks), "LLM refinement"
+        else:
+            summary, source = _captioner_round(k, data, rdir, cfg, tcfg, hooks), f"captioner (round {k - 1})"
+        if not summary.ok:
+            raise FlywheelError(f"{name}: no video came through; see {rdir / 'errors.jsonl'}")
+        row = round_result(
+            name, source, read_trinity(rdir / "trinity.json"), rows, cfg.resamples, cfg.seed,
+            videos=summary.videos, failed=summary.failed, seconds=round(time.perf_counter() - t0, 1),
+        )  # fmt: skip
+        atomic_write_text(done, json.dumps(row.to_dict(), indent=2) + "\n")
+        rows[name] = row
+        write_report(out, list(rows.values()), cfg)
+    results = list(rows.values())
+    atomic_write_text(out / "rounds.json", json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    write_report(out, results, cfg)
+    return results
