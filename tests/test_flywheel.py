@@ -13,10 +13,15 @@ from conftest import completion, openai_app
 
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.data import split_videos
+from sparrow.flywheel.narrated import segment
 from sparrow.flywheel.run import flywheel
 from sparrow.jobs.hooks import StepHooks
+from sparrow.refine.captions import Line
+from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.config import RefineConfig
+from sparrow.refine.prompts import NO_CAPTION
 from sparrow.serve.server import ServerThread
+from sparrow.video import probe
 from sparrow.world.config import preset_config
 from sparrow.world.generate import generate_world
 
@@ -89,15 +94,26 @@ def test_flywheel_end_to_end_resume_and_refusal(world, tmp_path):
         assert r0.quality["videos"] == 4 and r0.vs_asr is not None and r0.vs_asr["videos"] == 4
         assert r0.quality["cider_d"] > asr.quality["cider_d"]
         assert r0.quantity["captions"] < asr.quantity["captions"]
-        # round 1: the captioner re-captions exactly round 0's segments (clamped to the video)
-        c0 = json.loads((out / "round-0" / "caption.json").read_text())
+        # round 1: the captioner is trained on the transcript lines paired with round 0's captions (chatter
+        # with "No caption."), reads each line and sees its clip, and captions every line again
+        pairs = [json.loads(x) for x in (out / "data" / "captioner-1.jsonl").read_text().splitlines()]
+        asked = pairs[0]["messages"][0]["content"]
+        assert asked.startswith("<video>\nThe narrator says: ") and asked.endswith(CAPTION_QUESTION)
+        assert {p["messages"][1]["content"] for p in pairs} & {NO_CAPTION}  # the chatter lines
+        assert all(p["media"][0]["path"].startswith("videos/") for p in pairs)
+        human_pairs = (out / "data" / "human-pairs.jsonl").read_text().splitlines()
+        assert human_pairs and all(json.loads(x)["meta"]["video_id"] in human for x in human_pairs)
+        asr = json.loads((out / "data" / "asr.json").read_text())
         c1 = json.loads((out / "round-1" / "caption.json").read_text())
-        assert set(c1) == set(c0)
-        assert all(len(c1[v]["start"]) <= len(c0[v]["start"]) for v in c0)
+        assert set(c1) == set(asr)
+        for v in c1:  # every caption is timed on the clip of one of its transcript lines
+            duration = probe(out / "data" / "videos" / f"{v}.mp4").duration
+            clips = {segment(Line(*x), duration) for x in zip(*asr[v].values(), strict=True)}
+            assert set(zip(c1[v]["start"], c1[v]["end"], strict=True)) <= clips
+        summary = json.loads((out / "round-1" / "summary.json").read_text())
+        assert summary["captions"] + summary["dropped"] == sum(len(x["text"]) for x in asr.values())
         assert r1.vs_asr is not None and r1.vs_round0 is not None and r1.source == "captioner (round 0)"
         assert (out / "round-1" / "captioner" / "final" / "config.json").is_file()
-        records = [json.loads(x) for x in (out / "data" / "round-1.jsonl").read_text().splitlines()]
-        assert records and all(r["media"][0]["path"].startswith("videos/") for r in records)
         # the table and the report
         table = json.loads((out / "rounds.json").read_text())
         assert [r["name"] for r in table] == ["asr", "round-0", "round-1"]

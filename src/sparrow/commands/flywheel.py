@@ -69,5 +69,52 @@ def flywheel(
     summary_table("output", {"rounds": str(out / "rounds.json"), "report": str(out / "report.html")})
 
 
+# ---- sparrow flywheel-losses: AdaTaiLr vs CE on the raw transcripts (sparrow.flywheel.losses) ----------
+
+
+def _csv(text: str, flag: str, kind: type) -> list[Any]:
+    try:
+        return [kind(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} takes a comma-separated list, got {text!r}") from None
+
+
+@config_flags(FlywheelConfig, skip=("refine", "rounds", "loss"), paths=("recipe",))
+def flywheel_losses(
+    world: Path = typer.Option(..., "--world", help="A `sparrow world` folder.", show_default=False),
+    out: Path = out_option("Output folder: the study goes to OUT/losses (resumes finished runs)."),
+    *,
+    cfg: FlywheelConfig,
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Training seeds, one run per loss and seed."),
+    losses: str = typer.Option("ce,adatailr", "--losses", help="Losses; each is compared to the first."),
+) -> None:
+    """Train the flywheel's captioner on the world's raw (noisy) ASR transcripts once per loss and seed,
+    with the same recipe and steps, let each re-caption the transcripts' segments, and score them against
+    the ground truth: CIDEr-D per run with bootstrap intervals, and paired intervals of the difference to
+    the first loss per seed and pooled. Writes OUT/losses/study.json and OUT/losses/report.html."""
+    from sparrow.commands._jobs import step_progress
+    from sparrow.flywheel.config import FlywheelError
+    from sparrow.flywheel.losses import loss_study
+    from sparrow.jobs import JobError
+    from sparrow.refine.errors import BackendError, CaptionsError
+    from sparrow.train import RecipeError, TrainError
+    from sparrow.ui import rows_table, summary_table
+
+    seed_list, loss_list = _csv(seeds, "--seeds", int), _csv(losses, "--losses", str)
+    try:
+        with step_progress() as hooks:
+            study = loss_study(world, out, cfg, seed_list, loss_list, hooks=hooks)
+    except (FlywheelError, JobError, RecipeError, TrainError, BackendError, CaptionsError) as e:
+        raise UsageError(str(e)) from e
+    rows = [[r.name, r.quality.get("cider_d", 0.0), r.cider_d["low"], r.cider_d["high"]] for r in study.runs]
+    signed = ("difference", "low", "high")
+    rows += [[f"{d['loss']} - {d['baseline']} ({d['seed']})", *(f"{d[k]:+.3f}" for k in signed)]
+             for d in study.differences]  # fmt: skip
+    rows_table("sparrow flywheel-losses: CIDEr-D", ["run", "CIDEr-D", "95% low", "95% high"], rows)
+    root = out / "losses"
+    summary_table("output", {"study": str(root / "study.json"), "report": str(root / "report.html")})
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="flywheel")(flywheel)
+    app.command(name="flywheel-losses")(flywheel_losses)

@@ -9,31 +9,29 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sparrow.flywheel.narrated import narrated_question, segment
 from sparrow.refine.backends.base import Backend, Message, Request, VideoRef
 from sparrow.refine.captions import Line
 from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.config import RefineConfig, build_backend
 from sparrow.refine.ledger import Ledger
+from sparrow.refine.prompts import NO_CAPTION
 from sparrow.refine.stage import CaptionJob, CaptionStage, complete_all
-
-MIN_SEGMENT = 1.0  # seconds: a caption timed at the very end of its video is asked about its last second
-
-
-def segment(line: Line, duration: float) -> tuple[float, float]:
-    """The clip a caption is asked about: its own span, inside the video and at least MIN_SEGMENT long."""
-    end = min(max(line.end, line.start + MIN_SEGMENT), duration)
-    start = max(0.0, min(line.start, end - MIN_SEGMENT))
-    return start, end
 
 
 class AnnotateStage(CaptionStage):
-    """Re-captions every segment of ``captions`` with the checkpoint, asked exactly as its training records
-    ask (``CAPTION_QUESTION`` with the clip), greedily, at most ``max_new_tokens`` a caption."""
+    """Re-captions every line of ``captions`` with the checkpoint, asked exactly as its training records ask,
+    greedily, at most ``max_new_tokens`` a caption: the clip with ``CAPTION_QUESTION``, or with
+    ``narrated`` the clip and the line's words (``narrated_question``), where a reply of NO_CAPTION drops
+    the line."""
 
     name = "annotate"
 
-    def __init__(self, job: CaptionJob, checkpoint: str | os.PathLike, max_new_tokens: int):
+    def __init__(
+        self, job: CaptionJob, checkpoint: str | os.PathLike, max_new_tokens: int, narrated: bool = False
+    ):
         super().__init__(job)
+        self.narrated = narrated
         self.cfg = RefineConfig(backend="sparrow", model=str(checkpoint), max_tokens=max_new_tokens)
         self._backend: Backend | None = None
 
@@ -42,7 +40,7 @@ class AnnotateStage(CaptionStage):
             "checkpoint": str(Path(str(self.cfg.model)).resolve()),
             "captions": str(self.captions.resolve()),
             "max_new_tokens": self.cfg.max_tokens,
-            "question": CAPTION_QUESTION,
+            "question": narrated_question("...") if self.narrated else CAPTION_QUESTION,
         }
 
     def setup(self) -> None:
@@ -51,18 +49,23 @@ class AnnotateStage(CaptionStage):
     def process(self, payload: dict[str, Any]) -> dict[str, Any]:
         vid = payload["video_id"]
         video, duration = self.video(vid)
-        spans = [segment(Line(*x), duration) for x in payload["lines"]]
+        lines = [Line(*x) for x in payload["lines"]]
+        spans = [segment(x, duration) for x in lines]
         sampling = self.cfg.sampling()
-        ask = [Message("user", CAPTION_QUESTION, video=VideoRef(str(video), a, b)) for a, b in spans]
+        questions = [narrated_question(x.text) if self.narrated else CAPTION_QUESTION for x in lines]
+        ask = [
+            Message("user", q, video=VideoRef(str(video), *span))
+            for q, span in zip(questions, spans, strict=True)
+        ]
         ledger = Ledger()
         responses = complete_all(self._backend, [Request((m,), sampling) for m in ask], ledger)
         captions, dropped = [], []
         for (a, b), r in zip(spans, responses, strict=True):
             text = " ".join(r.text.split())
-            if text:
+            if text and text != NO_CAPTION:
                 captions.append([a, b, text])
             else:
-                dropped.append(f"empty caption for {a:g}-{b:g}s")
+                dropped.append(f"{'no' if text else 'empty'} caption for {a:g}-{b:g}s")
         return {
             "video_id": vid,
             "video": str(video),

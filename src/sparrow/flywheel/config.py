@@ -26,11 +26,11 @@ class FlywheelConfig:
     lets it re-annotate the same caption segments, and scores the result against the ground truth."""
 
     rounds: int = 2  # re-annotation rounds after round 0
-    videos: int | None = 40  # training videos taken from the world (None: all)
+    videos: int | None = 24  # training videos taken from the world (None: all)
     human_share: float = 0.1  # of those, the share whose ground truth plays the human-refined examples
     # one-line examples from the human videos shown to round 0's LLM, which is asked one transcript line at
     # a time (what a 135M LM can follow; a whole block makes it copy the example instead)
-    few_shot: int = 8
+    few_shot: int = 6
     loss: str = "adatailr"  # the captioner's pre-training loss: adatailr | ce
     recipe: str | None = None  # captioner recipe YAML (None: configs/flywheel/captioner.yaml)
     steps: int | None = None  # caps every stage of the captioner recipe (quick runs)
@@ -38,7 +38,11 @@ class FlywheelConfig:
     seed: int = 0  # the human split, the captioner's training and the bootstrap
     resamples: int = 2000  # bootstrap resamples of the CIDEr-D differences
     vendi: bool = True  # False: skip the sentence encoder in the trinity reports
-    refine: RefineConfig = field(default_factory=lambda: RefineConfig(max_words=1, max_tokens=32))
+    refine: RefineConfig = field(
+        default_factory=lambda: RefineConfig(
+            template="refine-line", max_words=1, max_tokens=32, batch_size=16
+        )
+    )
 
     def validate(self) -> None:
         if self.rounds < 0:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
+from sparrow.flywheel.narrated import narrated_records, segment
 from sparrow.io import atomic_write_text, write_jsonl
-from sparrow.refine.captions import Transcript, load_captions, read_entries
+from sparrow.refine.captions import Line, Transcript, load_captions, read_entries
 from sparrow.refine.collect import caption_record
 from sparrow.refine.prompts import line_examples
 from sparrow.refine.stage import find_video
@@ -28,8 +29,9 @@ from sparrow.refine.stage import find_video
 class FlywheelData:
     """``videos``: the world's training videos (linked); ``asr``: the scored videos' transcripts, entries as
     the world wrote them (bad ones too); ``reference``: their ground truth; ``human_records``: caption
-    records from the human videos' ground truth (fine-tuning); ``examples``: few-shot rows for round 0's
-    LLM (``sparrow refine --examples``)."""
+    records from the human videos' ground truth; ``human_pairs``: the human videos' transcript lines paired
+    with the captions they became (``narrated_records``: the captioner's fine-tuning data); ``examples``:
+    few-shot rows for round 0's LLM (``sparrow refine --examples``)."""
 
     root: Path
     scored: tuple[str, ...]  # videos whose captions are refined, re-annotated and scored
@@ -38,11 +40,12 @@ class FlywheelData:
     asr: Path = field(init=False)
     reference: Path = field(init=False)
     human_records: Path = field(init=False)
+    human_pairs: Path = field(init=False)
     examples: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        names = ("videos", "asr.json", "reference.json", "human.jsonl", "examples.jsonl")
-        self.videos, self.asr, self.reference, self.human_records, self.examples = (
+        names = ("videos", "asr.json", "reference.json", "human.jsonl", "human-pairs.jsonl", "examples.jsonl")
+        self.videos, self.asr, self.reference, self.human_records, self.human_pairs, self.examples = (
             self.root / n for n in names
         )
 
@@ -83,14 +86,19 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def _records(transcripts: dict[str, Transcript], videos: Path, path: Path) -> int:
+    """Plain caption records (clip -> text), each clip moved inside its video (ASR times can run past
+    the end) and at least a second long."""
+    from sparrow.video import probe
+
     rows = []
     for vid in sorted(transcripts):
         video = find_video(videos, vid)
         if video is None:
             continue
+        duration = probe(video).duration
         for k, line in enumerate(transcripts[vid].lines):
-            if line.end > line.start:
-                rows.append(caption_record(vid, k, str(video), line, path.parent))
+            clip = Line(*segment(line, duration), line.text)
+            rows.append(caption_record(vid, k, str(video), clip, path.parent))
     return write_jsonl(path, rows)
 
 
@@ -127,6 +135,8 @@ def prepare_data(world: str | os.PathLike, out: str | os.PathLike, cfg: Flywheel
         for t in read_entries(world / "transcripts" / "caption.json")
         if isinstance(t, Transcript)
     }
-    examples = line_examples(transcripts, truth, [v for v in human if v in transcripts], cfg.few_shot)
+    known = [v for v in human if v in transcripts]
+    narrated_records({v: transcripts[v] for v in known}, truth, data.videos, data.human_pairs)
+    examples = line_examples(transcripts, truth, known, cfg.few_shot)
     write_jsonl(data.examples, ({"transcript": e.transcript, "captions": e.captions} for e in examples))
     return data

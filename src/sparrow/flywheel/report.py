@@ -9,6 +9,7 @@ from typing import Any
 from sparrow.flywheel.config import FlywheelConfig
 from sparrow.flywheel.rounds import RoundResult
 from sparrow.plots import pyplot
+from sparrow.report.figures import save_figure
 from sparrow.report.html import Figure, Report
 
 COLUMNS = [
@@ -71,10 +72,7 @@ def plot_rounds(rows: list[RoundResult], path: Path) -> Path:
     b.legend(fontsize=8)
     b.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def reading(rows: list[RoundResult]) -> list[str]:

@@ -24,32 +24,38 @@ from sparrow.flywheel.annotate import AnnotateStage
 from sparrow.flywheel.captioner import captioner_recipe, train_captioner
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.data import FlywheelData, prepare_data
+from sparrow.flywheel.narrated import narrated_records
 from sparrow.flywheel.report import write_report
 from sparrow.flywheel.rounds import ROUND_FILE, RoundResult, read_trinity, round_result
 from sparrow.io import atomic_write_text
 from sparrow.jobs import JobOptions, run_job
 from sparrow.jobs.hooks import StepHooks
-from sparrow.refine.captions import load_captions
+from sparrow.refine.captions import Transcript, load_captions, read_entries
 from sparrow.refine.metrics import TrinityConfig, trinity
 from sparrow.refine.stage import CaptionJob
 
 SETTINGS_FILE = "flywheel.json"
 
 
+def claim_settings(path: Path, settings: dict[str, Any], refusal: str) -> None:
+    """Write a run's settings file; one that holds other settings raises ``FlywheelError(refusal)`` (a
+    resume must use the same settings). Shared with the loss study."""
+    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") != text:
+        raise FlywheelError(refusal)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+
+
 def _claim(out: Path, world: Path, cfg: FlywheelConfig, overwrite: bool) -> None:
     """Write the settings file, refusing an OUT that holds a run with other settings."""
-    settings = json.dumps(
-        {"world": str(world.resolve()), **dataclasses.asdict(cfg)}, indent=2, sort_keys=True
-    )
-    path = out / SETTINGS_FILE
     if overwrite and out.exists():
         shutil.rmtree(out)
-    if path.is_file() and path.read_text(encoding="utf-8") != settings + "\n":
-        raise FlywheelError(
-            f"{out} holds a flywheel run with other settings; pass --overwrite or another --out"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, settings + "\n")
+    claim_settings(
+        out / SETTINGS_FILE,
+        {"world": str(world.resolve()), **dataclasses.asdict(cfg)},
+        f"{out} holds a flywheel run with other settings; pass --overwrite or another --out",
+    )
 
 
 def _job_progress(hooks: StepHooks, name: str) -> Any:
@@ -80,20 +86,49 @@ def _refine_round(
     )  # fmt: skip
 
 
+def captioner_job(
+    data: FlywheelData,
+    rdir: Path,
+    cfg: FlywheelConfig,
+    tcfg: TrinityConfig,
+    hooks: StepHooks,
+    *,
+    train_on: tuple[str, Path],
+    captions: Path,
+    records: Path,
+    seed: int,
+    label: str,
+    human: Path | None = None,
+    narrated: bool = False,
+) -> Any:
+    """Train ``cfg``'s captioner (seeded ``seed``) on the caption records ``train_on`` = (what they are,
+    their file), then on the human examples (``human``, default their caption records), into
+    RDIR/captioner; let it re-caption every line of ``captions`` into RDIR (training records to
+    ``records``; ``narrated``: it reads each line as well as seeing its clip). Returns the job's summary.
+    Shared by the flywheel's rounds and the loss study (``sparrow.flywheel.losses``)."""
+    hooks.start(f"{label}: training the captioner on {train_on[0]}")
+    recipe = captioner_recipe(cfg, train_on[1], human or data.human_records, seed=seed)
+    ckpt = train_captioner(recipe, rdir / "captioner", data.root, cfg.steps, hooks.train)
+    hooks.start(f"{label}: re-annotating with the captioner")
+    job = CaptionJob(captions, data.videos, rdir, records, data.reference, tcfg)
+    stage = AnnotateStage(job, ckpt, cfg.max_new_tokens, narrated=narrated)
+    return run_job(stage, rdir, JobOptions(workers=1, on_progress=_job_progress(hooks, f"{label}: annotate")))
+
+
 def _captioner_round(
     k: int, data: FlywheelData, rdir: Path, cfg: FlywheelConfig, tcfg: TrinityConfig, hooks: StepHooks
 ) -> Any:
-    previous = data.records(f"round-{k - 1}")
-    hooks.start(f"round {k}: training the captioner on round {k - 1}'s captions")
-    recipe = captioner_recipe(cfg, previous, data.human_records, seed=cfg.seed + k)
-    ckpt = train_captioner(recipe, rdir / "captioner", data.root, cfg.steps, hooks.train)
-    hooks.start(f"round {k}: re-annotating with the captioner")
-    previous_captions = rdir.parent / f"round-{k - 1}" / "caption.json"
-    job = CaptionJob(previous_captions, data.videos, rdir, data.records(f"round-{k}"), data.reference, tcfg)
-    stage = AnnotateStage(job, ckpt, cfg.max_new_tokens)
-    return run_job(
-        stage, rdir, JobOptions(workers=1, on_progress=_job_progress(hooks, f"round {k}: annotate"))
-    )
+    """Train a captioner on the transcript lines paired with round k-1's captions (and on the human
+    pairs), then let it caption every transcript line again, reading the line and seeing its clip."""
+    transcripts = {t.video_id: t for t in read_entries(data.asr) if isinstance(t, Transcript)}
+    previous = load_captions(rdir.parent / f"round-{k - 1}" / "caption.json")
+    pairs = data.records(f"captioner-{k}")
+    narrated_records(transcripts, previous, data.videos, pairs)
+    return captioner_job(
+        data, rdir, cfg, tcfg, hooks, train_on=(f"round {k - 1}'s captions", pairs), human=data.human_pairs,
+        captions=data.asr, records=data.records(f"round-{k}"), seed=cfg.seed + k, label=f"round {k}",
+        narrated=True,
+    )  # fmt: skip
 
 
 def flywheel(

@@ -23,7 +23,7 @@ from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.errors import PromptError
 from sparrow.refine.metrics.text import words
 
-TEMPLATES = ("refine", "describe")
+TEMPLATES = ("refine", "refine-line", "describe")
 FRAMES_HEADING = "What the video frames show at these times:"
 
 

@@ -12,7 +12,8 @@ import numpy as np
 from sparrow.plots import pyplot
 
 
-def _save(fig: Any, path: str | os.PathLike) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure to a PNG (folders made as needed) and close it."""
     plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +32,7 @@ def loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | os.Pat
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_frame_strip(
@@ -46,7 +47,7 @@ def save_frame_strip(
         ax.set_title(label, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def bar_chart(
@@ -80,4 +81,4 @@ def bar_chart(
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

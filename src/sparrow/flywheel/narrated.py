@@ -1,0 +1,68 @@
+"""What the flywheel's captioner is asked, and the records it learns from: a transcript line's clip
+together with what the narrator said, answered with the caption that line should become ("No caption."
+for chatter). The same question is used for training and for re-annotation, so they cannot drift apart.
+
+The captioner reads the narration as well as the clip, as a video-LLM re-annotating HowTo100M-style
+videos would: the transcript says what happens and roughly when; the clip can confirm or correct it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sparrow.io import write_jsonl
+from sparrow.refine.captions import Line, Transcript
+from sparrow.refine.collect import CAPTION_QUESTION
+from sparrow.refine.prompts import NO_CAPTION, align_lines
+from sparrow.refine.stage import find_video
+
+MIN_SEGMENT = 1.0  # seconds: a line at the very end of its video is asked about its last second
+
+
+def narrated_question(spoken: str) -> str:
+    return f'The narrator says: "{" ".join(spoken.split())}"\n{CAPTION_QUESTION}'
+
+
+def segment(line: Line, duration: float) -> tuple[float, float]:
+    """The clip a line is asked about: its own span, inside the video and at least MIN_SEGMENT long."""
+    end = min(max(line.end, line.start + MIN_SEGMENT), duration)
+    start = max(0.0, min(line.start, end - MIN_SEGMENT))
+    return start, end
+
+
+def narrated_record(
+    video_id: str, k: int, video: Path, span: tuple[float, float], spoken: str, reply: str, root: Path
+) -> dict[str, Any]:
+    return {
+        "id": f"{video_id}-line-{k:03d}",
+        "messages": [
+            {"role": "user", "content": f"<video>\n{narrated_question(spoken)}"},
+            {"role": "assistant", "content": reply},
+        ],
+        "media": [{"type": "video", "path": os.path.relpath(video, root), "start": span[0], "end": span[1]}],
+        "source": "flywheel",
+        "meta": {"video_id": video_id},
+    }
+
+
+def narrated_records(
+    transcripts: dict[str, Transcript], captions: dict[str, Transcript], videos: Path, path: Path
+) -> int:
+    """Training records pairing each transcript line with the caption it became (``align_lines``) or
+    NO_CAPTION; videos without captions (or without a file) are left out."""
+    from sparrow.video import probe
+
+    rows = []
+    for vid in sorted(transcripts):
+        video = find_video(videos, vid)
+        if video is None or vid not in captions:
+            continue
+        duration = probe(video).duration
+        for k, (line, cap) in enumerate(align_lines(transcripts[vid], captions[vid])):
+            reply = cap.text if cap is not None else NO_CAPTION
+            rows.append(
+                narrated_record(vid, k, video, segment(line, duration), line.text, reply, path.parent)
+            )
+    return write_jsonl(path, rows)
