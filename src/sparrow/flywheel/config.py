@@ -22,8 +22,9 @@ def default_recipe() -> Path:
 @dataclass(frozen=True)
 class FlywheelConfig:
     """Round 0 refines the ASR transcripts with ``refine`` (an LLM); each later round trains a captioner
-    (``recipe``: pre-train on the current captions with ``loss``, then fine-tune on the human examples),
-    lets it re-annotate the same caption segments, and scores the result against the ground truth."""
+    (``recipe``: pre-train on the previous round's captions with ``loss``, then fine-tune on the human
+    examples), lets it caption every transcript line again, and scores the result against the ground
+    truth."""
 
     rounds: int = 2  # re-annotation rounds after round 0
     videos: int | None = 24  # training videos taken from the world (None: all)

@@ -1,10 +1,11 @@
 """``flywheel()``: round 0 refines the ASR transcripts with an LLM; each later round trains a captioner
-on the previous round's captions (then on the human examples), lets it re-annotate the same segments,
-and scores the result. Every round is resumable and is skipped once its ``round.json`` is written.
+on the transcript lines paired with the previous round's captions (then on the human pairs), lets it
+caption every line again (reading the line, seeing its clip), and scores the result. Every round is resumable and is skipped once its ``round.json`` is written.
 
 OUT/
   flywheel.json     the settings the run was started with (a resume must use the same)
-  data/             videos (links), asr.json, reference.json, human.jsonl, examples.jsonl, round-K.jsonl
+  data/             videos (links), asr.json, reference.json, human.jsonl, human-pairs.jsonl, examples.jsonl,
+                    round-K.jsonl (each round's caption records), captioner-K.jsonl (round K's training pairs)
   asr/trinity.json  the raw transcripts scored like a round
   round-K/          the round's job outputs (caption.json, trinity.json, summary.json, ...), captioner/
   rounds.json       one row per round; report.html + figures: the per-round trinity table and plots

@@ -191,17 +191,20 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
 
 
 def align_lines(
-    transcript: Transcript, truth: Transcript, window: float = 2.0
+    transcript: Transcript, truth: Transcript, window: float = 4.0
 ) -> list[tuple[Line, Line | None]]:
     """Transcript lines with the refined caption each became, one to one: pairs starting within ``window``
-    seconds are taken best first (most shared content words, then shared word pairs, then the smaller
-    time gap). A line that shares no content word with any caption near it is chatter (None); a line
-    whose candidates were all taken by better lines is left out."""
+    seconds (ASR times drift by seconds) are taken best first (most shared content words, then shared
+    word pairs, then the smaller time gap). A line that shares no content word with any caption of the
+    video is chatter (None); a line left without a caption otherwise (its candidates taken by better
+    lines, or too far in time) is left out: what it became is unclear."""
     lines = sorted(transcript.lines, key=lambda x: (x.start, x.end))
+    said = [_content(x.text) for x in lines]
+    written = [_content(c.text) for c in truth.lines]
     scored = []
     for i, line in enumerate(lines):
         for j, cap in enumerate(truth.lines):
-            shared = len(_content(line.text) & _content(cap.text))
+            shared = len(said[i] & written[j])
             if shared and abs(cap.start - line.start) <= window:
                 pairs = len(_bigrams(line.text) & _bigrams(cap.text))
                 scored.append((-shared, -pairs, abs(cap.start - line.start), i, j))
@@ -211,8 +214,8 @@ def align_lines(
         if i not in match and j not in used:
             match[i] = truth.lines[j]
             used.add(j)
-    candidates = {i for *_, i, _ in scored}
-    return [(x, match.get(i)) for i, x in enumerate(lines) if i in match or i not in candidates]
+    chatter = {i for i in range(len(lines)) if not any(said[i] & w for w in written)}
+    return [(x, match.get(i)) for i, x in enumerate(lines) if i in match or i in chatter]
 
 
 def line_examples(
@@ -220,22 +223,34 @@ def line_examples(
 ) -> list[Example]:
     """``n`` one-line examples from human-refined videos, for prompting one transcript line at a time (what
     a small LM can follow): a spoken line and the caption it became, or NO_CAPTION for chatter. One in
-    four is chatter; the others cycle through the kinds of rewrite (the caption's words the line lacks),
-    so that the examples show every pattern before any repeats."""
-    kinds: dict[str, list[Example]] = {}
-    chatter: list[Example] = []
+    four is chatter (a line that shares no content word with any caption); the others cycle through the
+    kinds of rewrite (the caption's words the line lacks), commonest first, so that the examples show
+    every common pattern before any repeats."""
+    pairs = []
     for vid in ids:
         if vid not in transcripts or vid not in truth:
             raise PromptError(f"no transcript or refined captions for example video {vid!r}")
-        for line, cap in align_lines(transcripts[vid], truth[vid]):
-            said = timed(line.start, line.text)
-            if cap is None:
+        pairs += align_lines(transcripts[vid], truth[vid])
+    spoken = {w for line, _ in pairs for w in words(line.text)}
+    openings = {tuple(words(line.text)[:2]) for line, cap in pairs if cap is not None}
+    kinds: dict[str, list[tuple[float, Example]]] = {}
+    chatter: list[Example] = []
+    for line, cap in pairs:
+        said = timed(line.start, line.text)
+        if cap is None:
+            if tuple(words(line.text)[:2]) not in openings:  # "it says key" is a misheard word, not chatter
                 chatter.append(Example(said, NO_CAPTION))
-                continue
-            kind = " ".join(w for w in words(cap.text) if w not in set(words(line.text)))
-            kinds.setdefault(kind, []).append(Example(said, timed(line.start, cap.text)))
+            continue
+        # the kind: the caption's words that no spoken line uses ("stands still", "the word ... is shown")
+        kind = " ".join(w for w in words(cap.text) if w not in spoken)
+        clarity = len(_content(line.text) & _content(cap.text)) / max(1, len(_content(cap.text)))
+        kinds.setdefault(kind, []).append((clarity, Example(said, timed(line.start, cap.text))))
     rewrites: list[Example] = []
-    queues = list(kinds.values())
+    # the commonest kinds first: a rare kind is often a noisy pair (the transcript misheard a colour)
+    queues = [
+        [ex for _, ex in sorted(q, key=lambda x: -x[0])]
+        for q in sorted(kinds.values(), key=len, reverse=True)
+    ]
     while len(rewrites) < n - min(len(chatter), n // 4) and any(queues):
         for q in queues:
             if q and len(rewrites) < n - min(len(chatter), n // 4):
