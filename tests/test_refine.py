@@ -229,26 +229,25 @@ def test_hf_backend_stops_a_row_that_loops(smollm):
     assert other.error is None and other.text
 
 
+def timed_transcript(*rows: str) -> Transcript:
+    """A transcript of video "v" from "START END text" rows."""
+    return Transcript("v", tuple(Line(float(a), float(b), t) for a, b, t in (r.split(" ", 2) for r in rows)))
+
+
 def test_line_examples_align_spoken_lines_one_to_one():
-    spoken = Transcript(
-        "v",
-        (
-            Line(0.0, 1.0, "there's an orange cross"),
-            Line(0.2, 3.0, "the orange cross just sits there"),
-            Line(1.0, 2.0, "um okay so"),
-            Line(1.5, 2.5, "it says cup"),
-            Line(3.0, 4.0, "and the orange cross goes off to the left"),
-            Line(1.8, 2.5, "it says cup"),  # said twice; its one caption is taken: left out
-        ),
+    spoken = timed_transcript(
+        "0.0 1.0 there's an orange cross",
+        "0.2 3.0 the orange cross just sits there",
+        "1.0 2.0 um okay so",
+        "1.5 2.5 it says cup",
+        "3.0 4.0 and the orange cross goes off to the left",
+        "1.8 2.5 it says cup",  # said twice; its one caption is taken: left out
     )
-    truth = Transcript(
-        "v",
-        (
-            Line(0.0, 1.0, "An orange cross is in view."),
-            Line(0.0, 3.0, "The orange cross stands still."),
-            Line(1.0, 2.0, "The word CUP is shown."),
-            Line(3.5, 4.0, "The orange cross leaves to the left."),
-        ),
+    truth = timed_transcript(
+        "0.0 1.0 An orange cross is in view.",
+        "0.0 3.0 The orange cross stands still.",
+        "1.0 2.0 The word CUP is shown.",
+        "3.5 4.0 The orange cross leaves to the left.",
     )
     pairs = [(a.text, b.text if b else None) for a, b in align_lines(spoken, truth)]
     assert pairs == [
