@@ -23,6 +23,7 @@ from sparrow.refine.prompts import (
     examples_from_truth,
     line_examples,
     load_examples,
+    nearest_examples,
 )
 
 
@@ -263,6 +264,19 @@ def test_line_examples_align_spoken_lines_one_to_one():
     assert ex[3].captions == NO_CAPTION  # chatter after the third rewrite, not first
     with pytest.raises(PromptError, match="no transcript"):
         line_examples({"v": spoken}, {}, ["v"], 4)
+
+
+def test_nearest_examples_put_the_most_alike_last_and_always_show_chatter():
+    pool = [
+        Example("1s: it says cup", "1s: The word CUP is shown."),
+        Example("2s: the red cross just sits there", "2s: The red cross stands still."),
+        Example("3s: um okay so", NO_CAPTION),
+        Example("4s: there's a red cross", "4s: A red cross is in view."),
+    ]
+    got = nearest_examples(pool, "9s: the blue cross just sits there", 3)
+    assert got == [pool[2], pool[3], pool[1]]  # chatter first, then by shared words, the nearest last
+    assert nearest_examples(pool, "it says jam", 1) == [pool[0]]
+    assert nearest_examples(pool, "x", 0) == []
 
 
 def test_examples_from_human_refined_captions():

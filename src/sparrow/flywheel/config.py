@@ -29,9 +29,10 @@ class FlywheelConfig:
     rounds: int = 2  # re-annotation rounds after round 0
     videos: int | None = 24  # training videos taken from the world (None: all)
     human_share: float = 0.1  # of those, the share whose ground truth plays the human-refined examples
-    # one-line examples from the human videos shown to round 0's LLM, which is asked one transcript line at
-    # a time (what a 135M LM can follow; a whole block makes it copy the example instead)
-    few_shot: int = 6
+    # one-line examples from the human videos for round 0's LLM, which is asked one transcript line at a
+    # time (what a 135M LM can follow; a whole block makes it copy the example) and shown the 4 examples
+    # most like that line (it copies the nearest pattern, so the nearest must be the right one)
+    few_shot: int = 40
     loss: str = "adatailr"  # the captioner's pre-training loss: adatailr | ce
     recipe: str | None = None  # captioner recipe YAML (None: configs/flywheel/captioner.yaml)
     steps: int | None = None  # caps every stage of the captioner recipe (quick runs)
@@ -41,7 +42,7 @@ class FlywheelConfig:
     vendi: bool = True  # False: skip the sentence encoder in the trinity reports
     refine: RefineConfig = field(
         default_factory=lambda: RefineConfig(
-            template="refine-line", max_words=1, max_tokens=32, batch_size=16
+            template="refine-line", max_words=1, max_tokens=32, batch_size=16, nearest_examples=4
         )
     )
 

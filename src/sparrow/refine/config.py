@@ -28,6 +28,8 @@ class RefineConfig:
     device: str = "cpu"  # hf / sparrow: cpu, cuda, ...
     template: str = "refine"  # Packaged template name or file (with [system] and [user] sections).
     examples: str | None = None  # JSONL of human-refined examples (few-shot).
+    # show each block only the N examples whose transcript reads most like it (0: all, in file order)
+    nearest_examples: int = 0
     max_words: int = MAX_WORDS  # Words per transcript block.
     caption_seconds: float = DURATION  # How long each caption lasts.
     temperature: float = 0.0  # 0: greedy.
@@ -50,6 +52,8 @@ class RefineConfig:
             raise BackendError("the sparrow backend needs --model CHECKPOINT")
         if self.backend == "hf" and (self.describe_frames or self.see_video):
             raise BackendError("the hf backend reads text only: use openai or sparrow to see frames or video")
+        if self.nearest_examples < 0:
+            raise BackendError("nearest_examples must be >= 0")
         if self.max_words < 1 or self.caption_seconds <= 0 or self.frame_every <= 0:
             raise BackendError("max words, caption seconds and frame interval must be positive")
         self.sampling().validate()

@@ -21,7 +21,7 @@ from sparrow.refine.config import RefineConfig, build_backend
 from sparrow.refine.frames import FrameConfig, describe_frames, video_frames
 from sparrow.refine.ledger import Ledger
 from sparrow.refine.parse import parse_reply
-from sparrow.refine.prompts import Example, FrameNote, PromptTemplate, load_examples
+from sparrow.refine.prompts import Example, FrameNote, PromptTemplate, load_examples, nearest_examples
 from sparrow.refine.stage import CaptionJob, CaptionStage, complete_all
 
 
@@ -86,7 +86,10 @@ class RefineStage(CaptionStage):
         }
 
     def _messages(self, block: Block, frames: list[FrameNote], video: Path) -> tuple[Message, ...]:
-        msgs = self._template.messages(block, frames, self._examples)
+        examples = self._examples
+        if self.cfg.nearest_examples:  # per block, the examples most like it
+            examples = nearest_examples(examples, block.render(), self.cfg.nearest_examples)
+        msgs = self._template.messages(block, frames, examples)
         if not self.cfg.see_video:
             return msgs
         lo, hi = block.window

@@ -232,6 +232,7 @@ def line_examples(
             raise PromptError(f"no transcript or refined captions for example video {vid!r}")
         pairs += align_lines(transcripts[vid], truth[vid])
     spoken = {w for line, _ in pairs for w in words(line.text)}
+    spoken_content = {w for line, _ in pairs for w in _content(line.text)}
     openings = {tuple(words(line.text)[:2]) for line, cap in pairs if cap is not None}
     kinds: dict[str, list[tuple[float, Example]]] = {}
     chatter: list[Example] = []
@@ -241,6 +242,8 @@ def line_examples(
             if tuple(words(line.text)[:2]) not in openings:  # "it says key" is a misheard word, not chatter
                 chatter.append(Example(said, NO_CAPTION))
             continue
+        if (_content(cap.text) - _content(line.text)) & spoken_content:
+            continue  # the caption swaps a word narrators use (a misheard colour): a confusing example
         # the kind: the caption's words that no spoken line uses ("stands still", "the word ... is shown")
         kind = " ".join(w for w in words(cap.text) if w not in spoken)
         clarity = len(_content(line.text) & _content(cap.text)) / max(1, len(_content(cap.text)))
@@ -262,3 +265,20 @@ def line_examples(
         if i % 3 == 2 and chatter and len(out) < n:
             out.append(chatter.pop(0))
     return out[:n]
+
+
+def nearest_examples(examples: list[Example], text: str, k: int) -> list[Example]:
+    """The ``k`` examples whose transcript reads most like ``text`` (shared words, then shared word pairs;
+    ties keep the file's order), most alike last: the nearest example is what a small LM copies, so it
+    should show how to rewrite this very kind of line. When the pool holds lines answered NO_CAPTION,
+    the most alike of them comes first (when ``k`` > 1), so that dropping chatter is always shown."""
+    said, pairs = set(words(text)), _bigrams(text)
+
+    def distance(i: int) -> tuple[int, int, int]:
+        t = examples[i].transcript
+        return -len(said & set(words(t))), -len(pairs & _bigrams(t)), i
+
+    ranked = sorted(range(len(examples)), key=distance)
+    chatter = [i for i in ranked if examples[i].captions == NO_CAPTION][: 1 if k > 1 else 0]
+    others = [i for i in ranked if i not in chatter][: k - len(chatter)]
+    return [examples[i] for i in chatter + others[::-1]] if k > 0 else []

@@ -17,7 +17,7 @@ from sparrow.refine.config import RefineConfig
 from sparrow.refine.errors import RefineError
 from sparrow.refine.job import RefineStage
 from sparrow.refine.metrics import TrinityConfig
-from sparrow.refine.prompts import PromptTemplate, load_examples
+from sparrow.refine.prompts import PromptTemplate, load_examples, nearest_examples
 from sparrow.refine.stage import CaptionJob
 
 
@@ -42,7 +42,12 @@ def dry_run(transcripts: str | os.PathLike, cfg: RefineConfig, limit: int | None
             out.errors.append(t)
             continue
         for b in make_blocks(t, cfg.max_words):
-            msgs = template.messages(b, (), examples)
+            shown = (
+                nearest_examples(examples, b.render(), cfg.nearest_examples)
+                if cfg.nearest_examples
+                else examples
+            )
+            msgs = template.messages(b, (), shown)
             out.prompts.append(
                 {
                     "video_id": t.video_id,
