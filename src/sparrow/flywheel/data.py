@@ -8,6 +8,7 @@ file system cannot link), never moved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -19,8 +20,9 @@ from typing import Any
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.narrated import narrated_records, segment
 from sparrow.io import atomic_write_text, write_jsonl
-from sparrow.refine.captions import Line, Transcript, load_captions, read_entries
+from sparrow.refine.captions import Line, Transcript, load_captions, parse_entry
 from sparrow.refine.collect import caption_record
+from sparrow.refine.errors import CaptionsError
 from sparrow.refine.prompts import line_examples
 from sparrow.refine.stage import find_video
 
@@ -128,13 +130,11 @@ def prepare_data(world: str | os.PathLike, out: str | os.PathLike, cfg: Flywheel
     atomic_write_text(data.asr, json.dumps({v: raw[v] for v in scored}, indent=1) + "\n")
     atomic_write_text(data.reference, json.dumps({v: truth[v].to_dict() for v in scored}, indent=1) + "\n")
     _records({v: truth[v] for v in human}, data.videos, data.human_records)
-    good = {t.video_id: t for t in read_entries(data.asr) if isinstance(t, Transcript)}
-    _records(good, data.videos, data.records("asr"))
-    transcripts = {
-        t.video_id: t
-        for t in read_entries(world / "transcripts" / "caption.json")
-        if isinstance(t, Transcript)
-    }
+    transcripts = {}  # the chosen videos' entries parsed once; a malformed one is reported by its round
+    for v in ids:
+        with contextlib.suppress(CaptionsError):
+            transcripts[v] = parse_entry(v, raw[v])
+    _records({v: transcripts[v] for v in scored if v in transcripts}, data.videos, data.records("asr"))
     known = [v for v in human if v in transcripts]
     narrated_records({v: transcripts[v] for v in known}, truth, data.videos, data.human_pairs)
     examples = line_examples(transcripts, truth, known, cfg.few_shot)
