@@ -65,7 +65,8 @@ def synth(
 ) -> None:
     """Render long-context text records as pseudo-videos (Sparrow). Resumable: run the same command
     again after an interruption. Writes samples.jsonl, frames/, summary.json and, for records that
-    could not be rendered, errors.jsonl."""
+    could not be rendered, errors.jsonl. Exits non-zero when no sample was made or an input could not
+    be read to its end."""
     from sparrow.synth import SynthError, parse_fields, synthesize
     from sparrow.synth.presets import preset_from_options
 
@@ -88,6 +89,9 @@ def synth(
         "synth", synthesize, [str(p) for p in inputs], out, cfg, errors=(SynthError,), **job_args
     )
     _report(summary, out, n_workers)
+    problem = summary.problem()
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def _report(summary, out: Path, workers: int) -> None:
@@ -101,6 +105,15 @@ def _report(summary, out: Path, workers: int) -> None:
             "samples": summary.samples,
             "errors (errors.jsonl)": summary.errors,
             **{f"  dropped: {k.replace('_', ' ')}": v for k, v in sorted(summary.dropped.items())},
+            **{f"  looks like --preset {k}": v for k, v in sorted(summary.looks_like.items())},
+            **{
+                f"unused chat turns: {k.replace('_', ' ')}": v
+                for k, v in sorted(summary.unused_turns.items())
+            },
+            **{
+                f"not read to the end: {u['input']}": f"after element {u['element'] - 1}"
+                for u in summary.unread
+            },
             "truncated": summary.truncated,
             "missing glyphs (placeholders)": summary.missing_glyphs,
             "frames": summary.frames,

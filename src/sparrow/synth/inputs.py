@@ -31,6 +31,8 @@ class RawRecord:
     line: int  # JSONL line, JSON array element or Parquet row; 1-based
     value: Any = None
     error: str | None = None
+    # True when reading stopped here: the rest of the file could not be parsed and is unaccounted for.
+    fatal: bool = False
 
 
 def input_kind(path: Path) -> str:
@@ -43,6 +45,10 @@ def input_kind(path: Path) -> str:
             head = f.read(4096).lstrip("\ufeff \t\r\n")
         kind = "json" if head.startswith("[") else "jsonl"
     return kind
+
+
+_REST = "the rest of the file was not read"
+_UNREAD = "the JSON array cannot be parsed past element {0}: the file ends before its closing ']'"
 
 
 class _Buffer:
@@ -70,34 +76,78 @@ class _Buffer:
     def peek(self) -> str:
         return self.buf[self.pos]
 
+    def skip_element(self) -> bool:
+        """Move past one malformed element, to the next ``,`` or ``]`` outside strings and brackets, so
+        the elements after it are still read. A raw newline ends a string (JSON strings cannot hold
+        one), so one unterminated string costs one element, not the rest of the file. False at the end
+        of the file: nothing after the element could be found."""
+        depth, in_str, escaped = 0, False, False
+        i = self.pos
+        while True:
+            if i >= len(self.buf):
+                if self.eof:
+                    self.pos = i
+                    return False
+                self.pos = i  # what was scanned is not needed again: keep the buffer small
+                self.more()
+                i = 0
+                continue
+            c = self.buf[i]
+            if in_str:
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c in '"\n':
+                    in_str = False
+            elif c == '"':
+                in_str = True
+            elif c in "[{":
+                depth += 1
+            elif c in "]}" and depth > 0:
+                depth -= 1
+            elif c in ",]" and depth == 0:
+                self.pos = i
+                return True
+            i += 1
+
 
 def iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[RawRecord]:
     """Stream the elements of a top-level JSON array without loading the file: elements are decoded one
-    at a time from a sliding buffer. A syntax error ends the file with one error record."""
+    at a time from a sliding buffer. A malformed element becomes one error record and reading goes on
+    after it; where the array cannot be parsed past a point (a truncated file, data after the array),
+    the last record is ``fatal``: it says so, and the rest of the file is unread."""
     decoder = json.JSONDecoder()
     with path.open("r", encoding="utf-8", errors="replace") as f:
         b = _Buffer(f, chunk_chars)
         if not b.skip_ws() or b.peek() != "[":
-            yield RawRecord(path, 0, error="not a JSON array (expected '[' at the start)")
+            yield RawRecord(path, 0, error="not a JSON array (expected '[' at the start)", fatal=True)
             return
         b.pos += 1
         index = 0
         need_comma = False
         while True:
             if not b.skip_ws():
-                yield RawRecord(path, index + 1, error="unexpected end of file inside the JSON array")
+                yield RawRecord(path, index + 1, error=_UNREAD.format(index), fatal=True)
                 return
             if b.peek() == "]":
                 b.pos += 1
                 if b.skip_ws():
-                    yield RawRecord(path, index + 1, error="unexpected data after the JSON array")
+                    yield RawRecord(
+                        path, index + 1, error=f"unexpected data after the JSON array: {_REST}", fatal=True
+                    )
                 return
             if need_comma:
-                if b.peek() != ",":
-                    yield RawRecord(path, index + 1, error=f"expected ',' between elements, got {b.peek()!r}")
-                    return
-                b.pos += 1
                 need_comma = False
+                if b.peek() == ",":
+                    b.pos += 1
+                    continue
+                index += 1  # a missing comma: the element after it is skipped and reported
+                yield RawRecord(path, index, error=f"expected ',' before element {index}; element skipped")
+                if not b.skip_element():
+                    yield RawRecord(path, index + 1, error=_UNREAD.format(index), fatal=True)
+                    return
+                need_comma = True
                 continue
             try:
                 value, end = decoder.raw_decode(b.buf, b.pos)
@@ -106,8 +156,13 @@ def iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[RawRecor
                 if incomplete and not b.eof:
                     b.more(len(b.buf))  # the element continues past the buffer: read more (doubling)
                     continue
-                yield RawRecord(path, index + 1, error=f"invalid JSON in element {index + 1}: {e.msg}")
-                return
+                index += 1
+                yield RawRecord(path, index, error=f"invalid JSON in element {index}: {e.msg}")
+                if not b.skip_element():
+                    yield RawRecord(path, index + 1, error=_UNREAD.format(index), fatal=True)
+                    return
+                need_comma = True
+                continue
             if end >= len(b.buf) and not b.eof:
                 b.more(len(b.buf))  # a value ending exactly at the buffer end may be cut short: re-read
                 continue

@@ -20,7 +20,7 @@ from sparrow.render import Renderer, font_chain
 from sparrow.synth.config import SynthConfig, SynthError
 from sparrow.synth.inputs import RawRecord, get_field, input_kind, iter_records, parquet_rows
 from sparrow.synth.outputs import SynthOutputs, SynthSummary
-from sparrow.synth.presets import PresetError, question_too_long
+from sparrow.synth.presets import PresetError, looks_like, question_too_long
 from sparrow.synth.record import RecordPayload, render_record
 from sparrow.synth.tokenizers import Tokenizer, load_tokenizer
 
@@ -46,6 +46,12 @@ class SynthStage(Stage):
         # Records the driver turns away before rendering, by filter (a preset's split, the question
         # length); counted again on every run, since every run reads all records.
         self.dropped: dict[str, int] = {}
+        # Chat turns a preset did not use (system turns, turns after the first exchange), by kind.
+        self.unused_turns: dict[str, int] = {}
+        # Inputs not read to their end: where and why reading stopped (the run then fails).
+        self.unread: list[dict[str, Any]] = []
+        # Records that failed for want of fields but have the shape of a preset, by preset name.
+        self.looks_like: dict[str, int] = {}
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings a resumed run must share with the first one (inputs by path, size and mtime; the
@@ -74,7 +80,9 @@ class SynthStage(Stage):
         preset = self.config.preset
         keys = preset.columns() if preset is not None else [v.split(".")[0] for v in fmap.values()]
         columns = keys + [fmap.get("id", "id").split(".")[0]]
-        self.dropped.clear()
+        for counts in (self.dropped, self.unused_turns, self.looks_like):
+            counts.clear()
+        self.unread.clear()
         seen: dict[str, str] = {}
         taken = 0
         for path in self.inputs:
@@ -82,6 +90,8 @@ class SynthStage(Stage):
                 if self.limit is not None and taken >= self.limit:
                     return
                 taken += 1
+                if raw.fatal:
+                    self.unread.append({"input": path.name, "element": raw.line, "reason": raw.error})
                 yield self._item(raw, seen)
 
     def _item(self, raw: RawRecord, seen: dict[str, str]) -> WorkItem:
@@ -120,12 +130,30 @@ class SynthStage(Stage):
         if preset is None:
             fmap = self.config.field_map()
             fields = {name: get_field(value, key) for name, key in fmap.items() if name != "id"}
+            missing = [fmap[name] for name in ("context", "question") if fields.get(name) is None]
+            shape = looks_like(value) if missing else None
+            if shape is not None:
+                self.looks_like[shape] = self.looks_like.get(shape, 0) + 1
+                return (
+                    None,
+                    f"missing field {missing[0]!r}; the record looks like {shape}: add --preset {shape}",
+                )
         else:
             try:
-                fields = preset.extract(value).fields()
+                split = preset.extract(value)
             except PresetError as e:
                 self.dropped["preset"] = self.dropped.get("preset", 0) + 1
+                shape = looks_like(value)
+                if shape is not None and shape != preset.name:
+                    self.looks_like[shape] = self.looks_like.get(shape, 0) + 1
+                    return (
+                        None,
+                        f"{preset.name} preset: {e}; the record looks like {shape}: use --preset {shape}",
+                    )
                 return None, f"{preset.name} preset: {e}"
+            fields = split.fields()
+            for kind, n in split.unused.items():
+                self.unused_turns[kind] = self.unused_turns.get(kind, 0) + n
         too_long = question_too_long(fields.get("question"), self.config.question_word_limit())
         if too_long is not None:
             self.dropped["question_words"] = self.dropped.get("question_words", 0) + 1
@@ -142,7 +170,12 @@ class SynthStage(Stage):
 
     def collector(self, out: Path) -> SynthOutputs:
         summary = SynthSummary(
-            inputs=[p.name for p in self.inputs], settings=self.fingerprint()["config"], dropped=self.dropped
+            inputs=[p.name for p in self.inputs],
+            settings=self.fingerprint()["config"],
+            dropped=self.dropped,
+            unused_turns=self.unused_turns,
+            unread=self.unread,
+            looks_like=self.looks_like,
         )
         return SynthOutputs(out, self.formats, summary)
 

@@ -31,12 +31,40 @@ class SynthSummary:
     missing_glyphs: int = 0  # characters drawn as placeholders,
     missing_glyph_samples: int = 0  # in this many samples
     dropped: dict[str, int] = field(default_factory=dict)  # by filter, before rendering (also errors)
+    # Chat turns the chat preset did not use, by kind: "system", "after_first_exchange", "before_user".
+    unused_turns: dict[str, int] = field(default_factory=dict)
+    # Inputs not read to their end ({"input", "element", "reason"}): what follows is unaccounted for.
+    unread: list[dict[str, Any]] = field(default_factory=list)
+    # Failed records that have a preset's shape, by preset name (the fix: add --preset NAME).
+    looks_like: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def failed(self) -> bool:
+        """Nothing useful was made (no sample), or an input could not be read to its end."""
+        return self.samples == 0 or bool(self.unread)
+
+    def problem(self) -> str | None:
+        """The one line that says why the run failed, and what to do; None when it did not."""
+        if not self.failed:
+            return None
+        if self.unread:
+            u = self.unread[0]
+            return f"{u['input']}: {u['reason']} ({self.samples} samples made; the rest is unaccounted for)"
+        what = (
+            f"no sample was made: all {self.records} records failed (errors.jsonl)"
+            if self.records
+            else ("no sample was made: the inputs hold no records")
+        )
+        if self.looks_like:
+            shape = max(sorted(self.looks_like), key=self.looks_like.__getitem__)
+            what += f"; the records look like {shape}: add --preset {shape}"
+        return what
 
 
 class JsonArrayWriter:

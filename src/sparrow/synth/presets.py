@@ -12,7 +12,8 @@ the scripts that split them. Two presets do it here, as pure functions of one re
   instruction to a text model and is dropped. The markers are configurable (:class:`Wording`).
 - ``chat``: ShareGPT ``conversations`` (from/value) or OpenAI ``messages`` (role/content); the first
   user turn holds the context, then a separator, then the question; the next assistant turn is the
-  answer. Later turns are not used (a pseudo-video sample is single-turn).
+  answer. A pseudo-video sample is single-turn: system turns and turns after the first exchange are not
+  used, and the job counts them (``unused_turns`` in the summary), so none is dropped unseen.
 
 A record that does not fit (markers missing, or found twice so the split is ambiguous) raises
 :class:`PresetError` with the reason; the synth job sends it to ``errors.jsonl``.
@@ -20,7 +21,7 @@ A record that does not fit (markers missing, or found twice so the split is ambi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparrow.records import RecordError
@@ -66,6 +67,7 @@ class Split:
     question: str
     answer: str
     how: str
+    unused: dict[str, int] = field(default_factory=dict)  # turns not used, by kind (chat)
 
     def fields(self) -> dict[str, str]:
         return {"context": self.context, "question": self.question, "answer": self.answer}
@@ -195,7 +197,14 @@ class ChatPreset:
         if answer is None:
             raise PresetError("no assistant turn after the first user turn")
         context, question = split_turn(turns[user][1], self.separator, self.split_at)
-        return Split(context, question, answer, f"{self.split_at} {self.separator!r}")
+        answer_at = next(i for i in range(user + 1, len(turns)) if turns[i][0] == "assistant")
+        unused: dict[str, int] = {}
+        for i, (role, _) in enumerate(turns):
+            if i in (user, answer_at):
+                continue
+            kind = "system" if role == "system" else "after_first_exchange" if i > user else "before_user"
+            unused[kind] = unused.get(kind, 0) + 1
+        return Split(context, question, answer, f"{self.split_at} {self.separator!r}", unused)
 
 
 Preset = LongAlpacaPreset | ChatPreset
@@ -237,6 +246,19 @@ def make_preset(
     if chat.split_at not in SPLIT_AT or not chat.separator:
         raise SynthError(f"chat preset: split_at in {SPLIT_AT} and a non-empty separator")
     return chat
+
+
+def looks_like(record: Any) -> str | None:
+    """The preset whose shape a raw record has (``longalpaca``: ``instruction`` and ``output`` strings;
+    ``chat``: a list of turns in ``conversations`` or ``messages``), or None."""
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("instruction"), str) and isinstance(record.get("output"), str):
+        return "longalpaca"
+    turns = record.get("conversations", record.get("messages"))
+    if isinstance(turns, list) and turns and all(isinstance(t, dict) for t in turns):
+        return "chat"
+    return None
 
 
 def question_too_long(question: Any, limit: int) -> str | None:
