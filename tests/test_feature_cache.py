@@ -68,9 +68,37 @@ def test_a_trainable_tower_bypasses_the_cache(tiny):
     out = cache.features(enc, x, cfg)
     assert out.requires_grad  # the tower really ran, with its graph
     enc.requires_grad_(False)
-    enc.train()  # frozen weights but train mode (dropout, batch-norm statistics): not cacheable either
-    cache.features(enc, x, cfg)
+    # A module really in train mode (dropout, batch-norm statistics) is not cacheable either, even with
+    # frozen weights: the bare tower has no frozen-stays-eval rule.
+    enc.tower.train()
+    assert enc.tower.training
+    cache.features(enc.tower, x, cfg)
     assert cache.stats.bypassed == 4 and cache.stats.misses == 0 and cache.stats.entries == 0
+
+
+def test_a_frozen_tower_is_cached_after_model_train(tiny):
+    """model.train() used to put the frozen tower's wrapper in train mode, so the cache bypassed
+    every frame of every training step."""
+    cfg, base = tiny
+    model = copy.deepcopy(base)
+    model.requires_grad_(True)
+    model.vision.requires_grad_(False)  # freeze the tower only
+    model.feature_cache = FeatureCache()
+    model.train()
+    assert model.connector.training and model.lm.training
+    assert not any(m.training for m in model.vision.modules())
+    x = _frames(4, seed=5)
+    first = model.encode_visual(x, [2, 2])
+    second = model.encode_visual(x, [2, 2])
+    stats = model.feature_cache.stats
+    assert (stats.bypassed, stats.misses, stats.hits) == (0, 4, 4)
+    assert first.requires_grad  # the connector still trains on the cached features
+    torch.testing.assert_close(second, first)
+    model.vision.requires_grad_(True)  # unfrozen: train() puts it back in train mode, no cache
+    model.train()
+    assert model.vision.training
+    model.encode_visual(x, [2, 2])
+    assert stats.bypassed == 4
 
 
 def test_changed_weights_are_never_served_old_features(tiny):

@@ -11,7 +11,8 @@ The tower's weights are hashed once per (tower object, weight versions): an in-p
 (optimizer step, ``load_state_dict``) bumps a tensor's version, swapping a tensor changes its address,
 and a strided sample of every tensor's values is part of the check too, so changed weights get a new
 fingerprint. A tower that trains (in train mode, or any parameter requiring grad) is never served from
-the cache (counted as ``bypassed``).
+the cache (counted as ``bypassed``). ``VisionEncoder`` stays in eval mode under ``model.train()`` while
+it is frozen, so a frozen tower is cached in training too.
 
 Memory: an LRU over frames, bounded in bytes (features are kept on the CPU). Disk (optional): one
 safetensors file per frame under ``disk_dir``, written atomically (temporary file + rename); never

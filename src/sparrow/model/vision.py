@@ -156,6 +156,15 @@ class VisionEncoder(nn.Module):
         self.image_size, self.grid = self.tower.image_size, self.tower.grid
         self.out_dim = self.tower.hidden_size + (self.tower2.hidden_size if self.tower2 is not None else 0)
 
+    def trainable(self) -> bool:
+        return any(p.requires_grad for p in self.parameters())
+
+    def train(self, mode: bool = True) -> VisionEncoder:
+        """A frozen encoder (no parameter requiring grad) stays in eval mode under ``model.train()``:
+        its output is then a function of the frames alone (no dropout, BatchNorm statistics untouched),
+        so the feature cache may serve it. Freeze first, then call ``train()``."""
+        return super().train(mode and self.trainable())
+
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         feats = self.tower(pixel_values)
         if self.tower2 is None:
