@@ -14,14 +14,21 @@ from media import read_index, write_video
 
 from sparrow.eval.answers import parse_answer
 from sparrow.eval.bench import parse_bench_row, read_bench
-from sparrow.eval.conditions import build_sample, condition_sampling, parse_sampling_overrides
+from sparrow.eval.conditions import build_sample, condition_sampling, parse_sampling_overrides, swap_videos
 from sparrow.eval.config import METHODS, EvalConfig
 from sparrow.eval.evaluate import evaluate_rows, run_eval
-from sparrow.eval.metrics import bootstrap_ci, compute_metrics, duration_bucket
+from sparrow.eval.metrics import (
+    bootstrap_ci,
+    compute_metrics,
+    duration_bucket,
+    paired_block,
+    paired_difference,
+)
 from sparrow.eval.scoring import SCORERS, letter_candidates
 from sparrow.mcq import format_mcq_prompt
 from sparrow.model import VideoLLMConfig, load_pretrained
 from sparrow.model.inference import generate, score_options
+from sparrow.records import RecordError
 
 # (frames, fps) per video: 2 s, 4 s and 3 s long.
 VIDEOS = {"v0": (20, 10), "v1": (40, 10), "v2": (15, 5)}
@@ -386,3 +393,112 @@ def test_cloze_norm_divides_by_option_tokens(world):
         want = [v / k for v, k in zip(s["scores"].values(), lengths, strict=True)]
         assert list(n["scores"].values()) == pytest.approx(want)
         assert n["prediction"] == "ABCD"[int(np.argmax(want))]
+
+
+# ------------------------------------------------------------------------------------------ swap
+
+
+def _rows(videos: list[str | None]) -> list:
+    return [
+        parse_bench_row({"id": f"r{i}", "video": v, "question": "Q?", "options": ["a", "b"], "answer": "A"})
+        for i, v in enumerate(videos)
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_swap_videos_is_a_seeded_derangement_onto_other_video_files(seed):
+    rng = np.random.default_rng(seed)
+    # 40 questions over 12 videos, 1 to 6 questions each (no video holds half), and two rows without one.
+    videos = [f"v{k}.mp4" for k in range(12) for _ in range(int(rng.integers(1, 7)))]
+    rows = _rows([*videos, None, None])
+    swap = swap_videos(rows, seed)
+    own = {r.id: r.video for r in rows}
+    assert set(swap) == {r.id for r in rows if r.video}  # rows without a video are not paired
+    assert all(swap[i] != own[i] for i in swap)  # every question sees another video *file*
+    assert sorted(swap.values()) == sorted(videos)  # each video shown as often as in the benchmark
+    assert swap_videos(rows, seed) == swap  # fixed by the seed ...
+    assert swap_videos(rows, seed + 100) != swap  # ... and another seed pairs differently
+
+
+def test_swap_videos_when_one_video_holds_most_questions():
+    # v0 holds 4 of 6 questions: some must see their own file, but no row keeps its own place.
+    rows = _rows(["v0", "v0", "v0", "v0", "v1", "v2"])
+    swap = swap_videos(rows, 0)
+    assert sorted(swap.values()) == sorted(r.video for r in rows)
+    # a derangement of rows: the mapping is a permutation with no row paired with itself
+    assert len(swap) == 6 and sum(swap[r.id] == r.video for r in rows) <= 2
+    with pytest.raises(ValueError, match="at least two questions with a video"):
+        swap_videos(_rows(["v0", None]), 0)
+    with pytest.raises(RecordError, match="no other video"):
+        build_sample(rows[0], "swap")
+    sample = build_sample(rows[0], "swap", swap_video="v9.mp4")
+    assert sample.media[0].path == "v9.mp4" and sample.messages == build_sample(rows[0], "video").messages
+
+
+def test_paired_difference_and_block_by_hand():
+    cats = ["c0", "c1"] * 50
+    a = [{"id": f"q{i}", "correct": i < 60, "category": cats[i]} for i in range(100)]
+    b = [{"id": f"q{i}", "correct": i < 30, "category": cats[i]} for i in range(100)]
+    b.append({"id": "extra", "correct": True, "category": "c0"})  # answered by one side only: left out
+    block = paired_block(a, b, samples=2000, seed=3)
+    assert block["n"] == 100 and block["diff"] == pytest.approx(0.3)
+    # Paired: only the 30 disagreeing questions vary, so the interval is narrow around 0.3.
+    assert 0.2 < block["ci95"][0] < 0.3 < block["ci95"][1] < 0.4
+    assert set(block["by_category"]) == {"c0", "c1"}
+    for c, res in block["by_category"].items():
+        ids = [i for i in range(100) if cats[i] == c]
+        assert res["n"] == 50 and res["diff"] == pytest.approx(np.mean([(i < 60) - (i < 30) for i in ids]))
+    same = paired_difference(a, a, samples=200)
+    assert same["diff"] == 0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_swap_shows_each_question_another_video(world):
+    """Under swap a row is scored on the pixels of the video swap_videos gives it: exactly the scores the
+    video condition gives the row with that video, and not its own video's scores."""
+    model, proc, root, rows = world["model"], world["processor"], world["dir"], world["rows"]
+    swap = swap_videos(rows, 0)
+    cfg = EvalConfig(condition="swap", method="cloze", swap_videos=swap, batch_size=2)
+    got = [p for batch in evaluate_rows(model, proc, rows, root, cfg) for p in batch]
+    own = [
+        p for batch in evaluate_rows(model, proc, rows, root, replace(cfg, condition="video")) for p in batch
+    ]
+    moved = [replace(r, video=swap[r.id]) for r in rows]
+    ref = [
+        p for batch in evaluate_rows(model, proc, moved, root, replace(cfg, condition="video")) for p in batch
+    ]
+    for row, g, o, r in zip(rows, got, own, ref, strict=True):
+        assert g["video_shown"] == swap[row.id] != row.video
+        assert g["scores"] == pytest.approx(r["scores"], abs=1e-5)
+        assert not np.allclose(list(g["scores"].values()), list(o["scores"].values()), atol=1e-6)
+
+
+def test_cli_swap_writes_the_video_reliance(world, tmp_path, capsys):
+    from sparrow.cli import main
+
+    d = world["dir"]
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(d / "ckpt"), "--bench", str(d / "bench.jsonl"), "--out", str(out)]
+    args += ["--conditions", "video,swap", "--method", "cloze", "--bootstrap", "300", "--swap-seed", "2"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0
+    printed = capsys.readouterr().out
+    assert "video − swap (video reliance)" in printed
+    preds = {
+        c: {p["id"]: p for p in map(json.loads, (out / c / "predictions.jsonl").open())}
+        for c in ("video", "swap")
+    }
+    swap = swap_videos(world["rows"], 2)
+    assert {i: p["video_shown"] for i, p in preds["swap"].items()} == swap
+    m = {c: json.loads((out / c / "metrics.json").read_text()) for c in ("video", "swap")}
+    rel = m["swap"]["video_reliance"]
+    assert rel["n"] == 5 and rel["diff"] == pytest.approx(m["video"]["accuracy"] - m["swap"]["accuracy"])
+    diffs = [preds["video"][i]["correct"] - preds["swap"][i]["correct"] for i in swap]
+    assert rel["diff"] == pytest.approx(np.mean(diffs))
+    assert rel["ci95"][0] <= rel["diff"] <= rel["ci95"][1]
+    assert set(rel["by_category"]) == {"colour", "count"} and "video_reliance" not in m["video"]
+    run = json.loads((out / "swap" / "run.json").read_text())
+    assert run["swap"] == {"seed": 2, "questions_shown_their_own_video_file": 0}
+    with pytest.raises(SystemExit) as e:  # a bad condition name is a usage error
+        main([*args[:-6], "--conditions", "video,swapped"])
+    assert e.value.code == 2

@@ -1,4 +1,4 @@
-"""``sparrow eval``: multiple-choice evaluation of a checkpoint under the video / frame / text
+"""``sparrow eval``: multiple-choice evaluation of a checkpoint under the video / frame / text / swap
 conditions, and ``sparrow lmms-task``: write an lmms-eval task folder for a benchmark file."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import typer
 
 from sparrow.commands import default
 from sparrow.commands._options import config_flags, out_option
-from sparrow.eval.conditions import CONDITIONS
+from sparrow.eval.conditions import PAIRED_KEYS, parse_conditions
 from sparrow.eval.config import EvalOptions
 from sparrow.ui import UsageError
 
@@ -55,6 +55,16 @@ def _report(results: list[Any], title: str, out: Path) -> None:
         for r in results
     ]
     rows_table(title, ["condition", "n", "accuracy", "95% CI", "errors"], rows)
+    paired = [
+        [f"video − {r.condition}" + (" (video reliance)" if r.condition == "swap" else ""), p["n"], p["diff"]]
+        + [_ci(p)]
+        for r in results
+        if (p := r.metrics.get(PAIRED_KEYS.get(r.condition, "")))
+    ]
+    if paired:
+        rows_table(
+            "paired differences (same questions)", ["difference", "n", "value", "paired 95% CI"], paired
+        )
     summary_table("output", {"directory": str(out), "errors": sum(r[4] for r in rows)})
 
 
@@ -68,8 +78,11 @@ def eval_cmd(
     condition: str = typer.Option(
         _d("conditions")[0],
         "--condition",
+        "--conditions",
         help="video (frames sampled per the model or --sampling), frame (centre frame only), text (no media),"
-        " or all (the three, into OUT/video, OUT/frame, OUT/text).",
+        " swap (another question's video, a seeded derangement), a comma list such as video,swap, or all"
+        " (the four). Several go into OUT/<condition>, and each non-video one gets video minus it, paired"
+        " (video − swap: the video reliance).",
     ),
     *,
     cfg: EvalOptions,  # --method ... --threads: one option per field
@@ -78,17 +91,22 @@ def eval_cmd(
     ),
 ) -> None:
     """Evaluate a checkpoint on a multiple-choice benchmark under Apollo's conditions: the video, the centre
-    frame only, or the text only. Writes predictions.jsonl (id, prediction, correct, per-option scores),
-    metrics.json (accuracy overall / per category / per duration bucket with bootstrap interval), run.json
-    and errors.jsonl. Resumable: run the same command again."""
+    frame only, or the text only, and the swap control (each question asked with another question's
+    video). Writes predictions.jsonl (id, prediction, correct, per-option scores), metrics.json (accuracy
+    overall / per category / per duration bucket with bootstrap interval; with video, the paired
+    difference to it), run.json and errors.jsonl. Resumable: run the same command again."""
     from sparrow.eval.errors import EvalError
     from sparrow.eval.runner import evaluate_checkpoint, model_name
     from sparrow.jobs import JobError
     from sparrow.ui import make_progress
 
+    try:
+        conditions = parse_conditions(condition)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     options = replace(
         cfg,
-        conditions=CONDITIONS if condition == "all" else (condition,),
+        conditions=conditions,
         name=cfg.name or model_name(model),
         buckets=parse_buckets(duration_buckets),
     )
@@ -113,11 +131,11 @@ def lmms_task_cmd(
     ),
     out: Path = out_option("Folder to pass to lmms-eval's --include_path."),
     name: str = typer.Option(
-        "sparrow_world", "--name", help="Task name (variants get _frame / _text / _mc)."
+        "sparrow_world", "--name", help="Task name (variants get _frame / _text / _swap / _mc)."
     ),
 ) -> None:
     """Write an lmms-eval task folder for a benchmark file: NAME (video, generation), NAME_frame,
-    NAME_text and NAME_mc (option log-likelihood). Run with
+    NAME_text, NAME_swap (another question's video) and NAME_mc (option log-likelihood). Run with
     `lmms-eval --model sparrow --model_args pretrained=CKPT --tasks NAME --include_path OUT --log_samples`."""
     from sparrow.eval.lmms_tasks import write_task
     from sparrow.ui import summary_table

@@ -23,20 +23,12 @@ def paired_difference(
     a: Path, b: Path, samples: int = 1000, seed: int = 0, category: str | None = None
 ) -> dict[str, Any]:
     """Accuracy of predictions ``a`` minus predictions ``b`` (two predictions.jsonl files) on the questions
-    both answered, with a paired bootstrap 95 % interval: questions are resampled together, so the
-    interval of a difference between two models on one benchmark is much narrower than the two
-    accuracies' intervals suggest."""
-    import numpy as np
+    both answered, with a paired bootstrap 95 % interval (``sparrow.eval.metrics.paired_difference``):
+    questions are resampled together, so the interval of a difference between two models on one
+    benchmark is much narrower than the two accuracies' intervals suggest."""
+    from sparrow.eval.metrics import paired_difference as paired
 
-    pa, pb = _by_id(a), _by_id(b)
-    ids = [i for i in pa if i in pb and (category is None or pa[i].get("category") == category)]
-    d = np.asarray([float(pa[i]["correct"]) - float(pb[i]["correct"]) for i in ids], dtype=np.float64)
-    if not len(d):
-        return {"diff": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(samples, len(d)))].mean(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return {"diff": float(d.mean()), "ci95": [float(lo), float(hi)], "n": len(d)}
+    return paired(list(_by_id(a).values()), list(_by_id(b).values()), samples, seed, category)
 
 
 def _pairs(metrics: dict[str, Any]) -> list[tuple[str, tuple[str, str], tuple[str, str], str | None]]:
@@ -46,9 +38,12 @@ def _pairs(metrics: dict[str, Any]) -> list[tuple[str, tuple[str, str], tuple[st
     if REFERENCE in metrics:
         pairs.append(("training", (final, "video"), (REFERENCE, "video"), None))
         pairs.append(("training (text only)", (final, "text"), (REFERENCE, "text"), None))
+    cats = list(metrics[final]["video"].get("by_category", {}))
     pairs.append(("seeing", (final, "video"), (final, "text"), None))
-    for cat in metrics[final]["video"].get("by_category", {}):
-        pairs.append(("seeing", (final, "video"), (final, "text"), cat))
+    pairs += [("seeing", (final, "video"), (final, "text"), cat) for cat in cats]
+    # Video reliance: the same model asked every question with another question's video.
+    pairs.append(("video reliance", (final, "video"), (final, "swap"), None))
+    pairs += [("video reliance", (final, "video"), (final, "swap"), cat) for cat in cats]
     base = f"{BASELINE_RUN}-final"
     if base in metrics:
         pairs.append(("the mix", (final, "video"), (base, "video"), None))
@@ -57,7 +52,8 @@ def _pairs(metrics: dict[str, Any]) -> list[tuple[str, tuple[str, str], tuple[st
 
 def comparisons(cfg: DemoConfig, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """The differences the report reads: what training added (final vs untrained), what seeing adds (video
-    vs text only, overall and per category), and what the mix adds (final vs the video-only baseline)."""
+    vs text only, overall and per category), how much the answers rest on the right video (video vs
+    swap, overall and per category) and what the mix adds (final vs the video-only baseline)."""
 
     def pred(name: str, condition: str) -> Path:
         return cfg.out / "eval" / name / condition / "predictions.jsonl"

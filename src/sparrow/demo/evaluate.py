@@ -15,8 +15,10 @@ CLIP_CACHE_SIZE = 4096
 
 
 def evaluate_all(cfg: DemoConfig, world: Path, cb: StepHooks) -> dict[str, dict[str, dict[str, Any]]]:
-    """``metrics[model][condition]`` for every checkpoint under every condition (video, frame, text) on the
-    world's test benchmark, each written to ``OUT/eval/<model>/<condition>/``."""
+    """``metrics[model][condition]`` for every checkpoint under every condition (video, frame, text, swap)
+    on the world's test benchmark, each written to ``OUT/eval/<model>/<condition>/``. Swap costs about
+    what video costs minus the vision tower (its clips are the video condition's, so the clip and
+    feature caches answer them)."""
     from sparrow.eval.config import EvalOptions
     from sparrow.eval.runner import evaluate_checkpoint
     from sparrow.model.media import ClipCache
@@ -55,6 +57,8 @@ def curate_all(cfg: DemoConfig, names: list[str], cb: StepHooks) -> dict[str, An
     cb.start("curate")
     # The untrained reference is no model a benchmark would be curated with: its "right" answers are
     # scoring biases, which would make the text/frame-answerable vote noisier.
-    specs = [str(cfg.out / "eval" / n / c) for n in names if n != REFERENCE for c in CONDITIONS]
+    # Swap is a control, not a way to answer: ApolloBench votes with the text and centre-frame conditions.
+    conditions = [c for c in CONDITIONS if c != "swap"]
+    specs = [str(cfg.out / "eval" / n / c) for n in names if n != REFERENCE for c in conditions]
     done = curate_results(specs, cfg.out / "curate", CurateConfig(top_k=cfg.curate_top_k, buckets=BUCKETS))
     return done.document

@@ -53,8 +53,9 @@ def synth_strip(world: Path, figs: Path) -> Path | None:
 
 
 def accuracy_charts(metrics: dict[str, Any], final: str, figs: Path) -> tuple[Path, Path]:
-    """Accuracy per condition for every model, and per category for the trained model with and without
-    the video (and the untrained one), with 95% intervals and the chance line."""
+    """Accuracy per condition for every model, and per category for the trained model with its video,
+    without it, with another question's video (swap) and the untrained one, with 95% intervals and the
+    chance line."""
     from sparrow.report import bar_chart
 
     by_condition = {name: {c: by[c]["accuracy"] for c in by} for name, by in metrics.items()}
@@ -67,6 +68,8 @@ def accuracy_charts(metrics: dict[str, Any], final: str, figs: Path) -> tuple[Pa
         errors=errors,
     )
     series = {f"{final} (video)": (final, "video"), f"{final} (text only)": (final, "text")}
+    if "swap" in metrics[final]:
+        series[f"{final} (swapped video)"] = (final, "swap")
     if REFERENCE in metrics:
         series[f"{REFERENCE} (video)"] = (REFERENCE, "video")
     cats = {label: metrics[n][c]["by_category"] for label, (n, c) in series.items()}

@@ -73,6 +73,25 @@ def _seeing(metrics: Metrics, comps: Comps) -> str | None:
     return text.strip()
 
 
+def _reliance(metrics: Metrics, comps: Comps) -> str | None:
+    rel = find(comps, "video reliance")
+    s = metrics[final_name(metrics)].get("swap")
+    if not (s and rel):
+        return None
+    text = (
+        f"Asked every question with another test video in place of its own, it scores {s['accuracy']:.3f}: "
+        f"its video reliance (video minus swap) is {rel['diff']:+.3f} (paired 95% CI {ci_text(rel['ci95'])}). "
+    )
+    if rel["ci95"][0] > 0:
+        text += "Its answers depend on which video it is shown: it reads the video."
+    else:
+        text += (
+            "Showing it the wrong video does not measurably hurt: its answers do not depend on the video "
+            "it is shown, whatever the video condition scores."
+        )
+    return text
+
+
 def _mix(metrics: Metrics, comps: Comps) -> str | None:
     mix = find(comps, "the mix")
     base = metrics.get(f"{BASELINE_RUN}-final", {}).get("video")
@@ -111,6 +130,7 @@ def honest_reading(metrics: Metrics, curation: dict[str, Any], comps: Comps | No
         _final(metrics),
         _training(metrics, comps),
         _seeing(metrics, comps),
+        _reliance(metrics, comps),
         _mix(metrics, comps),
         _curation(curation),
         SCALE,

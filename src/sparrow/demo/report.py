@@ -148,6 +148,12 @@ def _eval_section(report: Report, metrics: Metrics, figs: Path) -> None:
             f"'{REFERENCE}' is the model before any training (same config and seed): its score is the floor "
             "of this scoring method on this benchmark."
         )
+    sec.text(
+        "Conditions: video (the question's own video), frame (its centre frame only), text (no pixels) and "
+        "swap (every question asked with another test video, a fixed seeded pairing): a model that reads "
+        "the video loses accuracy under swap; video minus swap is its video reliance (paired intervals in "
+        "'What the numbers mean')."
+    )
     rows = [
         [name, cond, m["n"], m["accuracy"], f"{m['ci95'][0]:.3f}-{m['ci95'][1]:.3f}"]
         for name, by_cond in metrics.items()
@@ -159,7 +165,11 @@ def _eval_section(report: Report, metrics: Metrics, figs: Path) -> None:
     sec.figures(
         [
             Figure(f1, "Accuracy per condition for each model"),
-            Figure(f2, "Accuracy per category: the trained model with and without the video, and untrained"),
+            Figure(
+                f2,
+                "Accuracy per category: the trained model with its video, without, with another question's"
+                " video (swap), and untrained",
+            ),
         ]
     )
     cats = sorted({c for by_cond in metrics.values() for c in by_cond["video"]["by_category"]})
@@ -169,6 +179,29 @@ def _eval_section(report: Report, metrics: Metrics, figs: Path) -> None:
         for cond in CONDITIONS
     ]
     sec.table(["model", "condition", *cats], cat_rows, caption="Accuracy (95% CI, n) per category")
+
+
+def _reliance_section(report: Report, metrics: Metrics, comps: list[dict[str, Any]]) -> None:
+    """The final model per category: video, swap and their paired difference (the video reliance)."""
+    final = final_name(metrics)
+    rel = [c for c in comps if c["what"] == "video reliance"]
+    if not rel or "swap" not in metrics[final]:
+        return
+    sec = report.section(f"Video reliance of {final}: its own video against another question's")
+    rows = []
+    for c in rel:
+        cat = c["category"]
+        cells = [
+            metrics[final][cond] if cat is None else metrics[final][cond]["by_category"].get(cat, {})
+            for cond in ("video", "swap")
+        ]
+        acc = [f"{m['accuracy']:.3f} ({m['ci95'][0]:.3f}-{m['ci95'][1]:.3f})" if m else "-" for m in cells]
+        rows.append([cat or "all", c["n"], *acc, c["diff"], ci_text(c["ci95"])])
+    sec.table(
+        ["category", "n", "video (95% CI)", "swap (95% CI)", "video minus swap", "paired 95% CI"],
+        rows,
+        caption="A model that reads the video scores lower when shown another question's video.",
+    )
 
 
 def _curation_section(report: Report, curation: dict[str, Any], cfg: DemoConfig) -> None:
@@ -215,6 +248,7 @@ def write_report(
     _synth_section(report, world, figs)
     _training_section(report, cfg)
     _eval_section(report, metrics, figs)
+    _reliance_section(report, metrics, comps)
     _curation_section(report, curation, cfg)
     sec = report.section("Timings")
     sec.table(["step", "seconds (this run; 0 = done earlier)"], [[k, v] for k, v in timings.items()])

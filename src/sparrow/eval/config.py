@@ -25,6 +25,10 @@ class EvalConfig:
     max_new_tokens: int = 16
     sampling: Any = None  # SamplingConfig override; None = the checkpoint's
     media_root: str | None = None
+    # swap: row id -> the video it is asked with. None: ``swap_videos`` over the rows evaluated (pass the
+    # whole benchmark's mapping when evaluating a part of it, so the pairing does not depend on the part).
+    swap_videos: dict[str, str] | None = None
+    swap_seed: int = 0  # seed of ``swap_videos`` when it is computed here
 
     def __post_init__(self) -> None:
         check_condition(self.condition)
@@ -55,6 +59,8 @@ class EvalOptions:
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     bootstrap: int = 1000  # Bootstrap resamples for the 95% CI.
     seed: int = 0  # Bootstrap seed.
+    # Seed of the swap condition's derangement (which other video each question is asked with).
+    swap_seed: int = 0
     overwrite: bool = False  # Discard saved results of an earlier run in the output folder.
     # torch CPU threads while evaluating (default: torch's setting). Small models on a busy CPU run many
     # times faster on one thread than on several that spin-wait for each other.
@@ -71,7 +77,14 @@ class EvalOptions:
         if not self.buckets:
             raise EvalError("duration buckets need at least one edge")
 
-    def config(self, condition: str, sampling: Any) -> EvalConfig:
+    def config(self, condition: str, sampling: Any, swap: dict[str, str] | None = None) -> EvalConfig:
         return EvalConfig(
-            condition, self.method, self.batch_size, self.max_new_tokens, sampling, self.media_root
+            condition,
+            self.method,
+            self.batch_size,
+            self.max_new_tokens,
+            sampling,
+            self.media_root,
+            swap,
+            self.swap_seed,
         )

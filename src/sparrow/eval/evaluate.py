@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.eval.bench import BenchRow
-from sparrow.eval.conditions import build_sample, condition_sampling
+from sparrow.eval.conditions import build_sample, condition_sampling, swap_videos
 from sparrow.eval.config import CLOZE_METHODS, EvalConfig
 from sparrow.eval.scoring import SCORERS, Scorer, attempt
 from sparrow.io import iter_jsonl
@@ -25,21 +25,28 @@ def evaluate_rows(
     config: EvalConfig,
 ) -> Iterator[list[dict[str, Any]]]:
     """Answer ``rows`` batch by batch; yields per batch one result per row, in order: a prediction, or
-    ``{"id", "error"}`` for a row that cannot be processed (missing video, too long, ...)."""
+    ``{"id", "error"}`` for a row that cannot be processed (missing video, too long, ...). Under
+    ``swap`` each prediction also names the ``video_shown``."""
     sampling = condition_sampling(config.sampling or processor.sampling, config.condition)
     scorer = Scorer(model, processor, root, sampling, config.media_root, config.max_new_tokens)
     score = SCORERS[config.method]
     cloze = config.method in CLOZE_METHODS
+    swap: dict[str, str] = {}
+    if config.condition == "swap":
+        swap = config.swap_videos if config.swap_videos is not None else swap_videos(rows, config.swap_seed)
     model.eval()
     for start in range(0, len(rows), config.batch_size):
         chunk = rows[start : start + config.batch_size]
-        built = [attempt(row, lambda row=row: build_sample(row, config.condition, cloze)) for row in chunk]
+        built = [
+            attempt(row, lambda row=row: build_sample(row, config.condition, cloze, swap.get(row.id)))
+            for row in chunk
+        ]
         ok = [i for i, (_, err) in enumerate(built) if err is None]
         results = [err for _, err in built]
         if ok:
             scored = score(scorer, [chunk[i] for i in ok], [built[i][0] for i in ok])
             for i, result in zip(ok, scored, strict=True):
-                results[i] = result
+                results[i] = {**result, "video_shown": swap[chunk[i].id]} if swap else result
         yield results  # type: ignore[misc]
 
 

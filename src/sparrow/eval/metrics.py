@@ -74,3 +74,36 @@ def compute_metrics(
     out["by_duration"] = {k: block(by_dur[k], 100 + i) for i, k in enumerate(order) if k in by_dur}
     out["bootstrap"] = {"samples": samples, "seed": seed, "level": 0.95}
     return out
+
+
+def paired_difference(
+    a: Sequence[dict[str, Any]],
+    b: Sequence[dict[str, Any]],
+    samples: int = 1000,
+    seed: int = 0,
+    category: str | None = None,
+) -> dict[str, Any]:
+    """Accuracy of predictions ``a`` minus predictions ``b`` on the questions both scored (matched by
+    ``id``; with ``category``, only that category's), with a paired percentile bootstrap 95 % interval:
+    questions are resampled together, so the interval of a difference between two conditions or models
+    on one benchmark is much narrower than their two accuracies' intervals suggest."""
+    pa = {p["id"]: p for p in a if "correct" in p}
+    pb = {p["id"]: p for p in b if "correct" in p}
+    ids = [i for i in pa if i in pb and (category is None or pa[i].get("category") == category)]
+    d = np.asarray([float(pa[i]["correct"]) - float(pb[i]["correct"]) for i in ids], dtype=np.float64)
+    if not len(d):
+        return {"diff": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(samples, len(d)))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return {"diff": float(d.mean()), "ci95": [float(lo), float(hi)], "n": len(d)}
+
+
+def paired_block(
+    a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], samples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """``paired_difference`` overall and per category (``by_category``), as metrics.json holds it."""
+    out = paired_difference(a, b, samples, seed)
+    cats = sorted({str(p["category"]) for p in a if "correct" in p and p.get("category") is not None})
+    out["by_category"] = {c: paired_difference(a, b, samples, seed + 1 + k, c) for k, c in enumerate(cats)}
+    return out

@@ -61,6 +61,7 @@ def parse_spec(spec: str) -> ResultSpec:
 _CONDITION_SUFFIXES = {
     "text": ("_text_only", "_textonly", "_text", "_blind", "_no_video", "_novideo"),
     "frame": ("_single_frame", "_centre_frame", "_center_frame", "_frame", "_1frame"),
+    "swap": ("_swap", "_swapped", "_other_video"),
     "video": ("_video",),
 }
 
@@ -290,6 +291,26 @@ def read_lmms_samples(path: Path, model: str | None = None, condition: str | Non
             seen.add(r.qid)
             out.append(r)
     return out
+
+
+def condition_differences(
+    results: Iterable[Result], minus: str = "swap", samples: int = 1000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Per ``model@bench``: video accuracy minus condition ``minus``'s, paired over the questions both
+    answered, overall and per category (``sparrow.eval.metrics.paired_block``). With ``minus="swap"``
+    this is the video reliance; it works on any results ``load_results`` reads, lmms-eval sample logs
+    of a task and its ``_swap`` variant included."""
+    from sparrow.eval.metrics import paired_block
+
+    cells: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        row = {"id": r.qid, "correct": r.correct, "category": r.category}
+        cells[(r.model, r.bench)][r.condition].append(row)
+    return {
+        f"{model}@{bench}": paired_block(by["video"], by[minus], samples, seed)
+        for (model, bench), by in cells.items()
+        if by.get("video") and by.get(minus)
+    }
 
 
 # ----------------------------------------------------------------------------------------- the table

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 
 from sparrow.eval.bench import BenchRow, read_bench
-from sparrow.eval.conditions import condition_sampling, parse_sampling_overrides
+from sparrow.eval.conditions import PAIRED_KEYS, condition_sampling, parse_sampling_overrides, swap_videos
 from sparrow.eval.config import EvalConfig, EvalOptions
 from sparrow.eval.errors import EvalError
 from sparrow.eval.evaluate import run_eval
-from sparrow.eval.metrics import compute_metrics
+from sparrow.eval.metrics import compute_metrics, paired_block
 from sparrow.io import LineError, atomic_write_text, write_jsonl
 from sparrow.jobs import STATE_DIR, prepare_state
 from sparrow.model import ConfigError, load_pretrained
@@ -58,7 +58,9 @@ def evaluate_checkpoint(
     feature_cache: FeatureCache | None = None,
 ) -> list[ConditionResult]:
     """Evaluate ``model_dir`` on ``bench``; one output folder per condition (``out`` itself when there is
-    one condition, ``out/<condition>`` otherwise). ``on_progress(condition, done, total)`` after each
+    one condition, ``out/<condition>`` otherwise). With ``video`` among the conditions, every other
+    condition's metrics.json also holds video accuracy minus its own, paired over the same questions
+    (``PAIRED_KEYS``: ``video_reliance`` for swap). ``on_progress(condition, done, total)`` after each
     batch. ``clip_cache`` shares decoded clips between calls, e.g. when several checkpoints with the same
     sampling answer the same benchmark; by default each call keeps its own, so the questions of one
     video decode it once. ``feature_cache`` likewise shares the frozen vision tower's features (e.g.
@@ -87,12 +89,14 @@ def evaluate_checkpoint(
     if options.threads:
         torch.set_num_threads(options.threads)
     try:
-        return [
+        results = [
             job.run(cond, out / cond if len(options.conditions) > 1 else out, on_progress)
             for cond in options.conditions
         ]
     finally:
         torch.set_num_threads(threads_before)
+    job.add_paired(results)
+    return results
 
 
 @dataclass
@@ -111,6 +115,13 @@ class _Job:
         self.sampling = parse_sampling_overrides(self.options.sampling, self.processor.sampling)
         self.name = self.options.name or model_name(self.model_dir)
         self.bench_sha = hashlib.sha1(self.bench.read_bytes()).hexdigest()
+        self.preds: dict[str, list[dict[str, Any]]] = {}
+        self.swap: dict[str, str] | None = None
+        if "swap" in self.options.conditions:
+            try:  # over the whole benchmark, so a resumed run pairs every question as the first did
+                self.swap = swap_videos(self.rows, self.options.swap_seed)
+            except ValueError as e:
+                raise EvalError(f"{self.bench}: {e}") from None
 
     def fingerprint(self, cond: str, cfg: EvalConfig) -> dict[str, Any]:
         """What a saved partial run must match to be resumed."""
@@ -124,13 +135,14 @@ class _Job:
             "max_new_tokens": o.max_new_tokens if o.method == "generate" else None,
             "media_root": cfg.media_root,
             "dtype": o.dtype,
+            **({"swap_seed": o.swap_seed} if cond == "swap" else {}),
         }
 
     def run(
         self, cond: str, odir: Path, on_progress: Callable[[str, int, int], None] | None
     ) -> ConditionResult:
         o = self.options
-        cfg = o.config(cond, self.sampling)
+        cfg = o.config(cond, self.sampling, self.swap if cond == "swap" else None)
         state = prepare_state(odir / STATE_DIR, self.fingerprint(cond, cfg), overwrite=o.overwrite)
         done = 0
 
@@ -148,7 +160,21 @@ class _Job:
             {"name": self.name, "condition": cond, "method": o.method, "errors": len(errors) + len(self.bad)}
         )
         self.write(odir, cond, preds, errors, metrics)
+        self.preds[cond] = preds
         return ConditionResult(cond, odir, metrics, len(errors), len(self.bad))
+
+    def add_paired(self, results: list[ConditionResult]) -> None:
+        """Video accuracy minus each other condition's, paired per question, into its metrics.json."""
+        if "video" not in self.preds:
+            return
+        for k, r in enumerate(results):
+            if r.condition in PAIRED_KEYS:
+                o = self.options
+                block = paired_block(
+                    self.preds["video"], self.preds[r.condition], o.bootstrap, o.seed + 1000 * k
+                )
+                r.metrics[PAIRED_KEYS[r.condition]] = block
+                atomic_write_text(r.out_dir / "metrics.json", json.dumps(r.metrics, indent=2) + "\n")
 
     def write(
         self, odir: Path, cond: str, preds: list[dict], errors: list[dict], metrics: dict[str, Any]
@@ -169,4 +195,8 @@ class _Job:
             "sampling": asdict(condition_sampling(self.sampling, cond)),
             "questions": len(self.rows),
         }
+        if cond == "swap" and self.swap is not None:
+            own = {r.id: r.video for r in self.rows}
+            same = sum(1 for rid, v in self.swap.items() if v == own[rid])
+            run["swap"] = {"seed": self.options.swap_seed, "questions_shown_their_own_video_file": same}
         atomic_write_text(odir / "run.json", json.dumps(run, indent=2) + "\n")

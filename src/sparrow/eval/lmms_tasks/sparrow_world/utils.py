@@ -8,6 +8,7 @@ logs (``*_samples_<task>.jsonl``) can be fed to ``sparrow curate`` directly.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 from pathlib import Path
@@ -52,12 +53,28 @@ def _centre_frame(video: Path, doc_id: str) -> str:
     return str(out)
 
 
+_SWAP: dict = {}
+
+
+def _swapped(doc: dict) -> dict:
+    """The doc with the video it is asked with under ``swap``: from swap_videos.json beside this file
+    (``sparrow lmms-task`` writes it with ``sparrow.eval.conditions.swap_videos``, as `sparrow eval` uses)."""
+    if not _SWAP:
+        path = HERE / "swap_videos.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: write this task folder with `sparrow lmms-task`")
+        _SWAP.update(json.loads(path.read_text(encoding="utf-8")))
+    if doc["id"] not in _SWAP:
+        raise KeyError(f"question {doc['id']!r} has no swapped video in swap_videos.json")
+    return {**doc, "video": _SWAP[doc["id"]]}
+
+
 def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list:
     kw = _kwargs(lmms_eval_specific_kwargs)
-    condition = kw.get("condition", "video")  # sparrow.eval.conditions: video, frame or text
+    condition = kw.get("condition", "video")  # sparrow.eval.conditions: video, frame, text or swap
     if condition == "text" or not doc.get("video"):
         return []
-    video = _video_path(doc, kw)
+    video = _video_path(_swapped(doc) if condition == "swap" else doc, kw)
     if condition == "frame":
         return [_centre_frame(video, doc["id"])]
     return [str(video)]
