@@ -82,3 +82,49 @@ def test_refine_dry_run_prints_prompts_and_estimate(tmp_path, capsys):
 def test_serve_command_refuses_a_bad_checkpoint(tmp_path, capsys):
     assert cli("serve", str(tmp_path / "nockpt")) == 2
     assert "cannot load checkpoint" in capsys.readouterr().err
+
+
+def test_trinity_tokenizes_unspaced_scripts_by_character(tmp_path):
+    from sparrow.refine.captions import load_captions
+    from sparrow.refine.metrics import TrinityConfig, trinity
+    from sparrow.refine.metrics.text import words
+
+    assert words("一只红色的圆从左边进来。") == list("一只红色的圆从左边进来")
+    assert words("猫がいる, a café") == ["猫", "が", "い", "る", "a", "café"]
+    zh = {  # two videos: CIDEr-D's idf is 0 for n-grams every video shares
+        "a": {"start": [0.0, 3.0], "end": [2.0, 5.0], "text": ["一只红色的圆从左边进来。", "出现了单词鱼。"]},
+        "b": {"start": [1.0], "end": [3.0], "text": ["绿色的十字静止不动。"]},
+    }
+    (tmp_path / "zh.json").write_text(json.dumps(zh, ensure_ascii=False))
+    caps = load_captions(tmp_path / "zh.json")
+    rep = trinity(caps, caps, TrinityConfig(vendi=False))
+    assert rep.quantity["words"] == 26 and rep.diversity["vocabulary"] > 10
+    assert rep.quality["bleu_4"] == pytest.approx(1.0) and rep.quality["rouge_l"] == pytest.approx(1.0)
+    assert rep.quality["cider_d"] > 0 and rep.quality["matched_share"] == 1.0
+
+
+def test_trinity_lists_malformed_entries_and_fails(tmp_path, capsys):
+    bad = {**TRUTH, "broken": {"start": [0], "end": [1]}, "wrong": [1, 2]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    assert cli("trinity", str(tmp_path / "bad.json"), "--no-vendi") == 2
+    captured = capsys.readouterr()
+    assert (
+        "broken: 'text' must be a list" in captured.err and "wrong: entry must be an object" in captured.err
+    )
+    assert "2 malformed entries" in captured.err
+    assert "skipped" in captured.out and "None" not in captured.out  # the report still printed, Vendi skipped
+
+
+def test_slots_are_reported_only_against_the_worlds_ground_truth(tmp_path):
+    from sparrow.refine.captions import load_captions
+    from sparrow.refine.metrics import TrinityConfig, trinity
+
+    other = {
+        "x": {"start": [0.0, 5.0], "end": [4.0, 9.0], "text": ["A red circle on a cake.", "Then we mix."]}
+    }
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "truth.json").write_text(json.dumps(TRUTH))
+    ref = load_captions(tmp_path / "other.json")
+    assert trinity(ref, ref, TrinityConfig(vendi=False)).slots is None
+    world = load_captions(tmp_path / "truth.json")
+    assert trinity(world, world, TrinityConfig(vendi=False)).slots["events"] == 3

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from sparrow.commands._options import config_flags
 from sparrow.refine.metrics.trinity import TrinityConfig
-from sparrow.ui import UsageError
+from sparrow.ui import UsageError, err_console
 
 
 @config_flags(TrinityConfig, skip=("vendi_sample", "min_f1"), paths=("encoder",))
@@ -31,18 +32,25 @@ def trinity(
 ) -> None:
     """Report videos, captions and words per caption; vocabulary, distinct-1/2, self-BLEU and Vendi; and,
     with --reference, BLEU-4, ROUGE-L, CIDEr-D, the time offset of matched captions and (on the world's
-    ground truth) slot accuracy."""
-    from sparrow.refine.captions import CaptionsError, load_captions
+    ground truth) slot accuracy. Malformed entries are listed and fail the command (exit 2)."""
+    from sparrow.refine.captions import CaptionsError, read_captions
     from sparrow.refine.metrics import cider_difference
     from sparrow.refine.metrics import trinity as measure
     from sparrow.ui import rows_table
 
     if compare is not None and reference is None:
         raise UsageError("--compare needs --reference")
+    malformed: list[dict[str, Any]] = []
+
+    def load(path: Path) -> dict[str, Any]:
+        good, bad = read_captions(path)
+        malformed.extend(bad)
+        return {t.video_id: t for t in good}
+
     try:
-        caps = load_captions(captions)
-        ref = load_captions(reference) if reference is not None else None
-        other = load_captions(compare) if compare is not None else None
+        caps = load(captions)
+        ref = load(reference) if reference is not None else None
+        other = load(compare) if compare is not None else None
     except CaptionsError as e:
         raise UsageError(str(e)) from e
     report = measure(caps, ref, cfg)
@@ -65,9 +73,19 @@ def trinity(
         from sparrow.io import atomic_write_text
 
         atomic_write_text(out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if malformed:
+        for row in malformed:
+            err_console.print(
+                escape(f"malformed: {row['source']}: {row['id']}: {row['reason']}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise UsageError(f"{len(malformed)} malformed entries left out of the report (listed above)")
 
 
 def _fmt(v: Any) -> str:
+    if v is None:  # a metric that was not measured (--no-vendi)
+        return "skipped"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 

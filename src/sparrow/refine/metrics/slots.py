@@ -57,6 +57,13 @@ def slot_right(slot: str, value: str, caption: str) -> bool:
     return any(f" {w} " in joined for w in ACTIONS[value])
 
 
+def is_world_truth(truth: dict[str, Transcript]) -> bool:
+    """Whether a reference is the world's ground truth: every event names the world's vocabulary (a
+    caption set that merely mentions "a red circle" somewhere is not, and gets no slot report)."""
+    lines = [line for t in truth.values() for line in t.lines]
+    return bool(lines) and all(event_slots(line.text) for line in lines)
+
+
 def slot_accuracy(
     candidates: dict[str, Transcript], truth: dict[str, Transcript], min_f1: float = MIN_F1
 ) -> dict[str, float | int]:

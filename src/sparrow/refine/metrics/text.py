@@ -1,4 +1,6 @@
-"""The one tokenisation every caption metric uses: lower case, runs of letters, digits and apostrophes.
+"""The one tokenisation every caption metric uses: lower case, runs of letters, digits and apostrophes;
+in scripts written without spaces (Chinese, Japanese, Thai, ...) each character is a token, as caption
+metrics for Chinese count them (no segmenter needed, and a caption scored against itself scores as one).
 
 No external tokenizer (COCO's PTB tokenizer needs Java); punctuation is dropped, so "enters." and
 "enters" are the same word.
@@ -9,11 +11,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-_WORD = re.compile(r"[a-z0-9']+")
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, kana, bopomofo, CJK
+# ideographs (with extensions and compatibility forms). Hangul is written with spaces and stays in words.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3100-\u312f\u31a0-\u31bf"
+    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+)
+_WORD = re.compile(rf"[{_UNSPACED}]|(?:(?![{_UNSPACED}])[^\W_]|')+")
 
 
 def words(text: str) -> list[str]:
-    """Lower-case word tokens of a caption."""
+    """Lower-case word tokens of a caption (one per character in unspaced scripts)."""
     return _WORD.findall(text.lower())
 
 

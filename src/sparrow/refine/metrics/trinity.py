@@ -1,5 +1,5 @@
 """VidDF's trinity for a caption set: quantity, diversity and (against a reference) quality, plus slot
-accuracy where the reference is the world's ground truth.
+accuracy where the reference is the world's ground truth (every event names the world's vocabulary).
 
 Quality is measured per video on paragraphs (the video's captions in time order, joined), the way
 dense captions are compared as a whole: BLEU-4 over the corpus, ROUGE-L and CIDEr-D as means over the
@@ -21,7 +21,7 @@ from sparrow.refine.metrics.cider import cider_d
 from sparrow.refine.metrics.diversity import distinct, vendi, vocabulary
 from sparrow.refine.metrics.matching import MIN_F1, match_lines
 from sparrow.refine.metrics.rouge import rouge_l
-from sparrow.refine.metrics.slots import slot_accuracy
+from sparrow.refine.metrics.slots import is_world_truth, slot_accuracy
 from sparrow.refine.metrics.text import words
 
 
@@ -125,7 +125,6 @@ def trinity(
     report = TrinityReport(quantity(captions), diversity(captions, cfg, encoder))
     if reference is not None:
         report.quality, report.per_video_cider = quality(captions, reference, cfg.min_f1)
-        slots = slot_accuracy(captions, reference, cfg.min_f1)
-        if slots["events"]:
-            report.slots = slots
+        if is_world_truth(reference):  # slots are the world's; elsewhere they would mean nothing
+            report.slots = slot_accuracy(captions, reference, cfg.min_f1)
     return report
