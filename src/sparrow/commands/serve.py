@@ -17,11 +17,11 @@ def serve(
         ..., help="A Sparrow checkpoint folder (save_pretrained).", show_default=False
     ),
     *,
-    cfg: ServeConfig,  # --host, --port, --video-root, --max-tokens, --device
+    cfg: ServeConfig,  # --host, --port, --video-root, --max-tokens, --max-new-tokens, --queue-size, ...
 ) -> None:
-    """Serve /v1/models and /v1/chat/completions (streaming too) for CHECKPOINT: text, images as data URLs
-    and videos by path inside --video-root. Any OpenAI client, or `sparrow refine --backend openai`, can
-    call it."""
+    """Serve /health, /v1/models and /v1/chat/completions (streaming too) for CHECKPOINT: text, images as
+    data URLs and videos by path inside --video-root. Any OpenAI client, or `sparrow refine --backend
+    openai`, can call it. One reply is generated at a time; SIGTERM stops it within 5 s."""
     from sparrow.refine.backends.base import BackendError
     from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
     from sparrow.serve.app import create_app
@@ -35,7 +35,7 @@ def serve(
     except BackendError as e:
         raise UsageError(str(e)) from e
     err_console.print(f"serving {backend.model} on http://{cfg.host}:{cfg.port}/v1", markup=False)
-    serve_forever(create_app(backend, cfg), cfg.host, cfg.port)
+    serve_forever(create_app(backend, cfg), cfg.host, cfg.port, cfg.shutdown_grace)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,11 +13,42 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparrow.refine.backends.base import Backend, BackendError, Message, Request, Response, image_mime
+
+
+class InputError(BackendError):
+    """The request itself cannot be answered (unreadable media, a segment past the video's end, no user
+    turn, a prompt over the model's length): the caller's to fix, not a fault of the model or server."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Watch:
+    """A forward pre-hook that sees every token ``generate`` feeds the model (the prompt first, then each
+    new token), so a caller can stop generation between two forward passes and keep the reply so far."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None):
+        self.should_stop = should_stop
+        self.prompt_tokens = 0
+        self.tokens: list[int] = []
+        self.stopped = False
+
+    def __call__(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        ids = kwargs["input_ids"]
+        if self.prompt_tokens == 0:
+            self.prompt_tokens = int(ids.shape[-1])  # text and visual tokens: what the model reads
+        else:
+            self.tokens.append(int(ids[0, -1]))
+        if self.should_stop is not None and self.should_stop():
+            self.stopped = True
+            raise _Stopped
 
 
 @dataclass(frozen=True)
@@ -89,12 +120,24 @@ class SparrowBackend(Backend):
         return [self.one(r) for r in requests]
 
     def one(self, req: Request) -> Response:
+        try:
+            return self.answer(req)
+        except Exception as e:  # a bad video or image is this request's problem, not the batch's
+            return Response(error=str(e).splitlines()[0] if str(e) else type(e).__name__, calls=1)
+
+    def answer(self, req: Request, should_stop: Callable[[], bool] | None = None) -> Response:
+        """The greedy reply to ``req``. ``should_stop`` is asked before every forward pass; when it says
+        True generation ends there and the reply so far is returned. ``prompt_tokens`` counts the
+        prompt as the model reads it, visual tokens included. Raises :class:`InputError` for requests
+        the caller must fix; any other exception is a fault of the model or machine."""
         from sparrow.model.inference import generate
+        from sparrow.model.media import ProcessorError
 
         if req.sampling.temperature > 0:
-            return Response(error="the sparrow backend decodes greedily: use temperature 0")
+            raise InputError("the sparrow backend decodes greedily: use temperature 0")
         t0 = time.perf_counter()
-        tok = self._proc.tokenizer
+        watch = _Watch(should_stop)
+        hook = self._model.register_forward_pre_hook(watch, with_kwargs=True)
         try:
             with tempfile.TemporaryDirectory(prefix="sparrow-request-") as tmp:
                 sample = to_sample(req.messages, tmp)
@@ -107,13 +150,16 @@ class SparrowBackend(Backend):
                     max_new_tokens=req.sampling.max_tokens,
                     media_root=anchor,
                 )
-        except Exception as e:  # a bad video or image is this request's problem, not the batch's
-            return Response(error=str(e).splitlines()[0] if str(e) else type(e).__name__, calls=1)
-        prompt = sum(len(tok(m.text, add_special_tokens=False)["input_ids"]) for m in req.messages)
+        except _Stopped:
+            text = self._proc.tokenizer.decode(watch.tokens, skip_special_tokens=True)
+        except (BackendError, ProcessorError) as e:
+            raise InputError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+        finally:
+            hook.remove()
         return Response(
             text=text,
-            prompt_tokens=prompt,
-            completion_tokens=len(tok(text, add_special_tokens=False)["input_ids"]),
+            prompt_tokens=watch.prompt_tokens,
+            completion_tokens=len(watch.tokens),
             seconds=time.perf_counter() - t0,
             calls=1,
         )
