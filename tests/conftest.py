@@ -4,6 +4,7 @@ and train_data.py."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,30 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny" / "model.yaml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One CPU thread by default for torch here and in every child process a test starts (before any
+    test module imports torch). Float sums split over threads depend on the thread count, so a run
+    killed under the default count and resumed under ``threads=1`` drifted in the 7th digit; one thread
+    is also the fastest on a busy 2-core machine. Tests that compare numbers bit for bit still pin
+    their own threads (``deterministic`` below, ``threads=1``)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+@pytest.fixture(scope="module")
+def deterministic():
+    """For modules that compare numbers bit for bit: one thread and deterministic algorithms, restored
+    afterwards. Opt in with ``pytestmark = pytest.mark.usefixtures("deterministic")``."""
+    import torch
+
+    threads, strict = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(strict)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ from sparrow.train.rundir import read_metrics
 from sparrow.train.seeds import derive_seed
 from sparrow.train.trainer import train
 
+# Bit-for-bit comparisons (resume, frozen weights): one thread, deterministic algorithms.
+pytestmark = pytest.mark.usefixtures("deterministic")
+
 # ------------------------------------------------------------------------------------------ mixture
 
 
