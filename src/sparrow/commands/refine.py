@@ -37,7 +37,8 @@ def refine(
 ) -> None:
     """Group each video's transcript lines into timed blocks, ask the backend for short timed captions,
     parse them, and write caption.json, caption training records, errors.jsonl, ledger.json,
-    trinity.json and summary.json into OUT. Re-running resumes; identical requests come from the cache."""
+    trinity.json and summary.json into OUT. Re-running resumes; identical requests come from the cache.
+    Exits non-zero when no caption was made."""
     from sparrow.refine.errors import BackendError, CaptionsError, PromptError, RefineError
     from sparrow.refine.run import dry_run as render
     from sparrow.refine.run import refine as run
@@ -61,12 +62,23 @@ def refine(
         "failed": s.failed,
         "resumed": s.resumed,
         "captions": s.captions,
+        "dropped captions": s.dropped,
+        "failed blocks (retried on re-run)": s.failed_blocks,
     }
     rows.update({f"ledger: {k}": v for k, v in s.ledger.items()})
     rows.update({f"quality: {k}": v for k, v in (s.quality or {}).items()})
     summary_table("sparrow refine", rows)
     if s.failed:
         console.print(f"{s.failed} videos failed: see {out / 'errors.jsonl'}", markup=False)
+    if s.failed_blocks:
+        console.print(
+            f"{s.failed_blocks} requests failed (dropped.jsonl); run the same command again to retry them",
+            markup=False,
+        )
+    if s.videos and not s.captions:
+        raise UsageError(
+            f"no caption was made for any of the {s.videos} videos (errors.jsonl, dropped.jsonl)"
+        )
 
 
 def _print_dry_run(dr: Any) -> None:

@@ -26,7 +26,8 @@ class RefineSummary(VideoJobSummary):
 
     captions: int = 0
     records: int = 0
-    dropped: int = 0
+    dropped: int = 0  # captions dropped (dropped.jsonl)
+    failed_blocks: int = 0  # blocks whose request failed (dropped.jsonl; a re-run retries them)
     untimed: int = 0
     ledger: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] | None = None
@@ -74,7 +75,11 @@ class RefineCollector(Collector):
                 self.records.write(caption_record(vid, k, v["video"], seg, self.root))
         for reason in v["dropped"]:
             self.dropped.write({"id": vid, "reason": reason})
+        failed = v.get("failed_blocks", [])
+        for reason in failed:
+            self.dropped.write({"id": vid, "reason": reason})
         self.summary.dropped += len(v["dropped"])
+        self.summary.failed_blocks += len(failed)
         self.summary.untimed += v["untimed"]
         self.ledger.merge(v["ledger"])
         return len(lines)

@@ -3,9 +3,11 @@
 A worker sets up the backend (behind the response cache), the template and the examples once; per
 video it checks that the video is there and readable, optionally has its frames described, sends one
 request per transcript block, parses the replies and returns the video's captions with its ledger
-(calls, tokens, seconds, cache hits) and the captions it dropped. A request that still fails after the
-backend's retries fails the video (one line in ``errors.jsonl``); its successful blocks are cached,
-so a re-run pays only for the rest.
+(calls, tokens, seconds, cache hits, failed requests) and the captions it dropped (outside their
+block, repeated, or past the video's end). A request that still fails after the backend's retries
+costs only its block: the video keeps its other captions, the failure is a row of ``dropped.jsonl``,
+and a re-run retries that video (its successful blocks come from the cache, so it pays only for the
+rest).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from sparrow.jobs import ItemResult, WorkItem
 from sparrow.refine.backends.base import Backend, Message, Request, VideoRef
 from sparrow.refine.blocks import Block, make_blocks
 from sparrow.refine.captions import Line, Transcript
@@ -22,7 +25,7 @@ from sparrow.refine.frames import FrameConfig, describe_frames, video_frames
 from sparrow.refine.ledger import Ledger
 from sparrow.refine.parse import parse_reply
 from sparrow.refine.prompts import Example, FrameNote, PromptTemplate, load_examples, nearest_examples
-from sparrow.refine.stage import CaptionJob, CaptionStage, complete_all
+from sparrow.refine.stage import CaptionJob, CaptionStage
 
 
 class RefineStage(CaptionStage):
@@ -65,11 +68,21 @@ class RefineStage(CaptionStage):
             Request(self._messages(b, frames, video), sampling, self.cfg.seed, self._template.version)
             for b in blocks
         ]
-        responses = complete_all(self._backend, requests, ledger)
-        captions, dropped, untimed = [], [], 0
+        assert self._backend is not None, "setup() not called"
+        responses = self._backend.complete(requests)
+        captions, dropped, untimed, failed = [], [], 0, []
         for block, resp in zip(blocks, responses, strict=True):
+            ledger.add(resp)
+            if resp.error is not None:  # the other blocks' captions are kept; a re-run retries this one
+                lo, hi = block.window
+                failed.append(f"block {block.index} ({lo:g}-{hi:g}s): request failed: {resp.error}")
+                continue
             parsed = parse_reply(resp.text, block, self.cfg.caption_seconds)
-            captions += parsed.captions
+            for c in parsed.captions:
+                if c.start < duration:
+                    captions.append(c)
+                else:
+                    dropped.append(f"{c.start:g}s is past the video's end ({duration:g}s): {c.text[:60]}")
             dropped += parsed.dropped
             untimed += parsed.untimed
         captions.sort(key=lambda c: (c.start, c.end))
@@ -81,9 +94,14 @@ class RefineStage(CaptionStage):
             "blocks": len(blocks),
             "frames": len(frames),
             "dropped": dropped,
+            "failed_blocks": failed,
             "untimed": untimed,
             "ledger": ledger.to_dict(),
         }
+
+    def reusable(self, item: WorkItem, result: ItemResult) -> bool:
+        """A video whose requests partly failed is done again (its good blocks come from the cache)."""
+        return super().reusable(item, result) and not (result.value or {}).get("failed_blocks")
 
     def _messages(self, block: Block, frames: list[FrameNote], video: Path) -> tuple[Message, ...]:
         examples = self._examples
@@ -93,7 +111,9 @@ class RefineStage(CaptionStage):
         if not self.cfg.see_video:
             return msgs
         lo, hi = block.window
-        last = replace(msgs[-1], video=VideoRef(str(video), float(lo), float(max(hi, lo + 1))))
+        # An absolute path: a server (``sparrow serve``, vLLM) reads it from its own working directory.
+        path = str(video.resolve())
+        last = replace(msgs[-1], video=VideoRef(path, float(lo), float(max(hi, lo + 1))))
         return (*msgs[:-1], last)
 
     def _frames(self, video: Path, ledger: Ledger) -> list[FrameNote]:

@@ -28,7 +28,11 @@ from sparrow.refine.backends.base import (
     estimate_tokens,
 )
 
-RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+def retryable(status: int) -> bool:
+    """Worth asking again: a timeout (408), rate limiting (429) or a server error (5xx). Any other 4xx
+    says the request itself is wrong, and the same request would fail the same way."""
+    return status in (408, 429) or 500 <= status < 600
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ class OpenAIBackend(Backend):
                 reason = (
                     f"HTTP {r.status_code}: {r.text.strip().splitlines()[0][:200] if r.text.strip() else ''}"
                 )
-                if r.status_code not in RETRY_STATUS:
+                if not retryable(r.status_code):
                     return Response(error=reason, calls=attempt + 1, seconds=time.perf_counter() - t0)
                 asked = retry_after(r.headers.get("retry-after"))
             if attempt < self.cfg.retries:
