@@ -1,0 +1,146 @@
+"""What an experiment writes once its runs are done: ``results.jsonl`` (one row per variant × seed ×
+condition), ``table.md`` and ``comparisons.json`` (``sparrow.experiment.compare``), ``report.html`` with
+its figures, and the summary the job runner saves as ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparrow.experiment.compare import GAPS, build_table, category_means
+from sparrow.experiment.grid import Grid
+from sparrow.io import atomic_write_text, write_jsonl
+from sparrow.jobs.stage import Collector, ItemResult, JobCounts, JobReport, WorkItem
+
+RESULTS, TABLE, COMPARISONS, REPORT = "results.jsonl", "table.md", "comparisons.json", "report.html"
+
+
+def primary_condition(conditions: Sequence[str]) -> str:
+    """The condition variants are compared on first: video when evaluated."""
+    return "video" if "video" in conditions else conditions[0]
+
+
+def diff_text(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "-"
+    lo, hi = d["ci95"]
+    return f"{d['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def table_rows(
+    table: list[dict[str, Any]], conditions: Sequence[str], baseline: str
+) -> tuple[list[str], list[list[str]]]:
+    """(columns, rows) of the experiment's table, as text: the markdown file, the report and the CLI
+    print the same cells."""
+    main = primary_condition(conditions)
+    gaps = [g for g in GAPS if g in conditions and "video" in conditions]
+    columns = [
+        "variant",
+        "seeds",
+        *conditions,
+        *[f"video - {g}" for g in gaps],
+        f"{main} - {baseline} (95% CI)",
+    ]
+    rows = []
+    for r in table:
+        accs = [f"{r['accuracy'][c]:.3f}" if c in r["accuracy"] else "-" for c in conditions]
+        cells = [diff_text(r["gaps"].get(f"video-{g}")) for g in gaps]
+        versus = "baseline" if r["variant"] == baseline else diff_text(r["vs_baseline"].get(main))
+        rows.append([r["variant"], ",".join(map(str, r["seeds"])), *accs, *cells, versus])
+    return columns, rows
+
+
+def markdown(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def result_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results.jsonl``: one row per variant × seed × condition."""
+    rows = []
+    for r in results:
+        for cond, c in r["conditions"].items():
+            rows.append(
+                {
+                    "variant": r["variant"],
+                    "seed": r["seed"],
+                    "condition": cond,
+                    "n": c["n"],
+                    "accuracy": c["accuracy"],
+                    "ci95": c["ci95"],
+                    "errors": c["errors"],
+                    "by_category": c["by_category"],
+                    "dir": r["dir"],
+                    "final_loss": r["final_loss"],
+                    "train_seconds": r["train_seconds"],
+                }
+            )
+    return rows
+
+
+@dataclass
+class ExperimentSummary:
+    """``summary.json``: the run counts, the table and where everything is."""
+
+    name: str
+    baseline: str
+    conditions: list[str]
+    counts: JobCounts
+    seconds: float
+    table: list[dict[str, Any]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("columns"), d.pop("rows")  # the text cells are table.md's; the numbers are in `table`
+        return d
+
+
+class ExperimentCollector(Collector):
+    """Gathers every run's result in the grid's order, then writes the outputs in ``close``."""
+
+    def __init__(self, grid: Grid, out: Path):
+        self.grid, self.out = grid, Path(out)
+        self.results: list[dict[str, Any]] = []
+
+    def add(self, item: WorkItem, result: ItemResult) -> int:
+        assert result.value is not None
+        self.results.append(result.value)
+        return 1
+
+    def close(self, report: JobReport) -> ExperimentSummary:
+        grid, out = self.grid, self.out
+        conditions = list(grid.eval.conditions)
+        table = build_table(
+            self.results, out, grid.variant_names(), grid.baseline, conditions, grid.eval.bootstrap
+        )
+        columns, rows = table_rows(table, conditions, grid.baseline)
+        write_jsonl(out / RESULTS, result_rows(self.results))
+        atomic_write_text(out / TABLE, f"# {grid.name}\n\n" + markdown(columns, rows))
+        atomic_write_text(out / COMPARISONS, json.dumps(table, indent=2) + "\n")
+        counts = JobCounts(report.items, report.ok, report.failed, report.resumed)
+        summary = ExperimentSummary(grid.name, grid.baseline, conditions, counts, report.seconds)
+        summary.table, summary.columns, summary.rows = table, columns, rows
+        summary.files = {
+            k: str(out / v) for k, v in (("results", RESULTS), ("table", TABLE), ("report", REPORT))
+        }
+        from sparrow.experiment.html import write_report
+
+        write_report(grid, self.results, summary, out / REPORT)
+        return summary
+
+
+def category_table(
+    grid: Grid, results: Sequence[dict[str, Any]], condition: str
+) -> tuple[list[str], list[list[Any]]]:
+    """Per-category accuracy under ``condition``, one row per variant (mean over seeds)."""
+    by_variant = {v: category_means(results, v, condition) for v in grid.variant_names()}
+    cats = sorted({c for m in by_variant.values() for c in m})
+    rows = [[v, *[m.get(c, float("nan")) for c in cats]] for v, m in by_variant.items() if m]
+    return ["variant", *cats], rows
