@@ -24,6 +24,7 @@ from PIL import Image
 
 from sparrow.eval.bench import read_bench
 from sparrow.eval.conditions import build_sample as mcq_sample
+from sparrow.eval.conditions import swap_videos
 from sparrow.eval.config import EvalConfig
 from sparrow.eval.evaluate import evaluate_rows
 from sparrow.eval.lmms_plugin import SparrowLMM, SparrowSimpleLMM, build_sample, messages_to_parts
@@ -88,7 +89,9 @@ def test_task_folder_and_its_functions(setup):
         "sparrow_world.yaml",
         "sparrow_world_frame.yaml",
         "sparrow_world_mc.yaml",
+        "sparrow_world_swap.yaml",
         "sparrow_world_text.yaml",
+        "swap_videos.json",
         "utils.py",
     ]
     template = (d / "tasks" / "sparrow_world" / "_default_template_yaml").read_text()
@@ -109,6 +112,11 @@ def test_task_folder_and_its_functions(setup):
         assert read_index(np.asarray(im.convert("RGB"))) == setup["specs"]["a"].frame_at(1.5) == 15
     with pytest.raises(ValueError, match="leaves the benchmark folder"):
         u.doc_to_visual({**doc, "video": "../../etc/passwd"}, kw)
+    # swap: the video `sparrow eval` pairs the row with (another file: r0 is on a.mp4, so b.mp4)
+    swap = swap_videos(setup["rows"], 0)
+    assert json.loads((d / "tasks" / "sparrow_world" / "swap_videos.json").read_text()) == swap
+    assert u.doc_to_visual(doc, {**kw, "condition": "swap"}) == [str((d / swap["r0"]).resolve())]
+    assert swap["r0"] == "videos/b.mp4"
     assert u.doc_to_choice(doc) == ["A", "B", "C"] and u.doc_to_answer_index(doc) == 1
     gen = u.process_results(doc, ["The answer is B."])["sparrow_acc"]
     assert (gen["id"], gen["pred"], gen["correct"], gen["category"]) == ("r0", "B", 1, "perception")
@@ -120,6 +128,34 @@ def test_task_folder_and_its_functions(setup):
         == 1
     )
     assert u.aggregate_accuracy([{"correct": 1}, {"correct": 0}, {"correct": 1}, {"correct": 1}]) == 0.75
+
+
+def test_video_reliance_from_lmms_sample_logs(tmp_path):
+    """Sample logs of a task and its _swap variant pair into video − swap per question (the figure
+    `sparrow eval` writes), overall and per category."""
+    from sparrow.eval.results import condition_differences, load_results
+
+    def log(task, correct):
+        lines = [
+            {
+                "doc_id": i,
+                "target": "A",
+                "sparrow_acc": {"id": f"q{i}", "category": f"c{i % 2}", "correct": c},
+            }
+            for i, c in enumerate(correct)
+        ]
+        path = tmp_path / "m7" / f"20250101_samples_{task}.jsonl"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    log("sparrow_world", [1, 1, 1, 0, 1, 1, 0, 1])
+    log("sparrow_world_swap", [0, 1, 0, 0, 1, 0, 0, 0])
+    out = condition_differences(load_results(str(tmp_path)), "swap", samples=500)
+    rel = out["m7@sparrow_world"]
+    assert rel["n"] == 8 and rel["diff"] == pytest.approx((6 - 2) / 8)
+    assert rel["by_category"]["c0"]["diff"] == pytest.approx((3 - 1) / 4)
+    assert rel["ci95"][0] <= rel["diff"] <= rel["ci95"][1]
+    assert condition_differences(load_results(str(tmp_path)), "text") == {}  # no text log: nothing paired
 
 
 def test_messages_and_visuals_to_a_sample(tmp_path):
@@ -295,7 +331,7 @@ def lmms_run(setup, eval_python, tmp_path_factory):
     args = ["--model", "sparrow", "--model_args", f"pretrained={d / 'ckpt'},device=cpu,max_new_tokens=6"]
     args += [
         "--tasks",
-        "sparrow_world,sparrow_world_frame,sparrow_world_text",
+        "sparrow_world,sparrow_world_frame,sparrow_world_text,sparrow_world_swap",
         "--include_path",
         str(d / "tasks"),
     ]
@@ -317,13 +353,18 @@ def lmms_run(setup, eval_python, tmp_path_factory):
 @pytest.mark.eval_env
 def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, lmms_run):
     from sparrow.eval.curate import curate
-    from sparrow.eval.results import ResultTable, load_results
+    from sparrow.eval.results import ResultTable, condition_differences, load_results
     from sparrow.model import load_pretrained
 
     d = setup["dir"]
     out, _ = lmms_run
     logs = {p.name.split("_samples_")[1][: -len(".jsonl")]: p for p in out.rglob("*_samples_*.jsonl")}
-    assert sorted(logs) == ["sparrow_world", "sparrow_world_frame", "sparrow_world_text"]
+    assert sorted(logs) == [
+        "sparrow_world",
+        "sparrow_world_frame",
+        "sparrow_world_swap",
+        "sparrow_world_text",
+    ]
     for task, path in logs.items():
         lines = [json.loads(x) for x in path.read_text().splitlines()]
         assert [x["doc_id"] for x in lines] == [0, 1, 2], task
@@ -338,11 +379,13 @@ def test_lmms_eval_cli_runs_the_sparrow_model_end_to_end(setup, lmms_run):
         assert line["filtered_resps"] == reply.split("\n\n")[0].strip()
         assert len(line["filtered_resps"]) > 3
 
-    # The sample logs are curation input: one bench, three conditions, the rows' own ids.
+    # The sample logs are curation input: one bench, four conditions, the rows' own ids.
     results = load_results(str(out))
     assert {(r.bench, r.condition) for r in results} == {
-        ("sparrow_world", m) for m in ("video", "frame", "text")
+        ("sparrow_world", m) for m in ("video", "frame", "text", "swap")
     }
+    (reliance,) = condition_differences(results, "swap").values()
+    assert reliance["n"] == 3
     report = curate(ResultTable(results))
     assert sorted(d.qid for d in report.decisions) == ["r0", "r1", "r2"]
 
