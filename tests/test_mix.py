@@ -4,6 +4,7 @@ LLaVA / ShareGPT / MiniCPM-V outputs that load back through the project's own re
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -208,3 +209,92 @@ def test_cli(data, tmp_path):
     }
     res = CliRunner().invoke(app, ["mix", f"{data['qa']}=99", "-o", str(tmp_path / "x")])
     assert res.exit_code != 0 and "25 valid" in str(res.exception)
+
+
+def test_a_video_segment_is_never_widened_to_the_whole_video(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "v0.mp4").write_bytes(b"")
+    clip = Media(type="video", path="videos/v0.mp4", start=2.0, end=4.0)
+    whole = Media(type="video", path="videos/v0.mp4")
+    src = _write(
+        tmp_path / "clips.jsonl",
+        [qa_sample("clip", "What happens?", "A 2 s event.", [clip]), qa_sample("whole", "Q?", "A.", [whole])],
+    )
+    for fmt in ("llava", "sharegpt"):
+        cfg = MixConfig(sources=[MixSource(str(src), 2)], formats=(fmt,))
+        with pytest.raises(MixError, match=r"cannot hold the segment 2-4s of 'videos/v0.mp4'"):
+            write_mix(cfg, tmp_path)
+        assert not (tmp_path / "mix.jsonl").exists()  # nothing half-written
+    write_mix(MixConfig(sources=[MixSource(str(src), 2)], formats=()), tmp_path)  # native keeps it
+    native, _ = load_samples(tmp_path / "mix.jsonl")
+    assert {s.id: (s.media[0].start, s.media[0].end) for s in native} == {
+        "clip": (2.0, 4.0),
+        "whole": (None, None),
+    }
+
+
+def test_refine_records_go_through_mix_and_train(tmp_path, capsys):
+    """refine -> mix (--media-root) -> train on a tiny model: refine's OUT/captions.jsonl points at
+    ../videos, which a mix refuses unless the folder holding both is the media root."""
+    import re
+
+    import yaml
+    from conftest import completion, openai_app
+    from media import write_video
+    from train_data import model_config, stage
+
+    from sparrow.cli import main
+    from sparrow.refine.config import RefineConfig
+    from sparrow.refine.metrics import TrinityConfig
+    from sparrow.refine.run import refine
+    from sparrow.serve.server import ServerThread
+    from sparrow.train.rundir import read_metrics
+
+    data = tmp_path / "data"
+    (data / "videos").mkdir(parents=True)
+    asr = {}
+    for i in range(3):
+        write_video(data / "videos" / f"v{i}.mp4", num_frames=20, fps=10, width=32, height=32)
+        asr[f"v{i}"] = {"start": [0.0], "end": [1.0], "text": [f"a red circle number {i}"]}
+    (data / "asr.json").write_text(json.dumps(asr))
+
+    def chat(body: dict):
+        user = body["messages"][-1]["content"]
+        return completion(
+            "\n".join(f"{t}s: {x}." for t, x in re.findall(r"^(\d+)s: (.+)$", user, re.M)), 1, 1
+        )
+
+    with ServerThread(openai_app("m", chat)) as server:
+        cfg = RefineConfig(backend="openai", base_url=server.url, retries=0, cache=str(tmp_path / "cache"))
+        s = refine(
+            data / "asr.json", data / "videos", data / "refined", cfg, trinity=TrinityConfig(vendi=False)
+        )
+    assert s.records == 3
+    records = data / "refined" / "captions.jsonl"
+    assert json.loads(records.read_text().splitlines()[0])["media"][0]["path"] == "../videos/v0.mp4"
+
+    def cli(*args: str) -> int:
+        with pytest.raises(SystemExit) as e:
+            main(list(args))
+        return int(e.value.code or 0)
+
+    assert cli("mix", f"{records}=3", "-o", str(data), "--format", "native") == 2
+    err = capsys.readouterr().err
+    assert "resolves outside" in err and "--media-root" in err
+    assert cli("mix", f"{records}=3", "-o", str(data), "--format", "native", "--media-root", str(data)) == 0
+    mixed, bad = load_samples(data / "mix.jsonl")
+    assert not bad and sorted(m.media[0].path for m in mixed) == [f"videos/v{i}.mp4" for i in range(3)]
+    assert all((m.media[0].start, m.media[0].end) == (0.0, 2.0) for m in mixed)  # an 8 s caption, a 2 s video
+    recipe = {
+        "model": model_config(),
+        "seed": 0,
+        "num_workers": 0,
+        "stages": [
+            stage("tune", ["connector"], 1, [{"path": "mix.jsonl"}], batch_size=2, micro_batch_size=1)
+        ],
+    }
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    args = ["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--data-root", str(data)]
+    assert cli(*args, "--threads", "1") == 0
+    [row] = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert math.isfinite(row["loss"]) and row["samples"] == 2 and row["skipped"] == 0

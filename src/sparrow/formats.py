@@ -30,9 +30,22 @@ def _frames_dir(m: Media) -> str:
     return parents.pop()
 
 
+def _whole_videos(sample: Sample, fmt: str) -> None:
+    """Refuse a video segment (``start``/``end``) a format cannot hold: written as the whole file, a 2 s
+    clip's caption would be paired with the whole video."""
+    for m in sample.media:
+        if m.type == "video" and (m.start is not None or m.end is not None):
+            span = f"{m.start if m.start is not None else 0:g}-{'end' if m.end is None else f'{m.end:g}'}s"
+            raise RecordError(
+                f"record {sample.id!r}: {fmt} cannot hold the segment {span} of {m.path!r} (it would widen "
+                "to the whole video); extract the segment's frames first (sparrow frames) or write native only"
+            )
+
+
 def to_llava(sample: Sample) -> dict[str, Any]:
     """LLaVA layout: ``conversations`` with from/value; ``video`` (file or frame directory) or ``image``.
-    LLaVA takes one visual input per sample (images may be a list)."""
+    LLaVA takes one visual input per sample (images may be a list) and no video segment."""
+    _whole_videos(sample, "LLaVA")
     roles = {"user": "human", "assistant": "gpt", "system": "system"}
     out: dict[str, Any] = {
         "id": sample.id,
@@ -96,7 +109,9 @@ def from_llava(d: dict[str, Any], root: str | os.PathLike | None = None, source:
 
 def to_sharegpt(sample: Sample) -> dict[str, Any]:
     """ShareGPT as LLaMA-Factory reads it: ``messages`` (role/content) with ``<video>``/``<image>`` tags,
-    and ``videos`` / ``images`` lists; a frame sequence is written as a list of frame paths."""
+    and ``videos`` / ``images`` lists; a frame sequence is written as a list of frame paths. A video
+    segment (``start``/``end``) is refused: LLaMA-Factory would read the whole file."""
+    _whole_videos(sample, "ShareGPT")
     out: dict[str, Any] = {"messages": [dict(m) for m in sample.messages]}
     videos = [m.path if m.type == "video" else list(m.paths or []) for m in sample.media if m.type != "image"]
     images = [m.path for m in sample.media if m.type == "image"]

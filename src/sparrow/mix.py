@@ -58,12 +58,17 @@ class MixConfig:
     formats: tuple[str, ...] = EXPORT_FORMATS
     name: str = "mix"  # Output file prefix.
     allow_repeats: bool = False  # Draw records twice when a source has fewer than asked (up-sampling).
+    # Media paths may lead anywhere inside this folder (default: each source file's own folder), e.g.
+    # refine's OUT/captions.jsonl pointing at ../videos.
+    media_root: str | None = None
 
     def validate(self) -> None:
         if not self.sources:
             raise MixError("a mix needs at least one source")
         if self.by not in MIX_BY:
             raise MixError(f"mix by {self.by!r}: choose one of {', '.join(MIX_BY)}")
+        if self.media_root is not None and not Path(self.media_root).is_dir():
+            raise MixError(f"--media-root {self.media_root!r} is not a folder")
         bad = [f for f in self.formats if f not in EXPORT_FORMATS]
         if bad:
             raise MixError(f"unknown format(s) {bad}; choose from {', '.join(EXPORT_FORMATS)}")
@@ -127,11 +132,11 @@ def build_mixture(config: MixConfig, data_root: str | os.PathLike = ".") -> Mixt
         total = config.total
     else:
         # The default total depends on the pool sizes, known only after indexing: index once to size it.
-        probe = _mixture(MixtureConfig(sources=sources, seed=config.seed, epoch_size=1), data_root)
+        probe = _mixture(MixtureConfig(sources=sources, seed=config.seed, epoch_size=1), data_root, config)
         total = _largest_total([s.amount for s in config.sources], [len(s) for s in probe.sources])
         if total < 1:
             raise MixError("the sources hold too few records for these ratios (no record could be drawn)")
-    mixture = _mixture(MixtureConfig(sources=sources, seed=config.seed, epoch_size=total), data_root)
+    mixture = _mixture(MixtureConfig(sources=sources, seed=config.seed, epoch_size=total), data_root, config)
     if not config.allow_repeats:
         for src, quota in zip(mixture.sources, mixture.quotas, strict=True):
             if quota > len(src):
@@ -142,19 +147,25 @@ def build_mixture(config: MixConfig, data_root: str | os.PathLike = ".") -> Mixt
     return mixture
 
 
-def _mixture(config: MixtureConfig, data_root: str | os.PathLike) -> Mixture:
+def _mixture(config: MixtureConfig, data_root: str | os.PathLike, mix: MixConfig) -> Mixture:
     try:
-        return Mixture(config, data_root)
+        return Mixture(config, data_root, mix.media_root)
     except MixtureError as e:
-        raise MixError(str(e)) from e
+        hint = (
+            "; pass --media-root with a folder that holds them"
+            if "outside the dataset root" in str(e)
+            else ""
+        )
+        raise MixError(f"{e}{hint}") from e
 
 
-def relocate(sample: Sample, source_root: Path, out_dir: Path) -> Sample:
-    """The sample with its media paths relative to ``out_dir``. A path escaping its source's root, or
-    lying outside ``out_dir`` (readers confine media to the directory of the file), is refused."""
+def relocate(sample: Sample, source_root: Path, out_dir: Path, media_root: str | None = None) -> Sample:
+    """The sample with its media paths relative to ``out_dir``. A path escaping its source's root (or
+    ``media_root``), or lying outside ``out_dir`` (readers confine media to the directory of the file),
+    is refused."""
 
     def move(p: str) -> str:
-        full = resolve_media_path(source_root, p)
+        full = resolve_media_path(source_root, p, confine=media_root)
         rel = Path(os.path.relpath(full, out_dir))
         if rel.parts and rel.parts[0] == "..":
             raise MixError(
@@ -198,7 +209,7 @@ def write_mix(config: MixConfig, out_dir: str | os.PathLike, data_root: str | os
     records: dict[str, list[str]] = {"native": [], **{f: [] for f in config.formats}}
     for si, pi in draws.tolist():
         src = mixture.sources[si]
-        sample = relocate(src.read(pi), src.path.parent.resolve(), out)
+        sample = relocate(src.read(pi), src.path.parent.resolve(), out, config.media_root)
         for fmt, lines in records.items():
             try:
                 obj = convert(sample, fmt)

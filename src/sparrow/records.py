@@ -202,30 +202,41 @@ def qa_sample(
 
 
 def resolve_media_path(
-    root: str | os.PathLike, relpath: str, media_root: str | os.PathLike | None = None
+    root: str | os.PathLike,
+    relpath: str,
+    media_root: str | os.PathLike | None = None,
+    *,
+    confine: str | os.PathLike | None = None,
 ) -> Path:
     """Resolve a record's media path against its root, refusing anything that escapes it.
 
     ``root`` is the JSONL file's directory; ``media_root``, when the user gives one explicitly, is the
-    directory paths are resolved against and confined to instead.
+    directory paths are resolved against and confined to instead. ``confine``, when given, is the
+    directory paths must stay inside instead (they are still resolved against ``root`` / ``media_root``):
+    a user's wider root, e.g. the folder holding both ``refined/captions.jsonl`` and ``videos/``.
     """
     base = Path(media_root if media_root is not None else root).resolve()
+    fence = Path(confine).resolve() if confine is not None else base
     if not relpath:
         raise RecordError("empty media path")
     candidate = Path(relpath)
     full = (candidate if candidate.is_absolute() else base / candidate).resolve()
-    if full != base and base not in full.parents:
-        raise RecordError(f"media path {relpath!r} resolves outside the dataset root {str(base)!r}")
+    if full != fence and fence not in full.parents:
+        raise RecordError(f"media path {relpath!r} resolves outside the dataset root {str(fence)!r}")
     return full
 
 
 def check_media_paths(
-    sample: Sample, root: str | os.PathLike, media_root: str | os.PathLike | None = None
+    sample: Sample,
+    root: str | os.PathLike,
+    media_root: str | os.PathLike | None = None,
+    *,
+    confine: str | os.PathLike | None = None,
 ) -> None:
-    """Raise RecordError if any media path of the sample leaves its root."""
+    """Raise RecordError if any media path of the sample leaves its root (or ``confine``)."""
     for m in sample.media:
         for p in m.all_paths():
-            resolve_media_path(root, p, media_root)
+            resolve_media_path(root, p, media_root, confine=confine)
 
 
 def read_samples(path: str | os.PathLike, check_paths: bool = True) -> Iterator[Sample | LineError]:

@@ -12,19 +12,19 @@ from sparrow.mix import EXPORT_FORMATS, MixConfig
 from sparrow.ui import UsageError
 
 
-@config_flags(MixConfig, skip=("sources", "formats"))
+@config_flags(MixConfig, skip=("sources", "formats"), paths=("media_root",))
 def mix_cmd(
     sources: list[str] = required_argument(
         "Sources as [NAME:]PATH=N (native JSONL); N is a count, or a weight with --by ratio."
     ),
     out: Path = out_option("Output directory; it must hold the sources' media (paths are rewritten)."),
     *,
-    cfg: MixConfig,  # --by, --total, --seed, --name, --allow-repeats
+    cfg: MixConfig,  # --by, --total, --seed, --name, --allow-repeats, --media-root
     fmt: list[str] = typer.Option(
         None,
         "--format",
         help=f"Training formats to write besides native JSONL: {', '.join(EXPORT_FORMATS)} "
-        "(repeatable; default: all).",
+        "(repeatable; default: all; 'native': native JSONL only).",
     ),
 ) -> None:
     """Draw a seeded mix, e.g. Sparrow's 10K captions + 10K QA + 10K pseudo-videos, and write NAME.jsonl,
@@ -34,7 +34,9 @@ def mix_cmd(
 
     try:
         config = replace(
-            cfg, sources=[parse_source_spec(s) for s in sources], formats=tuple(fmt) if fmt else cfg.formats
+            cfg,
+            sources=[parse_source_spec(s) for s in sources],
+            formats=tuple(f for f in fmt if f != "native") if fmt else cfg.formats,
         )
         result = write_mix(config, out)
     except MixError as e:

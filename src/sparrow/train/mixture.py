@@ -170,8 +170,11 @@ class IndexedSource:
             ) from e
 
 
-def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> IndexedSource:
-    """Read a source file once, keep offsets of its valid records, then apply the cap."""
+def index_source(
+    cfg: SourceConfig, data_root: str | os.PathLike, seed: int, media_root: str | os.PathLike | None = None
+) -> IndexedSource:
+    """Read a source file once, keep offsets of its valid records, then apply the cap. Media paths must
+    stay inside the file's folder, or inside ``media_root`` when one is given (``sparrow mix``)."""
     path = resolve_path(cfg.path, data_root)
     if not path.is_file():
         raise MixtureError(f"mixture source {cfg.label!r}: file {str(path)!r} not found")
@@ -188,7 +191,7 @@ def index_source(cfg: SourceConfig, data_root: str | os.PathLike, seed: int) -> 
             total += 1
             try:
                 sample = Sample.from_dict(json.loads(raw))
-                check_media_paths(sample, path.parent)
+                check_media_paths(sample, path.parent, confine=media_root)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 bad.append({"source": cfg.label, "line": lineno, "reason": f"invalid JSON: {e}"})
                 continue
@@ -228,7 +231,9 @@ def _quotas(weights: list[float], total: int) -> list[int]:
 class Mixture:
     """The indexed sources of a mixture and its deterministic stream of draws."""
 
-    def __init__(self, config: MixtureConfig, data_root: str | os.PathLike):
+    def __init__(
+        self, config: MixtureConfig, data_root: str | os.PathLike, media_root: str | os.PathLike | None = None
+    ):
         self.missing = [
             s.label for s in config.sources if s.optional and not resolve_path(s.path, data_root).is_file()
         ]
@@ -236,7 +241,7 @@ class Mixture:
         if not present:
             raise MixtureError(f"no mixture source file exists (missing: {self.missing})")
         self.config = replace(config, sources=present)
-        self.sources = [index_source(s, data_root, config.seed) for s in present]
+        self.sources = [index_source(s, data_root, config.seed, media_root) for s in present]
         weights = [s.weight for s in present]
         if any(w is None for w in weights) and any(w is not None for w in weights):
             raise MixtureError("give a weight to every mixture source or to none")
@@ -247,7 +252,8 @@ class Mixture:
             weights = [float(n) for n in sizes]
         for s, w in zip(self.sources, weights, strict=True):
             if w and not len(s):
-                raise MixtureError(f"mixture source {s.name!r} has weight {w} but no valid records")
+                first = f" (line {s.bad_lines[0]['line']}: {s.bad_lines[0]['reason']})" if s.bad_lines else ""
+                raise MixtureError(f"mixture source {s.name!r} has weight {w} but no valid records{first}")
         if sum(weights) <= 0:
             raise MixtureError("the mixture has no records to draw (all pools empty or all weights 0)")
         self.weights = [float(w) for w in weights]
