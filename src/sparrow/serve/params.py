@@ -16,10 +16,19 @@ from sparrow.serve.config import ServeConfig
 from sparrow.serve.messages import RequestError, parse_messages
 
 # Parameters that change nothing here: accepted and ignored.
-INFORMATIONAL = {"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
+INFORMATIONAL = {
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+}
 # Parameters the server cannot honour, with the values that ask for its own behaviour anyway.
 HARMLESS = {
     "n": (1,),
+    "modalities": (["text"],),
     "tools": ([],),
     "tool_choice": ("none",),
     "parallel_tool_calls": (True, False),
