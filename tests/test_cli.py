@@ -49,6 +49,13 @@ def test_fatal_error_is_one_line_and_debug_shows_traceback(tmp_path):
     assert "Traceback" in res.stderr
 
 
+def test_usage_errors_exit_2_with_the_usage():
+    # typer >= 0.25 raises the usage errors of its own copy of click, not the click package's.
+    res = run("sample", "--no-such-flag")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "Usage: sparrow sample" in res.stderr and "No such option: --no-such-flag" in res.stderr
+
+
 def test_errors_keep_bracketed_text(tmp_path):
     # Library errors (a missing file) and usage errors both reach the terminal through rich: text in
     # square brackets must print as written, not vanish as a markup tag.

@@ -11,7 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sparrow.commands._options import config_flags, field_help
+from sparrow.commands._help import Command, Group
+from sparrow.commands._options import config_flags, field_help, option_help
 from sparrow.ui import UsageError
 
 
@@ -35,9 +36,9 @@ class _Settings:
 
 
 def _app(seen: list) -> typer.Typer:
-    app = typer.Typer(rich_markup_mode="rich")
+    app = typer.Typer(rich_markup_mode=None, cls=Group)  # the help layout of the sparrow command
 
-    @app.command()
+    @app.command(cls=Command)
     @config_flags(_Settings, skip=("pairs",), paths=("folder",), flags={"count": ("-c",)})
     def cmd(label: str = typer.Option("x", "--label"), *, cfg: _Settings) -> None:
         seen.append((label, cfg))
@@ -53,13 +54,25 @@ def _help() -> str:
 
 def test_help_comes_from_the_dataclass():
     text = _help()
-    assert "--count -c" in text and "How many things." in text and "[default: 3]" in text
+    assert "-c, --count <int> How many things. [default: 3]" in text
     assert "A help that the formatter wrapped over two lines." in text
-    assert "--fast --no-fast" in text and "Go fast." in text
+    assert "--fast / --no-fast Go fast." in text
     assert "Where things go, a comment so long that the formatter wraps its field over lines." in text
     assert "--ratio" in text and "[default: 0.5]" in text
     assert 'A mark (after a "#" in a string). [default: #é]' in text
     assert "--pairs" not in text and "--cfg" not in text
+
+
+def test_option_help_is_the_first_sentence_and_the_default():
+    comment = (
+        "Drop records over N words, e.g. 500 for LongAlpaca (i.e. the paper's filter). Why: short "
+        "questions. Default: the preset's. See docs/synth.md."
+    )
+    assert option_help(comment) == (
+        "Drop records over N words, e.g. 500 for LongAlpaca (i.e. the paper's filter). Default: the preset's."
+    )
+    assert option_help("One sentence (default: 3).") == "One sentence (default: 3)."
+    assert option_help("Sections [system] and [user]. Kept as written.") == "Sections [system] and [user]."
 
 
 def test_defaults_build_the_dataclass_defaults():
@@ -120,7 +133,7 @@ def test_refine_help_is_read_from_refine_config():
     text = re.sub(r"[\s│]+", " ", res.output)
     assert "--concurrency <int> openai: requests in flight. [default: 4]" in text
     assert "(with [system] and [user] sections)" in text  # markup-looking text is escaped
-    assert "--see-video --no-see-video" in text
+    assert "--see-video / --no-see-video" in text
     assert "--top-p" not in text  # skipped: not an option today
 
 

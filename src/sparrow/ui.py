@@ -70,8 +70,9 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
 def summary_table(title: str, rows: Mapping[str, Any]) -> None:
     """Print the two-column summary every long command ends with."""
     table = Table(title=Text(title), show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value", justify="right")
+    # A narrow terminal folds a long value (a path) onto more lines; it is never cut with an ellipsis.
+    table.add_column("what", style="bold", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
     for key, value in rows.items():
         if isinstance(value, float):
             value = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
@@ -83,7 +84,18 @@ def rows_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     """Print a table with a header row; floats with three decimals."""
     table = Table(title=Text(title), title_justify="left")
     for c in columns:
-        table.add_column(Text(c))
+        table.add_column(Text(c), overflow="fold")  # never cut with an ellipsis
     for r in rows:
         table.add_row(*[Text(f"{x:.3f}" if isinstance(x, float) else str(x)) for x in r])
     console.print(table)
+
+
+def record_list(title: str, records: Iterable[tuple[str, Mapping[str, str]]]) -> None:
+    """Print each record as a heading line and indented ``key: value`` lines. Lines are never wrapped
+    or cut by rich (the terminal wraps them), so a long path stays whole and can be copied."""
+    console.print(title, markup=False, highlight=False, soft_wrap=True)
+    for heading, fields in records:
+        console.print(heading, markup=False, highlight=False, soft_wrap=True)
+        pad = max((len(k) for k in fields), default=0) + 1
+        for key, value in fields.items():
+            console.print(f"  {key + ':':<{pad}} {value}", markup=False, highlight=False, soft_wrap=True)

@@ -1,6 +1,7 @@
 """Command-line options generated from a config dataclass, the way HfArgumentParser does it: one option per
-field, whose default is the field's default and whose help is the field's comment, so the command line and
-the library cannot drift apart and each setting is described in one place."""
+field, whose default is the field's default and whose help is the field's comment (its first sentence and
+the one giving the default; the why and how go in the docs), so the command line and the library cannot
+drift apart and each setting is described in one place."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.markup import escape
 
 from sparrow.ui import UsageError
 
@@ -41,8 +41,8 @@ def config_flags(
     ``config`` (all but ``skip``), and call the command with ``param`` set to the config built from them.
 
     An option is ``--field-name`` (``--flag/--no-flag`` for a bool); its type is the field's with ``| None``
-    dropped, its default the field's (none: the option is required) and its help the field's comment
-    (``field_help``). ``flags`` gives a field other flags (a short one is added to ``--field-name``, a long
+    dropped, its default the field's (none: the option is required) and its help the first sentence of
+    the field's comment (``field_help``, ``option_help``). ``flags`` gives a field other flags (a short one is added to ``--field-name``, a long
     one replaces it); ``paths`` are str fields taken as paths; ``minimum`` bounds numbers. The options take
     ``param``'s place in the command's ``--help``. A value the config rejects is a usage error."""
     flags, minimum = flags or {}, minimum or {}
@@ -103,7 +103,7 @@ def _option(
     else:
         default = ...
     bounds = {"min": minimum[f.name]} if f.name in minimum else {}
-    option = typer.Option(default, *names, help=escape(help) if help else None, **bounds)
+    option = typer.Option(default, *names, help=option_help(help) if help else None, **bounds)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
 
 
@@ -118,6 +118,17 @@ def _scalar(config: type, f: dataclasses.Field) -> type:
     if hint not in _SCALARS:
         raise TypeError(f"{config.__name__}.{f.name}: no option for {hint}; skip it and declare it by hand")
     return hint
+
+
+# A sentence ends at . ! or ? before a capital or an opening bracket, but not in "e.g." or "i.e.".
+_SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z(`'])")
+
+
+def option_help(comment: str) -> str:
+    """An option's help from its field's comment: the first sentence, and a sentence that gives the
+    default; why and how go in the command's docs page, so that --help stays a short line per option."""
+    first, *rest = _SENTENCE_END.split(comment.strip())
+    return " ".join([first, *(s for s in rest if s.lower().startswith("default"))])
 
 
 @functools.cache

@@ -14,7 +14,7 @@ def models_cmd(
     carries each, whether it is installed, and where its loadable copy lies. With --prepare, convert
     the ones that need it (the GGUF LM into a Hugging Face folder under $SPARROW_HOME)."""
     from sparrow.pretrained import PARTS, part_status, prepare_part, sparrow_home
-    from sparrow.ui import err_console, rows_table
+    from sparrow.ui import err_console, record_list
 
     if prepare:
         for name in PARTS:
@@ -27,16 +27,14 @@ def models_cmd(
                     f"preparing {p.name} ({p.wheel}): converting once, about a minute", markup=False
                 ),
             )
-    rows = []
+    records = []
     for name in PARTS:
         s = part_status(name)
         state = "ready" if s.prepared else ("installed, not prepared" if s.installed else "not installed")
-        rows.append([name, s.part.role, s.part.wheel, state, str(s.path) if s.path else s.reason])
-    rows_table(
-        f"packaged pretrained parts (home: {sparrow_home()})",
-        ["part", "role", "wheel", "state", "path"],
-        rows,
-    )
+        where = {"path": str(s.path)} if s.path else {"why": s.reason or ""}
+        records.append((f"{name}: {state}", {"role": s.part.role, "wheel": s.part.wheel, **where}))
+    # A record per part, not a table: a table cuts or folds the long paths at 80 columns.
+    record_list(f"packaged pretrained parts (home: {sparrow_home()})", records)
 
 
 def register(app: typer.Typer) -> None:
