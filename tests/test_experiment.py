@@ -233,3 +233,16 @@ def test_paired_comparison_averages_seeds_per_question(tmp_path):
     lo, hi = b["vs_baseline"]["video"]["ci95"]
     assert 0 <= lo <= 0.5 <= hi <= 1.0  # per-question differences are 0, .5, 1, .5: never negative
     assert a["vs_baseline"] == {}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "experiments").glob("*.yaml")))
+def test_shipped_grids_load(name, world, tmp_path):
+    """Every example grid expands into valid recipes (pointed at the test world instead of ./world)."""
+    src = REPO / "configs" / "experiments" / name
+    grid = yaml.safe_load(src.read_text())
+    grid["recipe"] = str((src.parent / grid["recipe"]).resolve())
+    grid["data_root"] = str(world)
+    (tmp_path / name).write_text(yaml.safe_dump(grid))
+    loaded = load_grid(tmp_path / name)
+    assert loaded.baseline in loaded.variant_names()
+    assert len(loaded.runs()) == len(grid["variants"]) * len(grid["seeds"])
