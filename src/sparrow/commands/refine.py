@@ -75,10 +75,9 @@ def refine(
             f"{s.failed_blocks} requests failed (dropped.jsonl); run the same command again to retry them",
             markup=False,
         )
-    if s.videos and not s.captions:
-        raise UsageError(
-            f"no caption was made for any of the {s.videos} videos (errors.jsonl, dropped.jsonl)"
-        )
+    if not s.captions:
+        where = f"any of the {s.videos} videos (errors.jsonl, dropped.jsonl)" if s.videos else "an empty file"
+        raise UsageError(f"no caption was made for {where}")
 
 
 def _print_dry_run(dr: Any) -> None:
