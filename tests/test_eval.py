@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import REPO, tiny_model
 from media import read_index, write_video
 
 from sparrow.eval.answers import parse_answer
@@ -502,3 +502,68 @@ def test_cli_swap_writes_the_video_reliance(world, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # a bad condition name is a usage error
         main([*args[:-6], "--conditions", "video,swapped"])
     assert e.value.code == 2
+
+
+def _solid_video(path, rgb, frames: int = 8) -> None:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=4)
+        s.width = s.height = 32
+        s.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), rgb, np.uint8), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_a_trained_model_that_reads_the_video_loses_accuracy_under_swap(tmp_path):
+    """The tiny model trained (40 steps, real trainer) to name the colour of solid-colour videos: right on
+    its own test videos, near chance when each question is shown another test video."""
+    import yaml
+
+    from sparrow.eval.config import EvalOptions
+    from sparrow.eval.runner import evaluate_checkpoint
+    from sparrow.train.options import RunOptions
+    from sparrow.train.recipe import Recipe
+    from sparrow.train.trainer import train
+
+    colours = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
+    root = tmp_path / "data"
+    (root / "videos").mkdir(parents=True)
+    train_rows, bench = [], []
+    for k, (name, rgb) in enumerate(colours.items()):
+        for i in range(10):
+            split = "tr" if i < 6 else "te"
+            _solid_video(root / f"videos/{split}-{name}-{i}.mp4", rgb)
+            video = f"videos/{split}-{name}-{i}.mp4"
+            if split == "tr":
+                msgs = [{"role": "user", "content": "<video>\nWhat colour is the video?"}]
+                msgs.append({"role": "assistant", "content": name})
+                train_rows.append(
+                    {"id": f"tr-{name}-{i}", "messages": msgs, "media": [{"type": "video", "path": video}]}
+                )
+            else:
+                q = {"id": f"te-{name}-{i}", "video": video, "question": "What colour is the video?"}
+                bench.append(q | {"options": list(colours), "answer": "ABC"[k], "category": "colour"})
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    (root / "bench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bench))
+    model = yaml.safe_load((REPO / "configs" / "tiny" / "model.yaml").read_text())
+    model["sampling"].update(max_frames=2, image_size=32)
+    stage = {"name": "see", "trainable": ["connector", "lm"], "lr": {"connector": 3e-3, "lm": 3e-3}}
+    stage |= {"mixture": {"sources": [{"path": "train.jsonl"}], "seed": 0}, "steps": 40, "batch_size": 8}
+    stage |= {"micro_batch_size": 8, "seq_length": 256, "warmup_ratio": 0.0}
+    recipe = Recipe.from_dict({"model": model, "seed": 0, "stages": [stage], "num_workers": 0})
+    train(recipe, RunOptions(out=tmp_path / "run", data_root=root, threads=1))
+    options = EvalOptions(conditions=("video", "swap"), method="cloze", bootstrap=500, threads=1)
+    video, swap = evaluate_checkpoint(
+        tmp_path / "run" / "final", root / "bench.jsonl", tmp_path / "ev", options
+    )
+    assert video.metrics["accuracy"] >= 0.9
+    rel = swap.metrics["video_reliance"]
+    assert rel["diff"] >= 0.4 and rel["ci95"][0] > 0.2, rel
+    # Each swapped question saw another file, of the same colour only by chance.
+    preds = [json.loads(x) for x in (tmp_path / "ev" / "swap" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 12 and all(p["video_shown"] != f"videos/{p['id']}.mp4" for p in preds)
