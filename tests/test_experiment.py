@@ -121,7 +121,9 @@ def test_grid_trains_evaluates_and_writes_the_table(done):
     assert "<td>lm-frozen</td>" in html and "data:image/png;base64," in html
 
 
-def test_rerun_skips_finished_runs_and_a_grown_grid_runs_only_the_new_ones(done, world):
+def test_rerun_skips_finished_runs_and_a_grown_grid_runs_only_the_new_ones(done, world, capsys):
+    from sparrow.cli import main
+
     root, _, _ = done
     out = root / "out"
     watched = [
@@ -129,12 +131,26 @@ def test_rerun_skips_finished_runs_and_a_grown_grid_runs_only_the_new_ones(done,
         out / "runs/base/seed0/eval/video/predictions.jsonl",
     ]
     before = [p.stat().st_mtime_ns for p in watched]
+    table = (out / "table.md").read_text()
     steps: list[str] = []
     summary = run_experiment(
         load_grid(root / "grid.yaml"), out, ExperimentOptions(threads=1, hooks=StepHooks(steps.append))
     )
     assert steps == [] and summary.counts.resumed == 2
     assert [p.stat().st_mtime_ns for p in watched] == before
+    assert (out / "table.md").read_text() == table  # recomputed from the same predictions
+    # The command does the same and prints the table.
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", str(root / "grid.yaml"), "--out", str(out), "--threads", "1"])
+    assert e.value.code == 0 and [p.stat().st_mtime_ns for p in watched] == before
+    assert json.loads((out / "summary.json").read_text())["counts"] == {
+        "items": 2,
+        "ok": 2,
+        "failed": 0,
+        "resumed": 2,
+    }
+    printed = capsys.readouterr().out
+    assert "lm-frozen" in printed and "2 of 2 finished (2 from an earlier run)" in printed
     grown = write_grid(
         root / "grown.yaml", world, {**VARIANTS, "no-align": {"stages.align.lr.connector": 0.0}}
     )

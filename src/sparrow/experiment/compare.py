@@ -85,11 +85,12 @@ def _variant_row(
     row: dict[str, Any] = {"variant": variant, "seeds": sorted(int(r["seed"]) for r in mine)}
     row["accuracy"], row["accuracy_range"], row["n"] = {}, {}, {}
     for cond in conditions:
-        accs = [r["conditions"][cond]["accuracy"] for r in mine if cond in r["conditions"]]
-        if accs:
+        blocks = [r["conditions"][cond] for r in mine if cond in r["conditions"]]
+        if blocks:
+            accs = [b["accuracy"] for b in blocks]
             row["accuracy"][cond] = float(np.mean(accs))
             row["accuracy_range"][cond] = [float(min(accs)), float(max(accs))]
-            row["n"][cond] = int(mine[0]["conditions"][cond]["n"])
+            row["n"][cond] = int(blocks[0]["n"])
     row["gaps"] = {}
     if "video" in conditions:
         for k, other in enumerate(g for g in GAPS if g in conditions):

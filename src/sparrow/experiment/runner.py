@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +211,7 @@ def run_experiment(grid: Grid, out: str | os.PathLike, options: ExperimentOption
         raise ExperimentError(f"cannot create output directory {out}: {e.strerror}") from e
     claim_runs(out, runs, grid.eval)
     if options.threads is None and options.executor == "local":
-        options = ExperimentOptions(**{**options.__dict__, "threads": _auto_threads(options.workers)})
+        options = replace(options, threads=_auto_threads(options.workers))
     stage = ExperimentStage(grid, runs, out, options)
     stage_options = JobOptions(
         workers=options.workers, executor=options.executor, on_progress=options.on_progress
