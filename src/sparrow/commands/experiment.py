@@ -19,7 +19,10 @@ def experiment_cmd(
     executor: str = EXECUTOR,
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Runs trained at the same time."),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads per run (default: the cores divided by --workers)."
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads per run (default: the cores / --workers, less the loader processes).",
     ),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: a GPU if available)."),
 ) -> None:

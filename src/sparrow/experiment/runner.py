@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,9 @@ class ExperimentOptions:
 
     executor: str = "local"
     workers: int = 1  # runs at a time
-    threads: int | None = None  # torch CPU threads per run (default: the cores / workers)
+    # torch CPU threads per run (default on the local executor: the cores / workers, less the run's
+    # loader processes, as `sparrow train` does; on Ray: the actor's default)
+    threads: int | None = None
     device: str | None = None  # cpu, cuda or cuda:N (default: a GPU when there is one)
     on_progress: Callable[[JobEvent], None] | None = None  # after every finished run
     # Steps of each run (train bars, eval progress): only when runs are in this process (workers 1).
@@ -93,6 +95,8 @@ class ExperimentStage(Stage):
     def __init__(self, grid: Grid, runs: list[RunSpec], out: Path, options: ExperimentOptions):
         self.grid, self.runs, self.spec, self.out = grid, runs, grid.eval, Path(out).resolve()
         self.threads, self.device = options.threads, options.device
+        self.share_cores = options.threads is None and options.executor == "local"
+        self.workers = options.workers
         self.hooks = options.hooks
 
     def __getstate__(self) -> dict[str, Any]:
@@ -127,12 +131,18 @@ class ExperimentStage(Stage):
         run_dir = self.out / run.rel_dir
         device = self.device or _default_device()
         hooks = self.hooks or StepHooks()
+        recipe = run.build_recipe()
+        threads = self.threads
+        if self.share_cores:  # several runs on one machine share its cores
+            from sparrow.train.trainer import auto_threads
+
+            threads = auto_threads(recipe.num_workers, self.workers)
         t0 = time.perf_counter()
         hooks.start(f"train {run.variant} seed {run.seed}")
-        self._train(run, run_dir / "train", hooks)
+        self._train(run, recipe, run_dir / "train", threads, hooks)
         t1 = time.perf_counter()
         hooks.start(f"eval {run.variant} seed {run.seed}")
-        conditions = self._evaluate(run, run_dir, device, hooks)
+        conditions = self._evaluate(run, run_dir, device, threads, hooks)
         return {
             "variant": run.variant,
             "seed": run.seed,
@@ -143,7 +153,7 @@ class ExperimentStage(Stage):
             "conditions": conditions,
         }
 
-    def _train(self, run: RunSpec, out: Path, hooks: StepHooks) -> None:
+    def _train(self, run: RunSpec, recipe: Any, out: Path, threads: int | None, hooks: StepHooks) -> None:
         from sparrow.train.options import RunOptions
         from sparrow.train.trainer import train
 
@@ -154,14 +164,16 @@ class ExperimentStage(Stage):
             max_steps=run.max_steps,
             device=self.device,
             progress=hooks.train,
-            threads=self.threads,
+            threads=threads,
         )
-        train(run.build_recipe(), options)
+        train(recipe, options)
 
-    def _evaluate(self, run: RunSpec, run_dir: Path, device: str, hooks: StepHooks) -> dict[str, Any]:
+    def _evaluate(
+        self, run: RunSpec, run_dir: Path, device: str, threads: int | None, hooks: StepHooks
+    ) -> dict[str, Any]:
         from sparrow.eval.runner import evaluate_checkpoint
 
-        options = self.spec.options(f"{run.variant}-seed{run.seed}", self.threads, device)
+        options = self.spec.options(f"{run.variant}-seed{run.seed}", threads, device)
         one = len(options.conditions) == 1  # evaluate_checkpoint writes a lone condition into `out` itself
         out = run_dir / "eval" / options.conditions[0] if one else run_dir / "eval"
         label = f"eval {run.variant} seed {run.seed}"
@@ -192,11 +204,6 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _auto_threads(workers: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
 def run_experiment(grid: Grid, out: str | os.PathLike, options: ExperimentOptions | None = None) -> Any:
     """Train and evaluate every (variant, seed) of ``grid`` into ``out`` (resumably) and write the results,
     the table and the report; returns the ``ExperimentSummary`` (also in ``out/summary.json``)."""
@@ -210,8 +217,6 @@ def run_experiment(grid: Grid, out: str | os.PathLike, options: ExperimentOption
     except OSError as e:
         raise ExperimentError(f"cannot create output directory {out}: {e.strerror}") from e
     claim_runs(out, runs, grid.eval)
-    if options.threads is None and options.executor == "local":
-        options = replace(options, threads=_auto_threads(options.workers))
     stage = ExperimentStage(grid, runs, out, options)
     stage_options = JobOptions(
         workers=options.workers, executor=options.executor, on_progress=options.on_progress
