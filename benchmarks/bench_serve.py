@@ -105,7 +105,7 @@ def summary(name: str, latencies: list[float | None], timeout: float) -> tuple[f
     censored = np.array([timeout if x is None else x for x in latencies])
     p50, p95 = np.percentile(censored, 50), np.percentile(censored, 95)
     bound = ">=" if p95 >= timeout else ""
-    print(f"{name:<16} {len(answered):>4}/{len(latencies):<4} {p50:>9.2f} {bound:>3}{p95:.2f}")
+    print(f"{name:<16} {len(answered):>4}/{len(latencies):<4} {p50:>9.2f} {bound + format(p95, '.2f'):>9}")
     return float(p95), bound
 
 
