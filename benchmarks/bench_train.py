@@ -212,6 +212,142 @@ def run_cpu(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 
 
+# ------------------------------------------------------------------------------- CPU precision
+
+PRECISION_MODELS = {
+    "tiny": ROOT / "configs" / "tiny" / "model.yaml",
+    "embedded": ROOT / "configs" / "embedded" / "model.yaml",
+}
+
+
+class _FullLogits(torch.nn.Module):
+    """The step as it was: logits at every position, the supervised ones picked afterwards."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, logits_at: torch.Tensor, **inputs):
+        out = self.model(**inputs)
+        out["logits"] = out.logits[logits_at]
+        return out
+
+
+def _precision_model(name: str):
+    """(model, processor) with the vision tower and the LM frozen, the connector trained (input gradients
+    flow through the LM, as in a connector stage); None when a packaged part's wheel is missing."""
+    from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+    from sparrow.model.feature_cache import FeatureCache
+    from sparrow.model.packaged import PackagedPartError, prepare_packaged
+
+    cfg = VideoLLMConfig.from_yaml(PRECISION_MODELS[name])
+    try:
+        prepare_packaged(cfg)
+        proc = Processor(cfg)
+        torch.manual_seed(0)
+        model = VideoLLM(cfg, tokenizer=proc.tokenizer)
+    except (PackagedPartError, ImportError, OSError) as e:
+        print(f"{name}: skipped ({str(e).splitlines()[0]})")
+        return None
+    model.vision.requires_grad_(False)
+    model.lm.requires_grad_(False)
+    model.train()
+    model.feature_cache = FeatureCache()  # the frozen tower runs once per frame, as in training
+    return model, proc
+
+
+def bench_precision(args: argparse.Namespace, name: str) -> list[dict]:
+    """tokens/s of the trainer's step: fp32 / bf16 autocast x full / supervised-only logits, packing off
+    and on. Samples: ``--frames`` frames + ``--text-tokens`` tokens, ``--answer-tokens`` of them supervised."""
+    from sparrow.model import collate
+    from sparrow.model.config import frame_size, tokens_per_group
+    from sparrow.train import distributed as D
+    from sparrow.train.step import StepSetup, train_step
+
+    built = _precision_model(name)
+    if built is None:
+        return []
+    model, proc = built
+    n_tok, size = tokens_per_group(model.cfg), frame_size(model.cfg)
+    gen = torch.Generator().manual_seed(0)
+    feats = []
+    for _ in range(2 * args.batch):
+        text = args.text_tokens + int(
+            torch.randint(-args.text_tokens // 2, args.text_tokens // 2 + 1, (1,), generator=gen)
+        )
+        f = _synthetic_feats(proc, n_tok, args.frames, text, size, gen)
+        f["labels"][: -args.answer_tokens] = -100
+        feats.append(f)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": params, "part": "connector"}], lr=1e-6)
+    results = []
+    for pack in (False, True):
+        chunks = [feats[: args.batch], feats[args.batch :]]
+        batches = [
+            collate(c, proc.pad_token_id, pack=pack, max_length=args.row_length if pack else None)
+            for c in chunks
+        ]
+        for bf16 in (False, True):
+            for supervised_only in (False, True):
+                fwd = model if supervised_only else _FullLogits(model)
+                setup = StepSetup(model, fwd, _sum_ce, opt, 1, 1.0, D.DistInfo(), use_bf16=bf16)
+                feed = (
+                    {"batch": dict(b), "samples": args.batch, "errors": []}
+                    for _ in range(10**6)
+                    for b in batches
+                )
+                for _ in range(2):
+                    train_step(setup, feed, "bench")  # warm-up: fills the feature cache for this precision
+                times, tokens = [], []
+                for _ in range(args.steps):
+                    row = train_step(setup, feed, "bench")
+                    times.append(row["step_time_s"])
+                    tokens.append(row["tokens"])
+                step = statistics.median(times)
+                results.append(
+                    {
+                        "model": name,
+                        "packing": pack,
+                        "bf16": bf16,
+                        "supervised_only": supervised_only,
+                        "tokens_per_s": statistics.median(tokens) / step,
+                        "samples_per_s": args.batch / step,
+                    }
+                )
+                r = results[-1]
+                print(
+                    f"{name:9s} packing {str(pack):5s} {'bf16' if bf16 else 'fp32'}  logits "
+                    f"{'supervised' if supervised_only else 'full':10s} {r['tokens_per_s']:>9,.0f} tok/s "
+                    f"{r['samples_per_s']:>7.1f} samples/s",
+                    flush=True,
+                )
+    return results
+
+
+def _sum_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
+
+
+def run_precision(args: argparse.Namespace) -> None:
+    from sparrow.train.trainer import auto_threads, cpu_bf16_flags, resolve_precision
+
+    torch.set_num_threads(args.threads or auto_threads(0))
+    flags = cpu_bf16_flags() or ["none"]
+    print(
+        f"CPU bf16 features: {', '.join(flags)}; torch threads {torch.get_num_threads()}; "
+        f"batch {args.batch} x ({args.frames} frames + ~{args.text_tokens} text tokens, "
+        f"{args.answer_tokens} supervised)",
+        flush=True,
+    )
+    results = []
+    for name in args.precision_models.split(","):
+        results += bench_precision(args, name)
+        if results and results[-1]["model"] == name:
+            print(f"{name}: precision auto -> {resolve_precision('auto', torch.device('cpu'))}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
 # ---------------------------------------------------------------------------------------------- GPU
 
 PEAK_BF16_TFLOPS = {
@@ -446,16 +582,34 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch threads (CPU mode; 0 = cores minus workers)"
     )
     ap.add_argument("--rows", type=int, default=2, help="packed rows per micro-batch (GPU mode)")
-    ap.add_argument("--row-length", type=int, default=8192, help="tokens per packed row (GPU mode)")
-    ap.add_argument("--frames", type=int, default=16, help="frames per sample (GPU mode)")
-    ap.add_argument("--text-tokens", type=int, default=256, help="text tokens per sample (GPU mode)")
+    ap.add_argument(
+        "--row-length", type=int, help="tokens per packed row (GPU mode: 8192; precision mode: 1024)"
+    )
+    ap.add_argument("--frames", type=int, help="frames per sample (GPU mode: 16; precision mode: 8)")
+    ap.add_argument("--text-tokens", type=int, help="text tokens per sample (GPU mode: 256; precision: 96)")
     ap.add_argument("--trainable", default="vision,connector,lm", help="parts trained (GPU mode)")
     ap.add_argument("--attn", default="sdpa", help="LM attention implementation (GPU mode)")
     ap.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing (GPU mode)")
     ap.add_argument("--peak-tflops", type=float, help="override the GPU's dense bf16 peak")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument(
+        "--precision",
+        action="store_true",
+        help="CPU: tokens/s of fp32 vs bf16 autocast, full vs supervised-only logits, packing off / on",
+    )
+    ap.add_argument("--precision-models", default="tiny,embedded", help="precision mode: models to run")
+    ap.add_argument(
+        "--answer-tokens", type=int, default=12, help="precision mode: supervised tokens a sample"
+    )
     args = ap.parse_args()
-    if args.device.startswith("cuda") or args.mfu:
+    precision = args.precision
+    for arg, gpu, cpu in (("row_length", 8192, 1024), ("frames", 16, 8), ("text_tokens", 256, 96)):
+        if getattr(args, arg) is None:
+            setattr(args, arg, cpu if precision else gpu)
+    if precision:
+        args.batch = args.batch or 16
+        run_precision(args)
+    elif args.device.startswith("cuda") or args.mfu:
         run_mfu(args)
     else:
         run_cpu(args)

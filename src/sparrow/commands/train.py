@@ -38,9 +38,16 @@ class TrainProgress:
             )
         elif kind == "step" and self.task is not None:
             rate = f"loss {event['loss']:.4f}  {event['tokens_per_s']:,.0f} tok/s  {event['samples_per_s']:.1f} samples/s"
+            if event.get("loss_visual") is not None:
+                rate += f"  (visual {event['loss_visual']:.3f}"
+                rate += f", other {event['loss_other']:.3f})" if event.get("loss_other") is not None else ")"
             if "gamma" in event:
                 rate += f"  Γ {event['gamma']:.3f}"
             self.progress.update(self.task, completed=event["step"], rate=rate)
+        elif kind == "precision":
+            self.progress.console.print(
+                f"precision: {event['autocast']} ({event['reason']})", highlight=False, markup=False
+            )
         elif kind == "checkpoint":
             # Paths are printed as they are: no markup, so brackets in a directory name stay.
             self.progress.console.print(f"checkpoint: {event['path']}", highlight=False, markup=False)
@@ -136,6 +143,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         first, last = s["first_loss"], s["last_loss"]
         loss = f"{first:.3f} -> {last:.3f}" if first is not None and last is not None else "-"
         rows[f"stage {s['stage']} {s['name']}"] = f"{s['steps']} steps, loss {loss}, {s['skipped']} skipped"
+    if "precision" in summary:
+        rows["precision"] = f"{summary['precision']['autocast']} ({summary['precision']['reason']})"
     rows["final checkpoint"] = summary["final"]
     if "final_merged" in summary:
         rows["merged (LoRA folded in)"] = summary["final_merged"]

@@ -92,7 +92,8 @@ def collate(
     block-diagonal causal mask, so no sample attends to another. Padding tokens attend only to
     themselves (no all-masked row, hence no NaN).
     Both: ``labels`` (-100 on padding), ``pixel_values`` of all frames in row-major sample order (or
-    None), ``group_sizes``, ``seq_index`` (B, L): index in ``feats`` of each token's sample, -1 on padding.
+    None), ``group_sizes``, ``seq_index`` (B, L): index in ``feats`` of each token's sample, -1 on padding;
+    ``visual_mask`` (B, L) bool when any sample carries one (the processor's visual terms).
     """
     if not feats:
         raise CollateError("collate needs at least one sample")
@@ -104,6 +105,8 @@ def collate(
     labels = torch.full((b, width), IGNORE_INDEX, dtype=torch.long)
     seq_index = torch.full((b, width), -1, dtype=torch.long)
     position_ids = torch.zeros((b, width), dtype=torch.long)
+    has_visual = any(f.get("visual_mask") is not None for f in feats)
+    visual_mask = torch.zeros((b, width), dtype=torch.bool) if has_visual else None
     for r, row in enumerate(rows):
         pos = 0
         for i in row:
@@ -111,6 +114,8 @@ def collate(
             input_ids[r, pos : pos + n] = feats[i]["input_ids"]
             labels[r, pos : pos + n] = feats[i]["labels"]
             seq_index[r, pos : pos + n] = i
+            if visual_mask is not None and feats[i].get("visual_mask") is not None:
+                visual_mask[r, pos : pos + n] = feats[i]["visual_mask"]
             position_ids[r, pos : pos + n] = torch.arange(n)
             pos += n
         position_ids[r, pos:] = torch.arange(width - pos)
@@ -121,6 +126,8 @@ def collate(
         "seq_index": seq_index,
         **visual_inputs([feats[i] for i in order]),
     }
+    if visual_mask is not None:
+        batch["visual_mask"] = visual_mask
     if pack:
         batch["attention_mask"] = _block_causal_mask(seq_index)[:, None]
         batch["position_ids"] = position_ids

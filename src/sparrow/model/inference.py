@@ -39,11 +39,13 @@ def _prompt(
     ids = feats["input_ids"][None].to(device)
     pix = feats["pixel_values"]
     pix = pix.to(device) if pix is not None else None
+    # Only the last position's logits are read (the next token): the LM head runs there alone.
     out = model(
         input_ids=ids,
         pixel_values=pix,
         group_sizes=feats["group_sizes"],
         use_cache=True,
+        logits_to_keep=1,
     )
     return ids, out
 
@@ -83,13 +85,22 @@ def score_options(
             full_mask = torch.cat(
                 [torch.ones((n, prompt_ids.shape[1]), dtype=torch.long, device=device), mask], 1
             )
-            # Feed all but the last token: position j predicts candidate token j + 1.
-            rest = model(input_ids=ids[:, :-1], attention_mask=full_mask[:, :-1], cache=cache, use_cache=True)
-            logp = F.log_softmax(rest.logits.float(), dim=-1)
-            target = ids[:, 1:]
-            picked = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask[:, 1:]
+            # Feed all but the last token: position j predicts candidate token j + 1; logits only where
+            # that token is a real one (not padding).
+            at = mask[:, 1:].bool()
+            rest = model(
+                input_ids=ids[:, :-1],
+                attention_mask=full_mask[:, :-1],
+                cache=cache,
+                use_cache=True,
+                logits_at=at,
+            )
+            logp = F.log_softmax(rest.logits.float(), dim=-1)  # (N, V), row-major over ``at``
+            picked = logp.gather(-1, ids[:, 1:][at].unsqueeze(-1)).squeeze(-1)
+            row = torch.arange(n, device=device).unsqueeze(1).expand_as(at)[at]
+            sums = torch.zeros(n, dtype=picked.dtype, device=device).index_add_(0, row, picked)
             for i in range(n):
-                scores[i] += float(picked[i].sum())
+                scores[i] += float(sums[i])
     return scores
 
 

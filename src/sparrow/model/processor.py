@@ -28,6 +28,7 @@ from sparrow.model.collate import IGNORE_INDEX, collate
 from sparrow.model.config import SamplingConfig, VideoLLMConfig, frame_size, tokens_per_group
 from sparrow.model.media import ClipCache, MediaLoader, ProcessorError, VisualBlock
 from sparrow.model.tokenizer import tokenizer_for
+from sparrow.model.visual_terms import VisualTerms, token_offsets
 from sparrow.records import IMAGE_TOKEN, VIDEO_TOKEN, Media, Sample
 
 _PLACEHOLDER = re.compile(re.escape(VIDEO_TOKEN) + "|" + re.escape(IMAGE_TOKEN))
@@ -44,8 +45,12 @@ class Processor:
         tokenizer: Any = None,
         decode_threads: int = 0,
         clip_cache: ClipCache | None = None,
+        visual_terms: VisualTerms | None = None,
     ):
         self.cfg = cfg
+        # Set: every output carries ``visual_mask``, the label tokens that name what the video shows
+        # (``sparrow.model.visual_terms``), for the training loss split.
+        self.visual_terms = visual_terms
         self.tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
         self.visual_token_id = int(self.tokenizer.convert_tokens_to_ids(cfg.visual_token))
         self.pad_token_id = int(self.tokenizer.pad_token_id)
@@ -105,7 +110,8 @@ class Processor:
 
         Returns ``input_ids``, ``labels``, ``attention_mask`` (LongTensor (L,)), ``pixel_values``
         (FloatTensor (F, 3, S, S), normalised for the vision tower, or None), ``group_sizes``
-        (LongTensor (G,): frames per token group), ``id`` and ``num_frames``.
+        (LongTensor (G,): frames per token group), ``id`` and ``num_frames``; with ``visual_terms`` also
+        ``visual_mask`` (BoolTensor (L,): labelled tokens that spell a visual term).
         ``generation=True`` renders the conversation up to its last user turn and opens an assistant
         turn (for ``generate`` / scoring); its labels are all -100.
         """
@@ -121,7 +127,9 @@ class Processor:
         parts, blocks = self._parts(sample, text, spans, root, s, media_root)
         if not generation and not spans:
             raise ProcessorError(f"sample {sample.id!r}: no assistant turn to learn from")
-        ids, labels = self._tokenize(parts)
+        terms = self.visual_terms
+        terms = terms if terms is not None and not generation and terms.applies_to(sample) else None
+        ids, labels, visual = self._tokenize(parts, terms)
         groups = [g for b in blocks for g in b.groups]
         ids, labels = self._fit(
             sample.id, ids, labels, max_length, generation, len(groups) * self.geometry(s)[1]
@@ -130,7 +138,7 @@ class Processor:
         if blocks:
             x = np.concatenate([b.frames for b in blocks]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             pixel_values = torch.from_numpy((x - self.mean) / self.std)
-        return {
+        out = {
             "input_ids": torch.tensor(ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
             "attention_mask": torch.ones(len(ids), dtype=torch.long),
@@ -139,6 +147,9 @@ class Processor:
             "num_frames": int(sum(groups)),
             "id": sample.id,
         }
+        if self.visual_terms is not None:
+            out["visual_mask"] = torch.tensor(visual[: len(ids)], dtype=torch.bool)
+        return out
 
     def _parts(
         self,
@@ -194,20 +205,34 @@ class Processor:
             parts.append(("visual", n_tokens, False))
         return parts
 
-    def _tokenize(self, parts: list[Part]) -> tuple[list[int], list[int]]:
+    def _tokenize(
+        self, parts: list[Part], terms: VisualTerms | None = None
+    ) -> tuple[list[int], list[int], list[bool]]:
+        """(ids, labels, visual): ``visual`` marks the labelled tokens that overlap a match of ``terms``."""
         texts = [p[1] for p in parts if p[0] == "text"]
-        encoded = iter(self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else iter(())
+        offsets = terms is not None and bool(getattr(self.tokenizer, "is_fast", False))
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=offsets) if texts else {}
+        encoded = iter(enc["input_ids"]) if texts else iter(())
+        spans = iter(enc["offset_mapping"]) if offsets and texts else None
         ids: list[int] = []
         labels: list[int] = []
+        visual: list[bool] = []
         for kind, payload, labelled in parts:
             if kind == "text":
                 piece = next(encoded)
+                where = next(spans) if spans is not None else None
                 ids += piece
                 labels += piece if labelled else [IGNORE_INDEX] * len(piece)
+                if labelled and terms is not None:
+                    where = where if where is not None else token_offsets(self.tokenizer, payload, piece)
+                    visual += terms.token_mask(payload, where)
+                else:
+                    visual += [False] * len(piece)
             else:
                 ids += [self.visual_token_id] * payload
                 labels += [IGNORE_INDEX] * payload
-        return ids, labels
+                visual += [False] * payload
+        return ids, labels, visual
 
     def _fit(
         self,

@@ -175,21 +175,47 @@ class VideoLLM(nn.Module):
         cache: Any = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        logits_at: torch.Tensor | None = None,
+        visual_mask: torch.Tensor | None = None,
     ) -> Any:
         """Returns the LM output (``.logits`` (B, L, V); with ``use_cache`` its KV cache, read it with
-        ``output_cache``). ``cache``: the KV cache of the tokens before ``input_ids``. ``labels`` and
-        ``seq_index`` are accepted so a collated batch can be passed whole; no loss is computed."""
-        del labels, seq_index
+        ``output_cache``). ``cache``: the KV cache of the tokens before ``input_ids``. ``labels``,
+        ``seq_index`` and ``visual_mask`` are accepted so a collated batch can be passed whole; no loss
+        is computed.
+
+        ``logits_at`` (bool (B, L)): compute logits only at those positions; ``.logits`` is then
+        ``(N, V)`` in row-major order of the True entries. The LM head (the largest matrix multiply of
+        a small LM, and a (B, L, V) activation) then runs only where a loss or a score needs it."""
+        del labels, seq_index, visual_mask
         embeds = self.embed(input_ids, pixel_values, group_sizes)
         kwargs = {self._cache_arg: cache} if cache is not None else {}
-        return self.lm(
-            inputs_embeds=embeds,
-            attention_mask=self._lm_attention_mask(attention_mask, embeds.dtype),
-            position_ids=position_ids,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
+        args = {
+            "inputs_embeds": embeds,
+            "attention_mask": self._lm_attention_mask(attention_mask, embeds.dtype),
+            "position_ids": position_ids,
+            "use_cache": use_cache,
             **kwargs,
-        )
+        }
+        if logits_at is None:
+            return self.lm(logits_to_keep=logits_to_keep, **args)
+        if not self._head_is_plain():
+            out = self.lm(**args)
+            out["logits"] = out.logits[logits_at.to(out.logits.device)]
+            return out
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        hidden = self.lm.get_decoder()(**args)
+        at = logits_at.to(hidden.last_hidden_state.device)
+        out = CausalLMOutputWithPast(logits=self.lm.get_output_embeddings()(hidden.last_hidden_state[at]))
+        if use_cache:
+            out[self._cache_arg] = output_cache(hidden)
+        return out
+
+    def _head_is_plain(self) -> bool:
+        """Whether the LM's logits are exactly ``lm_head(decoder(x))`` (no soft-capping or scaling)."""
+        c = self.lm.config
+        extra = (getattr(c, "final_logit_softcapping", None), getattr(c, "logit_scale", None))
+        return all(v in (None, 1.0) for v in extra) and self.lm.get_output_embeddings() is not None
 
     # ----------------------------------------------------------------------------- persistence
 

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.model.config import VideoLLMConfig
+from sparrow.model.errors import ConfigError
 from sparrow.model.lora import AdapterConfig, LoraError
+from sparrow.model.visual_terms import VisualTerms
 from sparrow.train.mixture import MixtureConfig, MixtureError
 from sparrow.train.paths import resolve_path
 from sparrow.yamlio import load_yaml, unknown_keys
@@ -177,7 +179,8 @@ class Recipe:
     model: dict[str, Any] | str | None = None
     init_from: str | None = None
     seed: int = 0
-    precision: str = "auto"  # auto (bf16 autocast on GPUs that support it) | bf16 | fp32
+    # auto (bf16 autocast on GPUs and on CPUs with AMX / AVX512-BF16, else fp32) | bf16 | fp32
+    precision: str = "auto"
     gradient_checkpointing: bool = False
     strategy: str = "ddp"  # ddp | fsdp, when launched with several processes
     num_workers: int = 1
@@ -185,6 +188,9 @@ class Recipe:
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
+    # The loss split's visual terms (sparrow.model.visual_terms): auto (the world's vocabulary on world
+    # records with media) | world | none | a list of terms | {terms, patterns, sources}.
+    visual_terms: Any = "auto"
     base_dir: str | None = None  # directory of the YAML file; relative model paths resolve against it
 
     def validate(self) -> None:
@@ -200,8 +206,16 @@ class Recipe:
         if self.strategy not in STRATEGIES:
             raise RecipeError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
         self.feature_cache.validate()
+        self.visual_terms_spec()
         for s in self.stages:
             s.validate()
+
+    def visual_terms_spec(self) -> VisualTerms | None:
+        """The loss split's terms (None: no split)."""
+        try:
+            return VisualTerms.from_spec(self.visual_terms)
+        except ConfigError as e:
+            raise RecipeError(str(e)) from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,5 +1,13 @@
 """One optimizer step: forward and backward over the step's micro-batches, then one update.
 
+Logits are computed only at supervised positions (``VideoLLM.forward(logits_at=...)``): the LM head
+and the (B, L, V) activation would otherwise cost as much as a small LM's layers.
+
+Loss split: when the batch carries ``visual_mask`` (the processor's visual terms), the row also holds
+``loss_visual`` and ``loss_other``: the cross-entropy (nats per token, whatever the training loss) of the
+supervised tokens that name what the video shows and of the rest, and ``visual_tokens``. With the
+``ce`` loss, ``loss`` is their token-weighted mean.
+
 Loss normalisation: every micro-batch contributes the *sum* of its token losses; after the last
 micro-batch the gradients are divided by the number of supervised tokens of the whole global batch (all
 micro-batches, all ranks). So a step's update is the same whether its samples ran on one process with
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sparrow.model.collate import IGNORE_INDEX
@@ -49,6 +58,7 @@ def train_step(s: StepSetup, batches: Iterator[dict[str, Any]], where: str) -> d
     t0 = time.perf_counter()
     wait = 0.0
     loss_sum = torch.zeros((), dtype=torch.float64, device=s.info.device)
+    split = torch.zeros(5, dtype=torch.float64)  # visual loss sum, tokens, other loss sum, tokens, batches
     n_sup = n_tok = n_samples = 0
     errors: list[dict[str, Any]] = []
     for m in range(s.accum):
@@ -60,18 +70,21 @@ def train_step(s: StepSetup, batches: Iterator[dict[str, Any]], where: str) -> d
             first = errors[0]["reason"] if errors else "unknown"
             raise DataError(f"{where}: every sample of a micro-batch was rejected (first reason: {first})")
         n_samples += item["samples"]
-        loss, sup, tok = _micro_step(s, item["batch"], last=m == s.accum - 1)
+        loss, sup, tok, parts = _micro_step(s, item["batch"], last=m == s.accum - 1)
         loss_sum += loss
+        split += parts
         n_sup += sup
         n_tok += tok
     stats = torch.tensor([float(loss_sum), n_sup, n_tok, n_samples, len(errors)], dtype=torch.float64)
-    total_loss, total_sup, tokens, samples, skipped = D.all_reduce_sum(stats, s.info).tolist()
+    summed = D.all_reduce_sum(torch.cat([stats, split]), s.info).tolist()
+    total_loss, total_sup, tokens, samples, skipped = summed[:5]
     grad_norm = _update(s, total_sup)
     if skipped > 0:
         errors = [e for part in D.gather_objects(errors, s.info) for e in part]
     elapsed = max(time.perf_counter() - t0, 1e-9)
     return {
         "loss": total_loss / total_sup if total_sup else float("nan"),
+        **_split_row(summed[5:]),
         "lr": {g["part"]: g["lr"] for g in s.optimizer.param_groups},
         "grad_norm": grad_norm,
         "tokens": int(tokens),
@@ -86,14 +99,43 @@ def train_step(s: StepSetup, batches: Iterator[dict[str, Any]], where: str) -> d
     }
 
 
-def _micro_step(s: StepSetup, batch: dict[str, Any], last: bool) -> tuple[torch.Tensor, int, int]:
-    """Forward and backward of one micro-batch: (summed loss, supervised tokens, non-padding tokens)."""
+def _split_row(split: list[float]) -> dict[str, Any]:
+    vis_sum, n_vis, other_sum, n_other, batches = split
+    if not batches:
+        return {}
+    return {
+        "loss_visual": vis_sum / n_vis if n_vis else None,
+        "loss_other": other_sum / n_other if n_other else None,
+        "visual_tokens": int(n_vis),
+    }
+
+
+def _loss_split(logits: torch.Tensor, target: torch.Tensor, visual: torch.Tensor | None) -> torch.Tensor:
+    """(visual CE sum, visual tokens, other CE sum, other tokens, 1) of a micro-batch; zeros without a
+    visual mask. ``logits`` (N, V) and ``target`` (N,) are the supervised positions only."""
+    if visual is None:
+        return torch.zeros(5, dtype=torch.float64)
+    with torch.no_grad():
+        nll = F.cross_entropy(logits.float(), target, reduction="none").double()
+        vis = visual.to(nll.device)
+        parts = [nll[vis].sum(), vis.sum(), nll[~vis].sum(), (~vis).sum()]
+        return torch.stack([p.double() for p in parts] + [torch.ones((), dtype=torch.float64)]).cpu()
+
+
+def _micro_step(
+    s: StepSetup, batch: dict[str, Any], last: bool
+) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+    """Forward and backward of one micro-batch: (summed loss, supervised tokens, non-padding tokens,
+    the loss split's sums)."""
     device = s.info.device
     labels = batch.pop("labels")
     seq_index = batch.pop("seq_index", None)
+    visual = batch.pop("visual_mask", None)
     n_tok = int((seq_index >= 0).sum()) if seq_index is not None else labels.numel()
     target = labels[:, 1:].to(device, non_blocking=True)
     sel = target != IGNORE_INDEX
+    # Position t predicts label t + 1: logits are needed at the positions before a supervised label.
+    logits_at = torch.nn.functional.pad(sel, (0, 1), value=False)
     inputs = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
     # Gradients are reduced across ranks on the step's last micro-batch only.
     sync = contextlib.nullcontext()
@@ -103,11 +145,13 @@ def _micro_step(s: StepSetup, batch: dict[str, Any], last: bool) -> tuple[torch.
         sync = s.fwd.no_sync()
     with sync:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.use_bf16):
-            logits = s.fwd(**inputs).logits
-        # Only supervised positions reach the (fp32) loss: the full (B, L, V) logits are never upcast.
-        loss = s.loss_fn(logits[:, :-1][sel], target[sel])
+            logits = s.fwd(**inputs, logits_at=logits_at).logits  # (N, V): supervised positions only
+        loss = s.loss_fn(logits, target[sel])
         loss.backward()
-    return loss.detach().double(), int(sel.sum()), n_tok
+    split = _loss_split(
+        logits.detach(), target[sel], visual[:, 1:][sel.cpu()] if visual is not None else None
+    )
+    return loss.detach().double(), int(sel.sum()), n_tok, split
 
 
 def _update(s: StepSetup, total_sup: float) -> float:

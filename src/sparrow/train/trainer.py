@@ -64,6 +64,46 @@ def train(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             D.shutdown(info)
 
 
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
+    """This CPU's bf16 matrix-multiply features (``amx_bf16``, ``avx512_bf16``) from its flags; empty when
+    it has none or the flags cannot be read (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+
+
+# On a CPU, bf16 autocast pays only when matrix multiplies dominate a step: below this LM width the
+# dtype casts cost more than they save (the tiny model, hidden 128, trains slower in bf16; docs/train.md).
+CPU_BF16_MIN_HIDDEN = 512
+
+
+def resolve_precision(
+    precision: str, device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo", lm_hidden: int | None = None
+) -> dict[str, str]:
+    """``{"autocast": "bf16" | "fp32", "reason": ...}`` for a recipe's ``precision`` on ``device``.
+
+    ``auto``: bf16 autocast on a GPU that supports bf16, and on a CPU with AMX-BF16 or AVX512-BF16 (a
+    bf16 matrix multiply runs several times faster there than an fp32 one) when the LM is at least
+    ``CPU_BF16_MIN_HIDDEN`` wide (``lm_hidden``; None: no size rule); fp32 otherwise."""
+    if precision in ("bf16", "fp32"):
+        return {"autocast": precision, "reason": "set by the recipe"}
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return {"autocast": "bf16" if ok else "fp32", "reason": f"GPU {'supports' if ok else 'lacks'} bf16"}
+    if device.type == "cpu":
+        flags = cpu_bf16_flags(cpuinfo)
+        has = f"CPU has {' and '.join(flags)}"
+        if flags and lm_hidden is not None and lm_hidden < CPU_BF16_MIN_HIDDEN:
+            return {"autocast": "fp32", "reason": f"{has}, but the LM is small (hidden {lm_hidden})"}
+        if flags:
+            return {"autocast": "bf16", "reason": has}
+        return {"autocast": "fp32", "reason": "CPU has no AMX-BF16 / AVX512-BF16"}
+    return {"autocast": "fp32", "reason": f"no bf16 autocast rule for {device.type}"}
+
+
 def _feature_cache(recipe: Recipe, out: Path) -> FeatureCache | None:
     fc = recipe.feature_cache
     if not fc.enabled:
@@ -102,8 +142,8 @@ class Trainer:
         self.saver = ModelSaver(info)
         self.data_root = Path(opts.data_root) if opts.data_root is not None else Path.cwd()
         self.strategy = opts.strategy or recipe.strategy
-        bf16_ok = info.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.use_bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and bf16_ok)
+        self.precision: dict[str, str] = {}  # resolved once the model is built (its size counts on a CPU)
+        self.use_bf16 = False
         self.num_workers = recipe.num_workers if opts.num_workers is None else opts.num_workers
         self.model: VideoLLM | None = None
         self.processor: Processor | None = None
@@ -118,6 +158,8 @@ class Trainer:
         if self.info.enabled and self.strategy == "fsdp" and any(s.lora for s in self.recipe.stages):
             raise TrainError("LoRA stages run in one process or under DDP, not FSDP: use strategy: ddp")
         recipe = {k: v for k, v in self.recipe.to_dict().items() if k != "base_dir"}
+        if recipe.get("visual_terms") == "auto":
+            del recipe["visual_terms"]  # the default: run.json stays as older runs wrote it (resume)
         self.run_dir.claim({"recipe": recipe, "max_steps": self.opts.max_steps}, self.opts.resume)
         self._build_model()
         point = self.run_dir.resume_point(self.recipe.stages) if self.opts.resume else ResumePoint()
@@ -129,7 +171,8 @@ class Trainer:
         if self.info.enabled and self.strategy == "fsdp":
             D.apply_fsdp(self.model, mixed_bf16=False)
         saved = load_checkpoint(point.weights) if point.step > 0 else None
-        summary: dict[str, Any] = {"stages": [], "out": str(self.out)}
+        summary: dict[str, Any] = {"stages": [], "out": str(self.out), "precision": self.precision}
+        self._emit("precision", **self.precision)
         t0 = time.perf_counter()
         for k in range(point.stage, len(self.recipe.stages)):
             resumed = k == point.stage
@@ -249,6 +292,10 @@ class Trainer:
             cfg = self._model_config()
             processor = Processor(cfg)
             model = VideoLLM(cfg, tokenizer=processor.tokenizer)
+        processor.visual_terms = self.recipe.visual_terms_spec()
+        hidden = int(model.lm.config.hidden_size)
+        self.precision = resolve_precision(self.recipe.precision, self.info.device, lm_hidden=hidden)
+        self.use_bf16 = self.precision["autocast"] == "bf16"
         if self.recipe.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         self.model, self.processor = model.to(self.info.device), processor
