@@ -60,7 +60,7 @@ def test_every_step_wrote_its_outputs(demo):
         assert (out / "runs" / run / "final" / "config.json").is_file()
         assert (out / "runs" / run / "mixture_report.json").is_file()
     # The untrained reference, three stage checkpoints of the main run and the baseline, each under the
-    # three conditions.
+    # four conditions (video, frame, text, swap); swap asks each question with another test video.
     assert set(summary["metrics"]) == MODELS
     for by_cond in summary["metrics"].values():
         assert set(by_cond) == set(CONDITIONS)
@@ -69,6 +69,11 @@ def test_every_step_wrote_its_outputs(demo):
             run = json.loads((out / "eval" / name / cond / "run.json").read_text())
             assert run["method"] == "cloze_norm" and run["condition"] == cond
     assert summary["final_model"] == "apollo-stage3-finetune"
+    swap = _preds(out / "eval" / "apollo-stage3-finetune" / "swap" / "predictions.jsonl")
+    own = {p["id"]: p["video"] for p in map(json.loads, (out / "world" / "bench_test.jsonl").open())}
+    assert swap and all(p["video_shown"] != own[p["id"]] for p in swap)
+    m = json.loads((out / "eval" / "apollo-stage3-finetune" / "swap" / "metrics.json").read_text())
+    assert m["video_reliance"]["n"] == len(swap)
     assert (out / "curate" / "curation.json").is_file()
     assert Path(summary["report"]) == out / "report.html"
 
@@ -127,7 +132,13 @@ def test_paired_differences_are_recomputed_from_the_predictions(demo):
     out, summary, _ = demo
     comps = summary["comparisons"]
     whats = {(c["what"], c["category"]) for c in comps}
-    assert {("training", None), ("seeing", None), ("the mix", None)} <= whats
+    assert {("training", None), ("seeing", None), ("video reliance", None), ("the mix", None)} <= whats
+    # video reliance per category too, each the final model's video minus its swap predictions
+    video = json.loads((out / "eval" / "apollo-stage3-finetune" / "video" / "metrics.json").read_text())
+    cats = set(video["by_category"])
+    assert {c for w, c in whats if w == "video reliance"} == cats | {None}
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Video reliance of apollo-stage3-finetune" in html
     for c in comps:
         a = {p["id"]: p for p in _preds(out / "eval" / c["a"] / c["a_condition"] / "predictions.jsonl")}
         b = {p["id"]: p for p in _preds(out / "eval" / c["b"] / c["b_condition"] / "predictions.jsonl")}
