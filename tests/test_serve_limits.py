@@ -118,6 +118,20 @@ def test_max_tokens_above_the_cap_is_refused_at_once(setup):
         assert r.usage.completion_tokens == 64 and r.choices[0].finish_reason == "length"
 
 
+def test_settings_that_cannot_work_are_refused():
+    for bad in (
+        dict(max_tokens=2000),  # over the default --max-new-tokens
+        dict(max_tokens=0),
+        dict(queue_size=-1),
+        dict(request_timeout=0),
+        dict(request_timeout=float("nan")),
+        dict(shutdown_grace=10),  # could not exit within 5 s
+    ):
+        with pytest.raises(ValueError):
+            ServeConfig(**bad)
+    assert ServeConfig(max_tokens=2000, max_new_tokens=4096).max_tokens == 2000
+
+
 def test_the_time_limit_cuts_a_long_reply(setup):
     with serve(setup, request_timeout=1.0) as server:
         t0 = time.monotonic()
@@ -154,7 +168,7 @@ def test_bounded_queue_429_with_retry_after_and_health_stays_responsive(setup):
         for path in ("/health", "/v1/models"):
             t0 = time.monotonic()
             assert httpx.get(f"http://{server.host}:{server.port}{path}", timeout=5).status_code == 200
-            assert time.monotonic() - t0 < 1.0, path  # not behind the generation
+            assert time.monotonic() - t0 < 3.0, path  # not behind the generation (minutes)
         with pytest.raises(openai.RateLimitError) as e:
             client(server).chat.completions.create(**chat(), max_tokens=4)
         assert int(e.value.response.headers["Retry-After"]) >= 1
