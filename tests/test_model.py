@@ -259,11 +259,13 @@ def test_labels_exactly_on_assistant_tokens(root):
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packing_gives_the_same_per_sample_losses(root, attn):
+@pytest.mark.parametrize("mode", ["mask", "per_sample"])
+def test_packing_gives_the_same_per_sample_losses(root, attn, mode):
     cfg = tiny_config()
     cfg.lm.attn_implementation = attn
     model, proc = tiny_model(cfg)
     model.eval()
+    model.packed_attention = mode  # the block-diagonal mask, or each sample in a padded row of its own
     feats = [
         proc(frames_sample(8), root),
         proc(text_sample(), root),
@@ -287,6 +289,7 @@ def test_packing_gives_the_same_per_sample_losses(root, attn):
 def test_packed_samples_cannot_see_each_other(root):
     model, proc = tiny_model(tiny_config())
     model.eval()
+    model.packed_attention = "mask"  # the mask itself (auto on a CPU runs each sample alone)
     first, second = proc(text_sample(), root), proc(image_sample(), root)
     other = proc(text_sample("t9", "Squares have equal sides and right angles."), root)
     b1 = collate([first, second], proc.pad_token_id, pack=True, max_length=400)

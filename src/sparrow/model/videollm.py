@@ -76,6 +76,11 @@ class VideoLLM(nn.Module):
         self.adapters: dict[str, AdapterConfig] = {}  # part -> LoRA settings (sparrow.model.lora)
         # Consulted only while the vision encoder is frozen (see FeatureCache); None: always recompute.
         self.feature_cache: FeatureCache | None = None
+        # How a packed batch's LM pass runs: "mask" (its block-diagonal 4-D mask), "per_sample" (each
+        # sample in a row of its own, padded: the same result without attention over other samples'
+        # positions) or "auto" (per_sample on a CPU, where the masked attention over whole packed rows
+        # is the slow path, mask elsewhere).
+        self.packed_attention = "auto"
 
     # ------------------------------------------------------------------------------- structure
 
@@ -186,8 +191,18 @@ class VideoLLM(nn.Module):
         ``logits_at`` (bool (B, L)): compute logits only at those positions; ``.logits`` is then
         ``(N, V)`` in row-major order of the True entries. The LM head (the largest matrix multiply of
         a small LM, and a (B, L, V) activation) then runs only where a loss or a score needs it."""
-        del labels, seq_index, visual_mask
+        del labels, visual_mask
         embeds = self.embed(input_ids, pixel_values, group_sizes)
+        if self._per_sample(embeds, attention_mask, seq_index, position_ids, cache, use_cache):
+            hidden = self._per_sample_hidden(embeds, seq_index, position_ids)
+            head = self.lm.get_output_embeddings()
+            if logits_at is not None:
+                hidden = hidden[logits_at.to(hidden.device)]
+            elif logits_to_keep:
+                hidden = hidden[:, -logits_to_keep:]
+            from transformers.modeling_outputs import CausalLMOutputWithPast
+
+            return CausalLMOutputWithPast(logits=head(hidden))
         kwargs = {self._cache_arg: cache} if cache is not None else {}
         args = {
             "inputs_embeds": embeds,
@@ -209,6 +224,44 @@ class VideoLLM(nn.Module):
         out = CausalLMOutputWithPast(logits=self.lm.get_output_embeddings()(hidden.last_hidden_state[at]))
         if use_cache:
             out[self._cache_arg] = output_cache(hidden)
+        return out
+
+    def _per_sample(
+        self,
+        embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        seq_index: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        cache: Any,
+        use_cache: bool,
+    ) -> bool:
+        """Whether a packed batch's LM pass runs per sample (see ``packed_attention``)."""
+        mode = self.packed_attention
+        if mode not in ("auto", "mask", "per_sample"):
+            raise ValueError(f"packed_attention must be auto, mask or per_sample, got {mode!r}")
+        packed = attention_mask is not None and attention_mask.dim() == 4
+        if not packed or seq_index is None or position_ids is None or cache is not None or use_cache:
+            return False
+        if mode == "mask" or not self._head_is_plain():
+            return False
+        return mode == "per_sample" or embeds.device.type == "cpu"
+
+    def _per_sample_hidden(
+        self, embeds: torch.Tensor, seq_index: torch.Tensor, position_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """The LM's last hidden states of a packed batch, computed with each sample in a right-padded row
+        of its own (positions 0..n-1, as packing gives them); (B, L, D), zeros on padding."""
+        seq_index, position_ids = seq_index.to(embeds.device), position_ids.to(embeds.device)
+        valid = seq_index >= 0
+        sample, pos = seq_index[valid], position_ids[valid]
+        lengths = torch.bincount(sample)
+        n, width, dim = lengths.numel(), int(lengths.max()), embeds.shape[-1]
+        slot = sample * width + pos
+        rows = embeds.new_zeros(n * width, dim).index_copy(0, slot, embeds[valid]).view(n, width, dim)
+        mask = (torch.arange(width, device=embeds.device)[None] < lengths[:, None]).long()
+        hidden = self.lm.get_decoder()(inputs_embeds=rows, attention_mask=mask).last_hidden_state
+        out = hidden.new_zeros(*embeds.shape[:2], hidden.shape[-1])
+        out[valid] = hidden.reshape(-1, hidden.shape[-1])[slot]
         return out
 
     def _head_is_plain(self) -> bool:

@@ -129,7 +129,7 @@ def _micro_step(
     the loss split's sums)."""
     device = s.info.device
     labels = batch.pop("labels")
-    seq_index = batch.pop("seq_index", None)
+    seq_index = batch.get("seq_index")  # stays in the inputs: a packed batch's LM pass may use it
     visual = batch.pop("visual_mask", None)
     n_tok = int((seq_index >= 0).sum()) if seq_index is not None else labels.numel()
     target = labels[:, 1:].to(device, non_blocking=True)
