@@ -38,16 +38,14 @@ class _Watch:
         self.should_stop = should_stop
         self.prompt_tokens = 0
         self.tokens: list[int] = []
-        self.stopped = False
 
     def __call__(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
-        ids = kwargs["input_ids"]
+        ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
         if self.prompt_tokens == 0:
             self.prompt_tokens = int(ids.shape[-1])  # text and visual tokens: what the model reads
         else:
             self.tokens.append(int(ids[0, -1]))
         if self.should_stop is not None and self.should_stop():
-            self.stopped = True
             raise _Stopped
 
 
