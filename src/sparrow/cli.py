@@ -45,6 +45,7 @@ SUMMARIES = {
     "lmms-task": "Write an lmms-eval task folder for a benchmark file",
     "mix": "Draw a seeded training mix from several sources",
     "models": "List (and --prepare) the packaged pretrained parts",
+    "probe": "Linear probes of a frozen vision tower's features",
     "refine": "Turn transcripts into timed captions with an LLM",
     "sample": "Print or save the frames a sampling strategy picks",
     "serve": "Serve a checkpoint over an OpenAI-compatible API",
