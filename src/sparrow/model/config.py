@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sparrow.model.errors import ConfigError
-from sparrow.model.packaged import LMS, TOWERS, lm_dir, tower_spec
+from sparrow.model.packaged import LMS, TOWERS, PackagedPartError, lm_dir, tower_spec
 from sparrow.yamlio import check_mapping, load_yaml, unknown_keys
 
 
@@ -26,7 +26,9 @@ class VisionConfig:
     For a packaged tower ``config`` may only hold ``image_size`` (its input size as a second encoder,
     and the frame size when ``sampling.image_size`` is unset; default: the size it was trained at).
     ``feature_layer``: -1 takes ``last_hidden_state``; another index takes that entry of
-    ``hidden_states`` (e.g. -2 for the penultimate layer, as LLaVA does); HF towers only.
+    ``hidden_states`` (e.g. -2 for the penultimate layer, as LLaVA does). A packaged CNN takes -1 (its
+    head) or a layer name, ``stride08`` / ``stride16`` / ...: the last block at that stride, a larger
+    grid of fewer channels that keeps colour better (see ``sparrow probe``); later blocks are not built.
     ``image_mean`` / ``image_std``: None = the tower's own (SigLIP's 0.5 / 0.5 for HF towers; the
     packaged tower's training normalisation). ``packaged`` + ``path``: the packaged architecture with
     the weights a checkpoint saved in ``path``. ``pretrained: false`` builds a packaged tower with
@@ -35,7 +37,7 @@ class VisionConfig:
 
     path: str | None = None
     config: dict[str, Any] | None = None
-    feature_layer: int = -1
+    feature_layer: int | str = -1
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
     attn_implementation: str = "sdpa"
@@ -215,6 +217,11 @@ def _validate_vision(name: str, part: VisionConfig) -> None:
     if part.packaged is None:
         if not part.path and part.config is None:
             raise ConfigError(f"{name}: give 'path' (local checkpoint), 'config' (random init) or 'packaged'")
+        if not isinstance(part.feature_layer, int):
+            raise ConfigError(
+                f"{name}.feature_layer: a Hugging Face tower takes an index of hidden_states, "
+                f"got {part.feature_layer!r}"
+            )
         return
     if part.packaged not in TOWERS:
         raise ConfigError(
@@ -223,10 +230,10 @@ def _validate_vision(name: str, part: VisionConfig) -> None:
     extra = sorted(set(part.config or {}) - {"image_size"})
     if extra:
         raise ConfigError(f"{name}: a packaged tower's config takes only image_size, got {extra}")
-    if part.feature_layer != -1:
-        raise ConfigError(
-            f"{name}: feature_layer is for Hugging Face towers; a packaged CNN gives its last grid"
-        )
+    try:
+        tower_spec(part.packaged).layer(part.feature_layer)
+    except PackagedPartError as e:
+        raise ConfigError(f"{name}.{e}") from None
 
 
 def _build(klass: type, value: Any, where: str) -> Any:
@@ -273,7 +280,7 @@ def vision_geometry(part: VisionConfig) -> tuple[int, int]:
     if part.packaged:
         spec = tower_spec(part.packaged)
         size = packaged_image_size(part)
-        return size, spec.grid(size)
+        return size, spec.grid(size, part.feature_layer)
     conf = hf_config(part)
     image_size = getattr(conf, "image_size", None)
     patch = getattr(conf, "patch_size", None)
@@ -301,7 +308,7 @@ def feature_grid(part: VisionConfig, size: int) -> int:
     """Side of the feature grid a tower gives for ``size`` px frames: size / patch for a ViT, rounded
     up per stride for a CNN (112 px -> 4 x 4 for EfficientNet-Lite0)."""
     if part.packaged:
-        return tower_spec(part.packaged).grid(size)
+        return tower_spec(part.packaged).grid(size, part.feature_layer)
     image_size, grid = vision_geometry(part)
     return size // (image_size // grid)
 

@@ -147,14 +147,17 @@ class MLPPool(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, c: ConnectorConfig, grid: int):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        self.pool = c.pool
         self.side = math.ceil(grid / c.pool)
-        self.n_tokens = self.side * self.side
+        self.n_tokens = self.side * self.side  # at the grid it was built for
         self.gradient_checkpointing = False
 
     def forward(self, groups: list[torch.Tensor]) -> torch.Tensor:
         pooled = torch.stack([g.mean(0) for g in groups])  # (G, h, w, C)
         x = self.mlp(pooled).permute(0, 3, 1, 2)  # (G, D, h, w)
-        x = F.adaptive_avg_pool2d(x, self.side)
+        # The side follows the grid it is given: frames decoded at another size than the model was built
+        # for (a stage's sampling.image_size) give another grid, and the processor counts ceil(h / pool).
+        x = F.adaptive_avg_pool2d(x, -(-x.shape[-1] // self.pool))
         return x.flatten(2).transpose(1, 2)
 
 

@@ -36,10 +36,24 @@ class TowerSpec:
     channels: int
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
+    # Feature layers a model may read besides the head (``VisionConfig.feature_layer``): name ->
+    # (index of the last block kept, total stride, channels). Earlier blocks keep more colour (the probe).
+    layers: tuple[tuple[str, int, int, int], ...] = ()
 
-    def grid(self, size: int) -> int:
+    def layer(self, name: int | str) -> tuple[int, int, int]:
+        """(last block kept or -1 for the whole network with its head, stride, channels) of a layer:
+        ``-1`` / ``"head"`` is the head convolution's output, ``"strideNN"`` the last block at that stride."""
+        if name in (-1, "head"):
+            return -1, self.stride, self.channels
+        for key, block, stride, channels in self.layers:
+            if name == key:
+                return block, stride, channels
+        known = ", ".join(["head", *(k for k, *_ in self.layers)])
+        raise PackagedPartError(f"{self.name}: unknown feature_layer {name!r}; known: {known}")
+
+    def grid(self, size: int, layer: int | str = -1) -> int:
         """Feature-grid side at input side ``size``: TF-style SAME padding rounds up at every stride."""
-        return -(-int(size) // self.stride)
+        return -(-int(size) // self.layer(layer)[1])
 
 
 TOWERS: dict[str, TowerSpec] = {
@@ -51,6 +65,13 @@ TOWERS: dict[str, TowerSpec] = {
         channels=1280,
         image_mean=(127 / 255,) * 3,
         image_std=(128 / 255,) * 3,
+        layers=(
+            ("stride02", 0, 2, 16),
+            ("stride04", 2, 4, 24),
+            ("stride08", 4, 8, 40),
+            ("stride16", 10, 16, 112),
+            ("stride32", 15, 32, 320),
+        ),
     ),
 }
 
