@@ -256,71 +256,92 @@ def _precision_model(name: str):
     return model, proc
 
 
+# (label, packing, bf16 autocast, supervised-only logits, packed_attention); None: what auto picks
+PRECISION_CONFIGS = [
+    ("fp32, full logits", False, False, False, "auto"),
+    ("fp32, supervised logits", False, False, True, "auto"),
+    ("bf16, full logits", False, True, False, "auto"),
+    ("bf16, supervised logits", False, True, True, "auto"),
+    ("packed, block mask", True, None, True, "mask"),
+    ("packed, per sample", True, None, True, "per_sample"),
+]
+
+
 def bench_precision(args: argparse.Namespace, name: str) -> list[dict]:
-    """tokens/s of the trainer's step: fp32 / bf16 autocast x full / supervised-only logits, packing off
-    and on. Samples: ``--frames`` frames + ``--text-tokens`` tokens, ``--answer-tokens`` of them supervised."""
+    """tokens/s of the trainer's step on one model: fp32 / bf16 autocast x full / supervised-only logits
+    (unpacked), then packed rows through the block mask or per sample (at the precision auto picks).
+    Samples: ``--frames`` frames + ~``--text-tokens`` text tokens, ``--answer-tokens`` supervised.
+    The configurations run in turn, one step each per round, so load changes on a shared machine hit
+    them alike; each figure is the median over ``--steps`` rounds."""
     from sparrow.model import collate
     from sparrow.model.config import frame_size, tokens_per_group
     from sparrow.train import distributed as D
     from sparrow.train.step import StepSetup, train_step
+    from sparrow.train.trainer import resolve_precision
 
     built = _precision_model(name)
     if built is None:
         return []
     model, proc = built
+    auto = resolve_precision("auto", torch.device("cpu"), lm_hidden=int(model.lm.config.hidden_size))
+    print(f"{name}: precision auto -> {auto['autocast']} ({auto['reason']})", flush=True)
     n_tok, size = tokens_per_group(model.cfg), frame_size(model.cfg)
     gen = torch.Generator().manual_seed(0)
     feats = []
     for _ in range(2 * args.batch):
-        text = args.text_tokens + int(
-            torch.randint(-args.text_tokens // 2, args.text_tokens // 2 + 1, (1,), generator=gen)
-        )
+        half = args.text_tokens // 2
+        text = args.text_tokens + int(torch.randint(-half, half + 1, (1,), generator=gen))
         f = _synthetic_feats(proc, n_tok, args.frames, text, size, gen)
         f["labels"][: -args.answer_tokens] = -100
         feats.append(f)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": params, "part": "connector"}], lr=1e-6)
-    results = []
-    for pack in (False, True):
+    runs = []
+    for label, pack, bf16, supervised_only, mode in PRECISION_CONFIGS:
+        bf16 = auto["autocast"] == "bf16" if bf16 is None else bf16
         chunks = [feats[: args.batch], feats[args.batch :]]
-        batches = [
-            collate(c, proc.pad_token_id, pack=pack, max_length=args.row_length if pack else None)
-            for c in chunks
-        ]
-        for bf16 in (False, True):
-            for supervised_only in (False, True):
-                fwd = model if supervised_only else _FullLogits(model)
-                setup = StepSetup(model, fwd, _sum_ce, opt, 1, 1.0, D.DistInfo(), use_bf16=bf16)
-                feed = (
-                    {"batch": dict(b), "samples": args.batch, "errors": []}
-                    for _ in range(10**6)
-                    for b in batches
-                )
-                for _ in range(2):
-                    train_step(setup, feed, "bench")  # warm-up: fills the feature cache for this precision
-                times, tokens = [], []
-                for _ in range(args.steps):
-                    row = train_step(setup, feed, "bench")
-                    times.append(row["step_time_s"])
-                    tokens.append(row["tokens"])
-                step = statistics.median(times)
-                results.append(
-                    {
-                        "model": name,
-                        "packing": pack,
-                        "bf16": bf16,
-                        "supervised_only": supervised_only,
-                        "tokens_per_s": statistics.median(tokens) / step,
-                        "samples_per_s": args.batch / step,
-                    }
-                )
-                r = results[-1]
-                print(
-                    f"{name:9s} packing {str(pack):5s} {'bf16' if bf16 else 'fp32'}  logits "
-                    f"{'supervised' if supervised_only else 'full':10s} {r['tokens_per_s']:>9,.0f} tok/s "
-                    f"{r['samples_per_s']:>7.1f} samples/s",
-                    flush=True,
-                )
+        batches = [collate(c, proc.pad_token_id, pack=pack, max_length=args.row_length) for c in chunks]
+        fwd = model if supervised_only else _FullLogits(model)
+        setup = StepSetup(model, fwd, _sum_ce, opt, 1, 1.0, D.DistInfo(), use_bf16=bf16)
+        runs.append(
+            {"label": label, "setup": setup, "batches": batches, "mode": mode, "times": [], "tokens": []}
+        )
+
+    def step(run: dict, k: int) -> dict:
+        model.packed_attention = run["mode"]
+        batch = run["batches"][k % 2]
+        return train_step(
+            run["setup"], iter([{"batch": dict(batch), "samples": args.batch, "errors": []}]), "b"
+        )
+
+    for run in runs:
+        for k in range(2):
+            step(run, k)  # warm-up: fills the feature cache for this precision, both batches
+        print(f"  warmed up: {run['label']}", flush=True)
+    for k in range(args.steps):
+        for run in runs:
+            row = step(run, k)
+            run["times"].append(row["step_time_s"])
+            run["tokens"].append(row["tokens"])
+            rate = row["tokens"] / row["step_time_s"]
+            print(f"  round {k + 1}: {run['label']:26s} {rate:>9,.0f} tok/s", flush=True)
+    results = []
+    for run in runs:
+        t = statistics.median(run["times"])
+        results.append(
+            {
+                "model": name,
+                "config": run["label"],
+                "tokens_per_s": statistics.median(run["tokens"]) / t,
+                "samples_per_s": args.batch / t,
+                "step_s": t,
+            }
+        )
+        r = results[-1]
+        print(
+            f"{name:9s} {r['config']:26s} {r['tokens_per_s']:>9,.0f} tok/s {r['samples_per_s']:>7.2f} samples/s",
+            flush=True,
+        )
     return results
 
 
@@ -329,7 +350,7 @@ def _sum_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def run_precision(args: argparse.Namespace) -> None:
-    from sparrow.train.trainer import auto_threads, cpu_bf16_flags, resolve_precision
+    from sparrow.train.trainer import auto_threads, cpu_bf16_flags
 
     torch.set_num_threads(args.threads or auto_threads(0))
     flags = cpu_bf16_flags() or ["none"]
@@ -342,8 +363,6 @@ def run_precision(args: argparse.Namespace) -> None:
     results = []
     for name in args.precision_models.split(","):
         results += bench_precision(args, name)
-        if results and results[-1]["model"] == name:
-            print(f"{name}: precision auto -> {resolve_precision('auto', torch.device('cpu'))}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
