@@ -578,3 +578,35 @@ def test_cli_generates_a_world(tmp_path, capsys):
     assert info["seed"] == 5 and info["settings"]["phrasing"] == "templates"
     assert len(list((out / "videos").glob("*.mp4"))) == 4
     assert "sparrow world" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------ frame captions
+
+
+def test_frame_captions_name_what_the_decoded_frame_shows(world, scenes):
+    """Each one-frame record decodes to the frame at its time, and every shape its caption names shows
+    its colour at the shape's centre pixel (when no other shape may cover it); the word too."""
+    records, bad = load_samples(world / "train_frame_captions.jsonl")
+    assert not bad and records
+    per_video = Counter(r.meta["video_id"] for r in records)
+    assert max(per_video.values()) <= small_config().frame_captions_per_video
+    checked = 0
+    for r in records[:40]:
+        scene = scenes[r.meta["video_id"]]
+        t = r.meta["t"]
+        m = r.media[0]
+        clip = sample(world / m.path, Fps(1.0, max_frames=4), start=m.start, end=m.end)
+        assert len(clip.frames) == 1 and clip.timestamps[0] == pytest.approx(t)
+        frame = clip.frames[0]
+        caption = r.messages[1]["content"]
+        for o in scene.objects:
+            px = object_pixel(o, t)
+            named = f"{o.colour} {o.shape}" in caption
+            inside = px is not None and 0 <= px[0] < scene.size
+            assert named == inside, (r.id, o.name, caption)
+            if named and 0 <= px[1] < scene.size and not scene.covered(t, px[0], px[1], o.oid):
+                assert nearest_colour(frame[px[1], px[0]].tolist()) == o.colour, (r.id, caption)
+                checked += 1
+        words = [w.text for w in scene.words if w.shown(t)]
+        assert (f"The word {words[0]}" in caption) if words else ("The word" not in caption)
+    assert checked >= 20

@@ -62,6 +62,7 @@ class WorldConfig:
     transcript_noise: float = 0.3  # per-line probability of an ASR-like corruption
     # text
     text_records_per_video: int = 1
+    frame_captions_per_video: int = 8  # one-frame caption records per train video (alignment stage)
     corpus_docs: dict[str, int] = field(default_factory=lambda: {"train": 32, "val": 4, "test": 4})
     corpus_words: tuple[int, int] = (600, 2000)
     corpus_questions_per_doc: int = 2

@@ -25,6 +25,7 @@ from sparrow.mcq import format_mcq_answer, format_mcq_prompt, option_letter
 from sparrow.records import Media, Sample
 from sparrow.world.config import CATEGORIES, SPLITS, WorldConfig, WorldError, preset_config
 from sparrow.world.corpus import corpus_rows
+from sparrow.world.frame_captions import frame_caption_records
 from sparrow.world.phrasing import phrase
 from sparrow.world.questions import Draft, Question, draft_questions, finalize
 from sparrow.world.scene import Scene, plan_scene
@@ -399,6 +400,12 @@ def _write_outputs(cfg: WorldConfig, scenes: list[Scene], out: Path, summary: Wo
         out / "train_captions.jsonl", (caption_record(s, cfg.phrasing, cfg.seed) for s in train)
     )
     summary.text_records = write_jsonl(out / "train_text.jsonl", text_records(cfg, train))
+    frame_records = (
+        r
+        for s in train
+        for r in frame_caption_records(s, video_rel(s.video_id), cfg.frame_captions_per_video, cfg.seed)
+    )
+    counts["frame_captions"] = write_jsonl(out / "train_frame_captions.jsonl", frame_records)
     for split in SPLITS:
         rows = corpus_rows(
             split,
