@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ from sparrow.model.vision import quiet_hf
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
 PEFT_DIR = "peft"
+PROCESSOR_FILES = (
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+    "processor_config.json",
+    "chat_template.json",
+    "chat_template.jinja",
+)
 FORMAT_VERSION = 1
 
 
@@ -51,6 +59,7 @@ def save_checkpoint(
         model.hf.save_pretrained(out, state_dict=base_state_dict(model.hf))
     if processor is not None:
         processor.tokenizer.save_pretrained(str(out))
+    _copy_processor_files(model.spec.path, out)
     spec = processor.cfg if processor is not None else model.spec
     meta = {
         "sparrow_adapter": FORMAT_VERSION,
@@ -66,6 +75,16 @@ def save_checkpoint(
         (out / ADAPTER_WEIGHTS).unlink(missing_ok=True)
     atomic_write_text(out / ADAPTER_FILE, json.dumps(meta, indent=2) + "\n")
     return out
+
+
+def _copy_processor_files(src: str | None, out: Path) -> None:
+    """A real checkpoint's processor files travel with it (``AutoProcessor`` then loads the saved folder)."""
+    if not src or Path(src).resolve() == out.resolve():
+        return
+    for name in PROCESSOR_FILES:
+        f = Path(src) / name
+        if f.is_file() and not (out / name).exists():
+            shutil.copyfile(f, out / name)
 
 
 def save_peft_folder(model: Any, out: Path) -> None:

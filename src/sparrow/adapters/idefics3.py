@@ -20,9 +20,6 @@ from sparrow.adapters.spec import AdapterError
 from sparrow.model.config import SamplingConfig
 from sparrow.model.media import VisualBlock
 
-IDEFICS_MEAN = (0.5, 0.5, 0.5)
-IDEFICS_STD = (0.5, 0.5, 0.5)
-
 
 def _header_seconds(header: str) -> float | None:
     """The duration Sparrow's ``The video lasts MM:SS.`` line states (None without a header)."""
@@ -74,7 +71,7 @@ class Idefics3Processor(HFProcessor):
             pieces.append(("ids", tokens, False))
         if not image:
             pieces.append(("text", "\n\n", False))
-        return pieces, normalise(block.frames, IDEFICS_MEAN, IDEFICS_STD), [n]
+        return pieces, normalise(block.frames, self.mean, self.std), [n]
 
 
 class Idefics3Model(HFVideoLM):

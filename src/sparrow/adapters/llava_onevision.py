@@ -21,8 +21,9 @@ from sparrow.adapters.spec import AdapterError
 from sparrow.model.config import SamplingConfig
 from sparrow.model.media import VisualBlock
 
-SIGLIP_MEAN = (0.5, 0.5, 0.5)
-SIGLIP_STD = (0.5, 0.5, 0.5)
+# The processor class defaults (real checkpoints ship their own: 0.5 for the SigLIP towers).
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _intro(block: VisualBlock) -> str:
@@ -36,6 +37,7 @@ def _intro(block: VisualBlock) -> str:
 
 class LlavaOnevisionProcessor(HFProcessor):
     family = "llava_onevision"
+    DEFAULT_MEAN, DEFAULT_STD = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -59,7 +61,7 @@ class LlavaOnevisionProcessor(HFProcessor):
             pieces.append(("text", intro + "\n", False))
         n = len(block.frames)
         pieces.append(("ids", [self.video] * (n * self.per_frame + 1), False))
-        return pieces, normalise(block.frames, SIGLIP_MEAN, SIGLIP_STD), [n]
+        return pieces, normalise(block.frames, self.mean, self.std), [n]
 
 
 class LlavaOnevisionModel(HFVideoLM):

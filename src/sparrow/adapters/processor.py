@@ -15,8 +15,11 @@ family), plus ``num_frames``, ``id`` and, with visual terms, ``visual_mask``.
 from __future__ import annotations
 
 import copy
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +32,25 @@ from sparrow.model.processor import _PLACEHOLDER, Processor
 from sparrow.model.visual_terms import VisualTerms, token_offsets
 from sparrow.records import IMAGE_TOKEN, VIDEO_TOKEN, Sample
 
+PREPROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
+
+
+def norm_stats(
+    path: str | None, mean: Sequence[float], std: Sequence[float]
+) -> tuple[list[float], list[float]]:
+    """The checkpoint's ``image_mean`` / ``image_std`` (its video processor's first, as the video path
+    uses them), else the given defaults."""
+    for name in PREPROCESSOR_FILES if path else ():
+        f = Path(path) / name
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(d, dict) and d.get("image_mean") and d.get("image_std"):
+            return [float(x) for x in d["image_mean"]], [float(x) for x in d["image_std"]]
+    return list(mean), list(std)
+
+
 # A prompt piece: ("text", str, labelled) or ("ids", list[int], False)
 Piece = tuple[str, Any, bool]
 
@@ -38,6 +60,9 @@ class HFProcessor:
     default frame selection)."""
 
     family = ""
+    # Normalisation when the checkpoint has no preprocessor config (the family's processor defaults).
+    DEFAULT_MEAN: tuple[float, ...] = (0.5, 0.5, 0.5)
+    DEFAULT_STD: tuple[float, ...] = (0.5, 0.5, 0.5)
 
     def __init__(self, cfg: HFModelSpec, tokenizer: Any, hf_config: Any, decode_threads: int = 0):
         self.cfg = cfg
@@ -46,6 +71,7 @@ class HFProcessor:
         self.visual_terms: VisualTerms | None = None
         self.pad_token_id = int(tokenizer.pad_token_id)
         self.media = MediaLoader(False, ClipCache(0), decode_threads)
+        self.mean, self.std = norm_stats(cfg.path, self.DEFAULT_MEAN, self.DEFAULT_STD)
         template = str(getattr(tokenizer, "chat_template", "") or "")
         # Templates that iterate over content parts (LLaVA-OneVision's, SmolVLM's) need the list form.
         self.content_as_list = "is string" not in template and (

@@ -30,6 +30,7 @@ DEFAULT_SIDE = 336  # 12 x 12 merged tokens per temporal patch
 
 class Qwen2VLProcessor(HFProcessor):
     family = "qwen2_vl"
+    DEFAULT_MEAN, DEFAULT_STD = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -53,7 +54,7 @@ class Qwen2VLProcessor(HFProcessor):
     def visual(self, block: VisualBlock, image: bool) -> tuple[list[Piece], torch.Tensor, list[int]]:
         frames = even_frames(block.frames, self.temporal)
         pix, (t, h, w) = qwen_patches(
-            normalise(frames, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD), self.patch, self.merge, self.temporal
+            normalise(frames, self.mean, self.std), self.patch, self.merge, self.temporal
         )
         ts = block.timestamps
         step = (ts[1] - ts[0]) if ts and len(ts) > 1 else 1.0
