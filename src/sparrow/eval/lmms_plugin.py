@@ -8,7 +8,7 @@ lmms-eval (0.7+) finds plugin models through the ``lmms_eval.models`` entry poin
   ``doc_to_visual`` + text, which multiple-choice (log-likelihood) tasks need — lmms-eval sends
   log-likelihood requests to simple models only.
 
-Both load the checkpoint with ``sparrow.model.load_pretrained`` and sample frames themselves from the
+Both load the checkpoint with ``sparrow.adapters.load_pretrained`` (Sparrow's own or HF-native) and sample frames themselves from the
 video path lmms-eval hands over (``sparrow.video``, PyAV), following the checkpoint's sampling config or
 model args overriding it (``strategy``, ``fps``, ``num_frames``, ``max_frames``, ``timestamps``, ...).
 No torchvision anywhere: ``lmms-eval --model sparrow --model_args pretrained=CKPT,device=cpu``.
@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
+from sparrow.adapters import load_pretrained
 from sparrow.eval.conditions import parse_sampling_overrides
 from sparrow.eval.scoring import score_batch
-from sparrow.model import load_pretrained
 from sparrow.model.inference import generate, score_options
 from sparrow.records import IMAGE_TOKEN, VIDEO_TOKEN, Media, Sample
 

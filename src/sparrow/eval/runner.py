@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from sparrow.adapters import load_pretrained
 from sparrow.eval.bench import BenchRow, read_bench
 from sparrow.eval.conditions import PAIRED_KEYS, condition_sampling, parse_sampling_overrides, swap_videos
 from sparrow.eval.config import EvalConfig, EvalOptions
@@ -25,7 +26,7 @@ from sparrow.eval.evaluate import run_eval
 from sparrow.eval.metrics import compute_metrics, paired_block
 from sparrow.io import LineError, atomic_write_text, write_jsonl
 from sparrow.jobs import STATE_DIR, prepare_state
-from sparrow.model import ConfigError, load_pretrained
+from sparrow.model import ConfigError
 from sparrow.model.feature_cache import FeatureCache
 from sparrow.model.media import ClipCache
 

@@ -27,7 +27,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from sparrow.model import VideoLLM, load_pretrained
+from sparrow.adapters import load_pretrained as load_any
+from sparrow.model import VideoLLM
 from sparrow.model.lora import copy_adapters
 from sparrow.train import distributed as D
 from sparrow.train.losses import AdaTaiLr
@@ -58,7 +59,7 @@ def load_weights(model: nn.Module, ckpt_dir: Path) -> None:
     """Copy a ``load_pretrained`` checkpoint's weights into ``model`` (before any FSDP sharding); LoRA
     adapters the checkpoint carries are added to ``model`` first, so a resumed stage continues them."""
     with torch.random.fork_rng(devices=[]):  # building the copy must not move the training RNG
-        loaded, _ = load_pretrained(ckpt_dir)
+        loaded, _ = load_any(ckpt_dir)  # Sparrow's own format or an HF-native one (sparrow.adapters)
         copy_adapters(loaded, model)
     model.load_state_dict(loaded.state_dict(), strict=True)
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.adapters.spec import is_hf_model_mapping
 from sparrow.model.config import VideoLLMConfig
 from sparrow.model.errors import ConfigError
 from sparrow.model.lora import AdapterConfig, LoraError
@@ -172,8 +173,9 @@ class FeatureCacheConfig:
 
 @dataclass
 class Recipe:
-    """``model``: a model-config mapping (``VideoLLMConfig`` fields) or a path to its YAML; ``init_from``:
-    a checkpoint directory to start from instead (``load_pretrained``)."""
+    """``model``: a model-config mapping (``VideoLLMConfig`` fields) or a path to its YAML, or an HF-native
+    model (``{hf: PATH}`` / ``{hf_config: {...}}``, ``sparrow.adapters``); ``init_from``: a checkpoint
+    directory to start from instead (``sparrow.adapters.load_pretrained``: either kind)."""
 
     stages: list[StageConfig]
     model: dict[str, Any] | str | None = None
@@ -250,8 +252,8 @@ class Recipe:
     def model_config(self) -> VideoLLMConfig | None:
         """The model config the recipe builds from (a YAML path or an inline mapping); None when the
         recipe starts from a checkpoint (``init_from``), which carries its own."""
-        if self.model is None:
-            return None
+        if self.model is None or is_hf_model_mapping(self.model):
+            return None  # an HF-native model (sparrow.adapters) carries no VideoLLMConfig
         if isinstance(self.model, str):
             return VideoLLMConfig.from_yaml(self.resolve(self.model))
         cfg = VideoLLMConfig.from_dict(copy.deepcopy(self.model))

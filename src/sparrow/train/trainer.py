@@ -24,7 +24,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from sparrow.model import Processor, VideoLLM, VideoLLMConfig, load_pretrained
+from sparrow.adapters import AdapterError, build_from_recipe, is_hf_model_mapping, lm_width
+from sparrow.adapters import load_pretrained as load_any
+from sparrow.model import Processor, VideoLLM, VideoLLMConfig
 from sparrow.model.feature_cache import FeatureCache
 from sparrow.report import loss_curve
 from sparrow.train import distributed as D
@@ -162,6 +164,10 @@ class Trainer:
             del recipe["visual_terms"]  # the default: run.json stays as older runs wrote it (resume)
         self.run_dir.claim({"recipe": recipe, "max_steps": self.opts.max_steps}, self.opts.resume)
         self._build_model()
+        if self.info.enabled and self.strategy == "fsdp" and not isinstance(self.model, VideoLLM):
+            raise TrainError(
+                f"{self.model.family} models train in one process or under DDP: use strategy: ddp"
+            )
         point = self.run_dir.resume_point(self.recipe.stages) if self.opts.resume else ResumePoint()
         if point.weights is not None:
             load_weights(self.model, point.weights)
@@ -230,6 +236,11 @@ class Trainer:
         if self.opts.max_steps is not None:
             steps = min(steps, self.opts.max_steps)
         micro, accum = stage.micro_and_accum(self.info.world_size)
+        if stage.packing and not getattr(self.model, "supports_packing", True):
+            raise TrainError(
+                f"stage {stage.name!r}: {self.model.family} models do not take packed batches "
+                "(their position ids are per row): set packing: false"
+            )
         parts = set_trainable(self.model, stage, seed=self.recipe.seed)
         # A frozen tower's features are reused across steps and epochs; never for a trained tower, and
         # not under FSDP, where skipping the tower on one rank would leave the others in its collectives.
@@ -287,13 +298,18 @@ class Trainer:
         # Same seed on every rank: random-init weights are identical before DDP / FSDP sees them.
         torch.manual_seed(derive_seed(self.recipe.seed, "init"))
         if self.recipe.init_from:
-            model, processor = load_pretrained(self.recipe.resolve(self.recipe.init_from))
+            model, processor = load_any(self.recipe.resolve(self.recipe.init_from))
+        elif is_hf_model_mapping(self.recipe.model):
+            try:
+                model, processor = build_from_recipe(self.recipe.model, self.recipe.base_dir)
+            except AdapterError as e:
+                raise TrainError(f"model: {e}") from e
         else:
             cfg = self._model_config()
             processor = Processor(cfg)
             model = VideoLLM(cfg, tokenizer=processor.tokenizer)
         processor.visual_terms = self.recipe.visual_terms_spec()
-        hidden = int(model.lm.config.hidden_size)
+        hidden = lm_width(model)
         self.precision = resolve_precision(self.recipe.precision, self.info.device, lm_hidden=hidden)
         self.use_bf16 = self.precision["autocast"] == "bf16"
         if self.recipe.gradient_checkpointing:
