@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from fastapi import FastAPI, Request  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
+from sparrow.chat.base import Decoding  # noqa: E402
+from sparrow.chat.base import Request as BackendRequest  # noqa: E402
+from sparrow.chat.sparrow import SparrowBackend, SparrowConfig  # noqa: E402
 from sparrow.model import Processor, VideoLLM, VideoLLMConfig  # noqa: E402
-from sparrow.refine.backends.base import Request as BackendRequest  # noqa: E402
-from sparrow.refine.backends.base import Sampling  # noqa: E402
-from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig  # noqa: E402
 from sparrow.serve import ServeConfig, create_app  # noqa: E402
 from sparrow.serve.messages import parse_messages  # noqa: E402
 from sparrow.serve.server import ServerThread  # noqa: E402
@@ -55,7 +55,7 @@ def naive_app(backend: SparrowBackend, over: threading.Event) -> FastAPI:
     async def chat(request: Request) -> dict:
         body = await request.json()
         messages = parse_messages(body["messages"], None)
-        resp = await run_in_threadpool(run, BackendRequest(messages, Sampling(max_tokens=body["max_tokens"])))
+        resp = await run_in_threadpool(run, BackendRequest(messages, Decoding(max_tokens=body["max_tokens"])))
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": resp.text}}]}
 
     return app
@@ -127,7 +127,7 @@ def main() -> None:
         backend = SparrowBackend(SparrowConfig(str(Path(tmp) / "ckpt")))
         t0 = time.perf_counter()
         backend.answer(
-            BackendRequest(parse_messages([{"role": "user", "content": "x"}], None), Sampling(max_tokens=100))
+            BackendRequest(parse_messages([{"role": "user", "content": "x"}], None), Decoding(max_tokens=100))
         )
         per_token = (time.perf_counter() - t0) / 100
         print(

@@ -243,9 +243,9 @@ def test_refine_records_go_through_mix_and_train(tmp_path, capsys):
     from media import write_video
     from train_data import model_config, stage
 
+    from sparrow.caption_metrics import TrinityConfig
     from sparrow.cli import main
     from sparrow.refine.config import RefineConfig
-    from sparrow.refine.metrics import TrinityConfig
     from sparrow.refine.run import refine
     from sparrow.serve.server import ServerThread
     from sparrow.train.rundir import read_metrics

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from sparrow.refine.backends.base import Backend, Message, Request, Response, Sampling
-from sparrow.refine.backends.cache import CachedBackend, ResponseCache
+from sparrow.chat.base import Backend, Decoding, Message, Request, Response
+from sparrow.chat.cache import CachedBackend, ResponseCache
+from sparrow.flywheel.line_examples import align_lines, line_examples
 from sparrow.refine.blocks import make_blocks
 from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.frames import describe_frames
@@ -19,9 +20,6 @@ from sparrow.refine.prompts import (
     FrameNote,
     PromptError,
     PromptTemplate,
-    align_lines,
-    examples_from_truth,
-    line_examples,
     load_examples,
     nearest_examples,
 )
@@ -149,7 +147,7 @@ def test_cache_second_identical_run_makes_zero_calls(tmp_path):
     inner = Counting()
     backend = CachedBackend(inner, ResponseCache(tmp_path / "cache"))
     reqs = [
-        Request((Message("user", t),), Sampling(max_tokens=5), seed=1, template="abc")
+        Request((Message("user", t),), Decoding(max_tokens=5), seed=1, template="abc")
         for t in ("a", "b", "fail")
     ]
     first = backend.complete(reqs)
@@ -161,14 +159,14 @@ def test_cache_second_identical_run_makes_zero_calls(tmp_path):
         False,
     ]
     assert inner.calls == 4  # only the failed request is asked again
-    # every part of the key matters: seed, sampling, template, images
+    # every part of the key matters: seed, decoding, template, images
     variants = [
-        Request((Message("user", "a"),), Sampling(max_tokens=5), seed=2, template="abc"),
-        Request((Message("user", "a"),), Sampling(max_tokens=6), seed=1, template="abc"),
-        Request((Message("user", "a"),), Sampling(max_tokens=5), seed=1, template="xyz"),
+        Request((Message("user", "a"),), Decoding(max_tokens=5), seed=2, template="abc"),
+        Request((Message("user", "a"),), Decoding(max_tokens=6), seed=1, template="abc"),
+        Request((Message("user", "a"),), Decoding(max_tokens=5), seed=1, template="xyz"),
         Request(
             (Message("user", "a", images=(b"\x89PNG\r\n\x1a\n0",)),),
-            Sampling(max_tokens=5),
+            Decoding(max_tokens=5),
             seed=1,
             template="abc",
         ),
@@ -189,15 +187,15 @@ def test_describe_frames_sends_images_and_keeps_times():
             ]
 
     notes, errors = describe_frames(
-        Seeing(), PromptTemplate.load("describe"), [(2.0, b"png1"), (6.0, b"png2")], Sampling()
+        Seeing(), PromptTemplate.load("describe"), [(2.0, b"png1"), (6.0, b"png2")], Decoding()
     )
     assert notes == [FrameNote(2.0, "A red circle."), FrameNote(6.0, "A red circle.")] and errors == []
 
 
 @pytest.fixture(scope="session")
 def smollm():
+    from sparrow.chat.hf import HFBackend, HFConfig
     from sparrow.pretrained import part_status
-    from sparrow.refine.backends.hf import HFBackend, HFConfig
 
     status = part_status("smollm2-135m-instruct")
     if not status.installed:
@@ -207,7 +205,7 @@ def smollm():
 
 
 def test_hf_backend_batches_the_packaged_smollm(smollm):
-    reqs = [Request((Message("user", f"Write the number {i}."),), Sampling(max_tokens=4)) for i in range(3)]
+    reqs = [Request((Message("user", f"Write the number {i}."),), Decoding(max_tokens=4)) for i in range(3)]
     reqs.append(Request((Message("user", "x", images=(b"\x89PNG\r\n\x1a\n",)),)))
     out = smollm.complete(reqs)
     assert all(r.error is None and r.text and 0 < r.completion_tokens <= 4 for r in out[:3])
@@ -222,8 +220,8 @@ def test_hf_backend_stops_a_row_that_loops(smollm):
     ask = "Transcript:\n0s: it says egg\n1s: it says egg\n2s: it says egg\n3s: it says egg\nCaptions:"
     loop, other = smollm.complete(
         [
-            Request((Message("user", ask),), Sampling(max_tokens=200)),
-            Request((Message("user", "Say hi."),), Sampling(max_tokens=200)),
+            Request((Message("user", ask),), Decoding(max_tokens=200)),
+            Request((Message("user", "Say hi."),), Decoding(max_tokens=200)),
         ]
     )
     assert repeats_a_line(loop.text + "\n") and loop.completion_tokens < 30
@@ -277,14 +275,3 @@ def test_nearest_examples_put_the_most_alike_last_and_always_show_chatter():
     assert got == [pool[2], pool[3], pool[1]]  # chatter first, then by shared words, the nearest last
     assert nearest_examples(pool, "it says jam", 1) == [pool[0]]
     assert nearest_examples(pool, "x", 0) == []
-
-
-def test_examples_from_human_refined_captions():
-    truth = {"v": transcript((12.0, 14.0, "A red circle enters."), (1.0, 2.0, "A blue square is in view."))}
-    (ex,) = examples_from_truth({"v": T}, truth, ["v"])
-    assert ex.transcript.splitlines()[0] == "0s: um okay so" and ex.transcript.splitlines()[1].startswith(
-        "12s: "
-    )
-    assert ex.captions == "1s: A blue square is in view.\n12s: A red circle enters."
-    with pytest.raises(PromptError, match="'w'"):
-        examples_from_truth({"v": T}, truth, ["w"])

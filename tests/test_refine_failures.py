@@ -13,10 +13,10 @@ import pytest
 from conftest import completion, openai_app
 from fastapi.responses import JSONResponse
 
-from sparrow.refine.backends.base import Message, Request, Sampling
-from sparrow.refine.backends.openai import OpenAIBackend, OpenAIConfig
+from sparrow.caption_metrics import TrinityConfig
+from sparrow.chat.base import Decoding, Message, Request
+from sparrow.chat.openai import OpenAIBackend, OpenAIConfig
 from sparrow.refine.config import RefineConfig
-from sparrow.refine.metrics import TrinityConfig
 from sparrow.refine.run import refine
 from sparrow.serve.server import ServerThread
 
@@ -136,6 +136,6 @@ def test_only_timeouts_rate_limits_and_server_errors_are_retried(status, calls):
         sleep=lambda s: None,
         transport=httpx.MockTransport(handler),
     )
-    [resp] = backend.complete([Request((Message("user", "hi"),), Sampling())])
+    [resp] = backend.complete([Request((Message("user", "hi"),), Decoding())])
     assert resp.error is not None and f"HTTP {status}" in resp.error
     assert n["posts"] == calls and resp.calls == calls

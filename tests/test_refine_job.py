@@ -11,9 +11,9 @@ import pytest
 from conftest import completion, openai_app
 from fastapi import FastAPI
 
+from sparrow.caption_metrics import TrinityConfig
 from sparrow.jobs import JobEvent
 from sparrow.refine.config import RefineConfig
-from sparrow.refine.metrics import TrinityConfig
 from sparrow.refine.run import dry_run, refine
 from sparrow.serve.server import ServerThread
 

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sparrow.refine.captions import CaptionsError, Line, Transcript, read_captions, write_captions
-from sparrow.refine.metrics import (
+from sparrow.caption_metrics import (
     CiderD,
     TrinityConfig,
     cider_difference,
@@ -26,6 +25,7 @@ from sparrow.refine.metrics import (
     vendi,
     vocabulary,
 )
+from sparrow.refine.captions import CaptionsError, Line, Transcript, read_captions, write_captions
 
 
 def tr(vid: str, *lines: tuple[float, str]) -> Transcript:

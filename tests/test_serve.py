@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from sparrow.refine.backends.base import BackendError, Message, Request, Sampling, VideoRef
-from sparrow.refine.backends.openai import OpenAIBackend, OpenAIConfig, retry_after
-from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
+from sparrow.chat.base import BackendError, Decoding, Message, Request, VideoRef
+from sparrow.chat.openai import OpenAIBackend, OpenAIConfig, retry_after
+from sparrow.chat.sparrow import SparrowBackend, SparrowConfig
 from sparrow.serve import ServeConfig, create_app
 from sparrow.serve.server import ServerThread
 
@@ -47,7 +47,7 @@ def setup(tmp_path_factory):
 
 
 def ask(text: str, **kw) -> Request:
-    return Request((Message("user", text, **kw),), Sampling(max_tokens=6))
+    return Request((Message("user", text, **kw),), Decoding(max_tokens=6))
 
 
 def test_models_and_chat_through_the_openai_backend(setup):
@@ -125,7 +125,7 @@ def test_retries_honour_retry_after_then_succeed():
     app = flaky_app([(429, {"Retry-After": "3"}), (503, {})], seen)
     with ServerThread(app) as server:
         client = OpenAIBackend(OpenAIConfig(base_url=server.url, retries=4, backoff=0.5), sleep=waits.append)
-        r = client.complete([Request((Message("user", "hi"),), Sampling(max_tokens=9), seed=7)])[0]
+        r = client.complete([Request((Message("user", "hi"),), Decoding(max_tokens=9), seed=7)])[0]
         assert r.error is None and r.text == "12s: A red circle enters." and r.calls == 3
         assert (r.prompt_tokens, r.completion_tokens) == (5, 7)
         assert waits[0] >= 3.0  # Retry-After is a floor
@@ -161,9 +161,9 @@ def test_retry_after_forms_and_the_api_key_from_the_environment():
 
 
 def test_refine_with_the_sparrow_backend_sends_each_block_segment(setup, tmp_path, monkeypatch):
-    from sparrow.refine.backends import sparrow as sparrow_backend
+    from sparrow.caption_metrics import TrinityConfig
+    from sparrow.chat import sparrow as sparrow_backend
     from sparrow.refine.config import RefineConfig
-    from sparrow.refine.metrics import TrinityConfig
     from sparrow.refine.run import refine
 
     d, _ = setup

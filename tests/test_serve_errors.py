@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
+from sparrow.chat.sparrow import SparrowBackend, SparrowConfig
 from sparrow.serve import ServeConfig, create_app
 from sparrow.serve.params import HARMLESS, INFORMATIONAL, SUPPORTED
 from sparrow.serve.server import ServerThread
@@ -140,9 +140,9 @@ def _tool() -> dict:
 
 
 def test_well_formed_requests_still_work_and_count_visual_tokens(setup, client):
+    from sparrow.chat.base import Message, VideoRef
+    from sparrow.chat.sparrow import to_sample
     from sparrow.model import load_pretrained
-    from sparrow.refine.backends.base import Message, VideoRef
-    from sparrow.refine.backends.sparrow import to_sample
 
     d, _ = setup
     r = client.chat.completions.create(

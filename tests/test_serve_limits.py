@@ -22,7 +22,7 @@ import pytest
 import torch
 from conftest import REPO, tiny_config, tiny_model
 
-from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
+from sparrow.chat.sparrow import SparrowBackend, SparrowConfig
 from sparrow.serve import ServeConfig, create_app
 from sparrow.serve.server import ServerThread
 

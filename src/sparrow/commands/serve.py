@@ -22,8 +22,8 @@ def serve(
     """Serve /health, /v1/models and /v1/chat/completions (streaming too) for CHECKPOINT: text, images as
     data URLs and videos by path inside --video-root. Any OpenAI client, or `sparrow refine --backend
     openai`, can call it. One reply is generated at a time; SIGTERM stops it within 5 s."""
-    from sparrow.refine.backends.base import BackendError
-    from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
+    from sparrow.chat.base import BackendError
+    from sparrow.chat.sparrow import SparrowBackend, SparrowConfig
     from sparrow.serve.app import create_app
     from sparrow.serve.server import serve_forever
     from sparrow.ui import err_console

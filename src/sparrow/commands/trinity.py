@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from sparrow.caption_metrics.trinity import TrinityConfig
 from sparrow.commands._options import config_flags
-from sparrow.refine.metrics.trinity import TrinityConfig
 from sparrow.ui import UsageError, err_console
 
 
@@ -33,9 +33,9 @@ def trinity(
     """Report videos, captions and words per caption; vocabulary, distinct-1/2, self-BLEU and Vendi; and,
     with --reference, BLEU-4, ROUGE-L, CIDEr-D, the time offset of matched captions and (on the world's
     ground truth) slot accuracy. Malformed entries are listed and fail the command (exit 2)."""
+    from sparrow.caption_metrics import cider_difference
+    from sparrow.caption_metrics import trinity as measure
     from sparrow.refine.captions import CaptionsError, read_captions
-    from sparrow.refine.metrics import cider_difference
-    from sparrow.refine.metrics import trinity as measure
     from sparrow.ui import rows_table
 
     if compare is not None and reference is None:

@@ -1,6 +1,6 @@
 """The experiment's table, recomputed from the runs' predictions files: per variant the mean accuracy
 under each condition over its seeds, video − text and video − swap, and each variant minus the baseline,
-every difference with a paired bootstrap interval (``sparrow.refine.metrics.paired_bootstrap``).
+every difference with a paired bootstrap interval (``sparrow.caption_metrics.paired_bootstrap``).
 
 Pairing: a question's score is its correctness averaged over the seeds both sides ran (the same seed
 means the same initialisation and data order), and the interval resamples questions. It measures how
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sparrow.caption_metrics import paired_bootstrap
 from sparrow.experiment.errors import ExperimentError
 from sparrow.io import LineError, iter_jsonl
 
@@ -58,8 +59,6 @@ class Predictions:
 def paired(a: Correct, b: Correct, resamples: int, seed: int) -> dict[str, Any] | None:
     """mean(a − b) over the questions both have, with its paired bootstrap 95 % interval; None when
     they share no question."""
-    from sparrow.refine.metrics import paired_bootstrap
-
     ids = sorted(set(a) & set(b))
     if not ids:
         return None

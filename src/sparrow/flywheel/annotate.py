@@ -9,14 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sparrow.chat.base import Backend, Message, Request, VideoRef
 from sparrow.flywheel.narrated import narrated_question, segment
-from sparrow.refine.backends.base import Backend, Message, Request, VideoRef
 from sparrow.refine.captions import Line
 from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.config import RefineConfig, build_backend
 from sparrow.refine.ledger import Ledger
 from sparrow.refine.prompts import NO_CAPTION
-from sparrow.refine.stage import CaptionJob, CaptionStage, complete_all
+from sparrow.refine.caption_stage import CaptionJob, CaptionStage, complete_all
 
 
 class AnnotateStage(CaptionStage):
@@ -51,14 +51,14 @@ class AnnotateStage(CaptionStage):
         video, duration = self.video(vid)
         lines = [Line(*x) for x in payload["lines"]]
         spans = [segment(x, duration) for x in lines]
-        sampling = self.cfg.sampling()
+        decoding = self.cfg.decoding()
         questions = [narrated_question(x.text) if self.narrated else CAPTION_QUESTION for x in lines]
         ask = [
             Message("user", q, video=VideoRef(str(video), *span))
             for q, span in zip(questions, spans, strict=True)
         ]
         ledger = Ledger()
-        responses = complete_all(self._backend, [Request((m,), sampling) for m in ask], ledger)
+        responses = complete_all(self._backend, [Request((m,), decoding) for m in ask], ledger)
         captions, dropped = [], []
         for (a, b), r in zip(spans, responses, strict=True):
             text = " ".join(r.text.split())

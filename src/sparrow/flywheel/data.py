@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
+from sparrow.flywheel.line_examples import line_examples
 from sparrow.flywheel.narrated import narrated_records, segment
 from sparrow.io import atomic_write_text, write_jsonl
 from sparrow.refine.captions import Line, Transcript, load_captions, parse_entry
 from sparrow.refine.collect import caption_record
 from sparrow.refine.errors import CaptionsError
-from sparrow.refine.prompts import line_examples
-from sparrow.refine.stage import find_video
+from sparrow.refine.caption_stage import find_video
 
 
 @dataclass

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.caption_metrics import TrinityConfig, paired_bootstrap
 from sparrow.flywheel.config import LOSSES, FlywheelConfig, FlywheelError
 from sparrow.flywheel.data import FlywheelData, prepare_data
 from sparrow.flywheel.rounds import RoundResult, read_trinity, round_result
@@ -33,7 +34,6 @@ from sparrow.flywheel.run import SETTINGS_FILE, captioner_job, claim_settings
 from sparrow.io import atomic_write_text
 from sparrow.jobs.hooks import StepHooks
 from sparrow.plots import pyplot
-from sparrow.refine.metrics import TrinityConfig, paired_bootstrap
 from sparrow.report.figures import save_figure
 from sparrow.report.html import Figure, Report
 

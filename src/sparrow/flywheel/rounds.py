@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparrow.refine.metrics import paired_bootstrap
+from sparrow.caption_metrics import paired_bootstrap
 
 ROUND_FILE = "round.json"  # written last: a round with this file is done and is not run again
 

@@ -5,12 +5,12 @@ blocks.py     transcript lines -> prompt blocks, every line timed ("12s: ...")
 prompts.py    template files with a version hash, few-shot examples, frame descriptions
 parse.py      reply -> timed captions (plain text or JSON); out-of-block captions dropped
 frames.py     the image-language side: frames described at their timestamps
-backends/     one interface: openai (any compatible server), hf (local LM), sparrow (a checkpoint
-              that sees), and the content-addressed response cache
-job.py        the refine stage of sparrow.jobs; collect.py its outputs; ledger.py its costs
+config.py     the run's settings and the chat backend they build (sparrow.chat, behind its cache)
+caption_stage.py  what every caption job shares (CaptionJob, CaptionStage; the flywheel's too)
+job.py        RefineStage, the refine stage of sparrow.jobs; collect.py its outputs; ledger.py its costs
 run.py        refine() and dry_run()
-metrics/      the trinity: BLEU-4, ROUGE-L, CIDEr-D, distinct-n, self-BLEU, Vendi, slot accuracy,
-              time offsets, paired bootstrap
+
+The chat backends are ``sparrow.chat``; the trinity metrics are ``sparrow.caption_metrics``.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sparrow.caption_metrics.text import words
 from sparrow.refine.captions import Line, Transcript
-from sparrow.refine.metrics.text import words
 
 MAX_WORDS = 200
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sparrow.caption_metrics import trinity
 from sparrow.io import JsonlWriter, atomic_write_text
 from sparrow.jobs import Collector, ItemResult, JobReport, VideoJobSummary, WorkItem
 from sparrow.refine.captions import Line, Transcript, load_captions, write_captions
@@ -92,8 +93,6 @@ class RefineCollector(Collector):
         write_captions(self.out / "caption.json", self.transcripts)
         s.ledger = self.ledger.to_dict()
         atomic_write_text(self.out / "ledger.json", json.dumps(s.ledger, indent=2) + "\n")
-        from sparrow.refine.metrics import trinity
-
         reference = load_captions(self.reference) if self.reference is not None else None
         if reference is not None and self.ids is not None:
             # Quality over the videos this run was given (a failed one scores 0), not the whole reference.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sparrow.refine.backends.base import Backend, BackendError, Sampling
-from sparrow.refine.backends.cache import CachedBackend, ResponseCache
+from sparrow.chat.base import Backend, BackendError, Decoding
+from sparrow.chat.cache import CachedBackend, ResponseCache
 from sparrow.refine.blocks import MAX_WORDS
 from sparrow.refine.parse import DURATION
 
@@ -42,8 +42,8 @@ class RefineConfig:
     see_video: bool = False
     cache: str | None = None  # Response cache folder (default: OUT/cache).
 
-    def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_p, self.max_tokens)
+    def decoding(self) -> Decoding:
+        return Decoding(self.temperature, self.top_p, self.max_tokens)
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
@@ -56,24 +56,24 @@ class RefineConfig:
             raise BackendError("nearest_examples must be >= 0")
         if self.max_words < 1 or self.caption_seconds <= 0 or self.frame_every <= 0:
             raise BackendError("max words, caption seconds and frame interval must be positive")
-        self.sampling().validate()
+        self.decoding().validate()
 
 
 def build_backend(cfg: RefineConfig, cache_dir: str) -> Backend:
     """The configured backend behind the response cache."""
     inner: Backend
     if cfg.backend == "openai":
-        from sparrow.refine.backends.openai import OpenAIBackend, OpenAIConfig
+        from sparrow.chat.openai import OpenAIBackend, OpenAIConfig
 
         inner = OpenAIBackend(
             OpenAIConfig(cfg.base_url, cfg.model, cfg.api_key_env, cfg.concurrency, cfg.timeout, cfg.retries)
         )
     elif cfg.backend == "sparrow":
-        from sparrow.refine.backends.sparrow import SparrowBackend, SparrowConfig
+        from sparrow.chat.sparrow import SparrowBackend, SparrowConfig
 
         inner = SparrowBackend(SparrowConfig(str(cfg.model), cfg.device))
     else:
-        from sparrow.refine.backends.hf import HFBackend, HFConfig
+        from sparrow.chat.hf import HFBackend, HFConfig
 
         inner = HFBackend(HFConfig(cfg.model, cfg.batch_size, cfg.device))
     return CachedBackend(inner, ResponseCache(cache_dir))

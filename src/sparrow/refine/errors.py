@@ -13,7 +13,3 @@ class CaptionsError(ValueError):
 
 class PromptError(ValueError):
     """A template or an examples file cannot be used."""
-
-
-class BackendError(RuntimeError):
-    """A backend cannot be built or used at all (bad model path, missing key, unsupported input)."""

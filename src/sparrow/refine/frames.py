@@ -7,7 +7,7 @@ import io
 import os
 from dataclasses import dataclass
 
-from sparrow.refine.backends.base import Backend, Message, Request, Sampling
+from sparrow.chat.base import Backend, Decoding, Message, Request
 from sparrow.refine.prompts import FrameNote, PromptTemplate
 
 
@@ -38,7 +38,7 @@ def describe_frames(
     backend: Backend,
     template: PromptTemplate,
     frames: list[tuple[float, bytes]],
-    sampling: Sampling,
+    decoding: Decoding,
     seed: int = 0,
 ) -> tuple[list[FrameNote], list[str]]:
     """One description per frame (a batch of requests); frames whose request failed are left out and
@@ -46,7 +46,7 @@ def describe_frames(
     system = [Message("system", template.system)] if template.system else []
     user_text = template.user_text("")
     requests = [
-        Request((*system, Message("user", user_text, images=(png,))), sampling, seed) for _, png in frames
+        Request((*system, Message("user", user_text, images=(png,))), decoding, seed) for _, png in frames
     ]
     notes, errors = [], []
     for (t, _), resp in zip(frames, backend.complete(requests), strict=True):

@@ -16,8 +16,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from sparrow.chat.base import Backend, Message, Request, VideoRef
 from sparrow.jobs import ItemResult, WorkItem
-from sparrow.refine.backends.base import Backend, Message, Request, VideoRef
 from sparrow.refine.blocks import Block, make_blocks
 from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.config import RefineConfig, build_backend
@@ -25,7 +25,7 @@ from sparrow.refine.frames import FrameConfig, describe_frames, video_frames
 from sparrow.refine.ledger import Ledger
 from sparrow.refine.parse import parse_reply
 from sparrow.refine.prompts import Example, FrameNote, PromptTemplate, load_examples, nearest_examples
-from sparrow.refine.stage import CaptionJob, CaptionStage
+from sparrow.refine.caption_stage import CaptionJob, CaptionStage
 
 
 class RefineStage(CaptionStage):
@@ -63,9 +63,9 @@ class RefineStage(CaptionStage):
         ledger = Ledger()
         frames = self._frames(video, ledger) if self.cfg.describe_frames else []
         blocks = make_blocks(transcript, self.cfg.max_words)
-        sampling = self.cfg.sampling()
+        decoding = self.cfg.decoding()
         requests = [
-            Request(self._messages(b, frames, video), sampling, self.cfg.seed, self._template.version)
+            Request(self._messages(b, frames, video), decoding, self.cfg.seed, self._template.version)
             for b in blocks
         ]
         assert self._backend is not None, "setup() not called"
@@ -120,7 +120,7 @@ class RefineStage(CaptionStage):
         assert self._backend is not None, "setup() not called"
         shots = video_frames(video, FrameConfig(every=self.cfg.frame_every), threads=1)
         notes, errors = describe_frames(
-            self._backend, self._describe, shots, self.cfg.sampling(), self.cfg.seed
+            self._backend, self._describe, shots, self.cfg.decoding(), self.cfg.seed
         )
         ledger.frame_errors += len(errors)
         return notes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sparrow.refine.backends.base import Response
+from sparrow.chat.base import Response
 
 
 @dataclass

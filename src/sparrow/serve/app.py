@@ -25,9 +25,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response as HTTPResponse
 
-from sparrow.refine.backends.base import Request as BackendRequest
-from sparrow.refine.backends.base import Response
-from sparrow.refine.backends.sparrow import InputError
+from sparrow.chat.base import Request as BackendRequest
+from sparrow.chat.base import Response
+from sparrow.chat.sparrow import InputError
 from sparrow.serve.config import ServeConfig
 from sparrow.serve.messages import RequestError
 from sparrow.serve.params import ChatParams, parse_body
@@ -155,7 +155,7 @@ def create_app(backend: ChatModel, cfg: ServeConfig | None = None) -> FastAPI:
             return _error(e.status, str(e))
         except ClientDisconnect:
             return HTTPResponse(status_code=CLIENT_GONE)
-        req = BackendRequest(p.messages, p.sampling, p.seed)
+        req = BackendRequest(p.messages, p.decoding, p.seed)
         gone = asyncio.ensure_future(_disconnected(request))
         try:
             outcome = await scheduler.run(lambda stop: backend.answer(req, stop), gone)
@@ -169,7 +169,7 @@ def create_app(backend: ChatModel, cfg: ServeConfig | None = None) -> FastAPI:
             return HTTPResponse(status_code=CLIENT_GONE)
         resp = outcome.result
         # A reply cut by the time limit or a shutdown ends like one cut by max_tokens.
-        cut = outcome.stop.reason is not None or resp.completion_tokens >= p.sampling.max_tokens
+        cut = outcome.stop.reason is not None or resp.completion_tokens >= p.decoding.max_tokens
         return _reply(p, resp, "length" if cut else "stop")
 
     return app

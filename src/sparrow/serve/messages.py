@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from sparrow.refine.backends.base import Message, VideoRef, image_mime
-from sparrow.refine.errors import BackendError
+from sparrow.chat.base import BackendError, Message, VideoRef, image_mime
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sparrow.refine.backends.base import Message, Sampling
+from sparrow.chat.base import Decoding, Message
 from sparrow.serve.config import ServeConfig
 from sparrow.serve.messages import RequestError, parse_messages
 
@@ -59,7 +59,7 @@ SUPPORTED = {
 class ChatParams:
     model: str
     messages: tuple[Message, ...]
-    sampling: Sampling
+    decoding: Decoding
     seed: int
     stream: bool
     include_usage: bool  # stream_options.include_usage: a last chunk with the token counts
@@ -141,8 +141,8 @@ def parse_body(body: Any, cfg: ServeConfig, model: str, greedy_only: bool) -> Ch
     temperature = _number(body, "temperature", 0.0, 0.0, 2.0)
     if greedy_only and temperature > 0:
         raise RequestError(f"{model} decodes greedily: use temperature 0")
-    sampling = Sampling(temperature, _number(body, "top_p", 1.0, 0.0, 1.0), _max_tokens(body, cfg))
-    if sampling.top_p == 0:
+    decoding = Decoding(temperature, _number(body, "top_p", 1.0, 0.0, 1.0), _max_tokens(body, cfg))
+    if decoding.top_p == 0:
         raise RequestError("'top_p' must be above 0")
     stream, include_usage = _stream(body)
-    return ChatParams(model, messages, sampling, _integer(body, "seed") or 0, stream, include_usage)
+    return ChatParams(model, messages, decoding, _integer(body, "seed") or 0, stream, include_usage)

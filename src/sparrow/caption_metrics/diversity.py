@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from sparrow.refine.metrics.text import ngrams, words
+from sparrow.caption_metrics.text import ngrams, words
 
 
 def distinct(texts: list[str], n: int) -> float:

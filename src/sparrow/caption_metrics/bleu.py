@@ -13,7 +13,7 @@ import math
 import random
 from collections import Counter
 
-from sparrow.refine.metrics.text import ngrams, words
+from sparrow.caption_metrics.text import ngrams, words
 
 ORDER = 4
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparrow.refine.backends.base import Backend, BackendError, Message, Request, Response, image_mime
+from sparrow.chat.base import Backend, BackendError, Message, Request, Response, image_mime
 
 
 class InputError(BackendError):
@@ -131,7 +131,7 @@ class SparrowBackend(Backend):
         from sparrow.model.inference import generate
         from sparrow.model.media import ProcessorError
 
-        if req.sampling.temperature > 0:
+        if req.decoding.temperature > 0:
             raise InputError("the sparrow backend decodes greedily: use temperature 0")
         t0 = time.perf_counter()
         watch = _Watch(should_stop)
@@ -145,7 +145,7 @@ class SparrowBackend(Backend):
                     self._proc,
                     sample,
                     anchor,
-                    max_new_tokens=req.sampling.max_tokens,
+                    max_new_tokens=req.decoding.max_tokens,
                     media_root=anchor,
                 )
         except _Stopped:

@@ -1,7 +1,7 @@
 """A content-addressed response cache: a second identical run makes no backend calls.
 
 The key is the sha256 of the backend's name and model, the template version, the rendered messages
-(images by hash), the sampling parameters and the seed. Each entry is one JSON file under
+(images by hash), the decoding settings and the seed. Each entry is one JSON file under
 ``ROOT/ab/abcdef...json``, written atomically, so parallel workers and killed runs never leave a
 half-written entry. Failed responses are not cached: a rerun retries them.
 """
@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from sparrow.chat.base import Backend, Request, Response
 from sparrow.io import atomic_write_text
-from sparrow.refine.backends.base import Backend, Request, Response
 
 
 class ResponseCache:

@@ -14,15 +14,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sparrow.caption_metrics.bleu import corpus_bleu, self_bleu
+from sparrow.caption_metrics.cider import cider_d
+from sparrow.caption_metrics.diversity import distinct, vendi, vocabulary
+from sparrow.caption_metrics.matching import MIN_F1, match_lines
+from sparrow.caption_metrics.rouge import rouge_l
+from sparrow.caption_metrics.slots import is_world_truth, slot_accuracy
+from sparrow.caption_metrics.text import words
 from sparrow.io import atomic_write_text
 from sparrow.refine.captions import Transcript
-from sparrow.refine.metrics.bleu import corpus_bleu, self_bleu
-from sparrow.refine.metrics.cider import cider_d
-from sparrow.refine.metrics.diversity import distinct, vendi, vocabulary
-from sparrow.refine.metrics.matching import MIN_F1, match_lines
-from sparrow.refine.metrics.rouge import rouge_l
-from sparrow.refine.metrics.slots import is_world_truth, slot_accuracy
-from sparrow.refine.metrics.text import words
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from sparrow.refine.backends.base import (
+from sparrow.chat.base import (
     Backend,
     BackendError,
     Message,
@@ -123,7 +123,7 @@ class OpenAIBackend(Backend):
         return min(self.cfg.max_backoff, max(wait, asked or 0.0))
 
     def _payload(self, req: Request) -> dict[str, Any]:
-        s = req.sampling
+        s = req.decoding
         return {
             "model": self.model,
             "messages": [message_json(m) for m in req.messages],

@@ -28,3 +28,9 @@ def words(text: str) -> list[str]:
 def ngrams(tokens: list[str], n: int) -> Counter[tuple[str, ...]]:
     """Counts of the n-grams of a token list."""
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def word_pairs(text: str) -> set[tuple[str, str]]:
+    """The adjacent word pairs of a text (how alike two lines read beyond shared words)."""
+    w = words(text)
+    return set(zip(w, w[1:], strict=False))

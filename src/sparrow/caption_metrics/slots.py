@@ -10,9 +10,9 @@ phrasings; an event with no matched caption gets every slot wrong.
 
 from __future__ import annotations
 
+from sparrow.caption_metrics.matching import MIN_F1, match_lines
+from sparrow.caption_metrics.text import words
 from sparrow.refine.captions import Transcript
-from sparrow.refine.metrics.matching import MIN_F1, match_lines
-from sparrow.refine.metrics.text import words
 from sparrow.world.vocab import COLOURS, SHAPES, WORDS
 
 SLOTS = ("colour", "shape", "word", "action")

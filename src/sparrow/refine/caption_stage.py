@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparrow.caption_metrics import TrinityConfig
+from sparrow.chat.base import Backend, Request, Response
 from sparrow.jobs import Collector, ItemResult, Stage, WorkItem
-from sparrow.refine.backends.base import Backend, Request, Response
 from sparrow.refine.captions import read_entries
 from sparrow.refine.collect import RefineCollector
 from sparrow.refine.errors import RefineError
 from sparrow.refine.ledger import Ledger
-from sparrow.refine.metrics import TrinityConfig
 from sparrow.video.info import VIDEO_SUFFIXES
 
 

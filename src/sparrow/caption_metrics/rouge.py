@@ -3,7 +3,7 @@ it (precision and recall each taken at their best reference)."""
 
 from __future__ import annotations
 
-from sparrow.refine.metrics.text import words
+from sparrow.caption_metrics.text import words
 
 BETA = 1.2
 

@@ -1,6 +1,6 @@
 """A local transformers causal LM by path (the packaged SmolLM2-135M-Instruct by default), batched.
 
-Requests are grouped by sampling parameters and seed and generated ``batch_size`` at a time with left
+Requests are grouped by decoding parameters and seed and generated ``batch_size`` at a time with left
 padding (CPU generation is slow token by token, so batching is where the speed is). Sampled decoding
 (temperature > 0) draws from a generator seeded with the batch's seed inside a forked RNG, so the
 process's global random state is left alone; greedy decoding (the default) does not depend on the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparrow.refine.backends.base import Backend, BackendError, Request, Response, Sampling
+from sparrow.chat.base import Backend, BackendError, Decoding, Request, Response
 from sparrow.refine.parse import repeats_a_line
 
 DEFAULT_PART = "smollm2-135m-instruct"
@@ -98,19 +98,19 @@ class HFBackend(Backend):
                 prompts[i] = self._prompt(r)
             except BackendError as e:
                 out[i] = Response(error=str(e))
-        groups: dict[tuple[Sampling, int], list[int]] = {}
+        groups: dict[tuple[Decoding, int], list[int]] = {}
         for i in prompts:
-            groups.setdefault((requests[i].sampling, requests[i].seed), []).append(i)
-        for (sampling, seed), idx in groups.items():
+            groups.setdefault((requests[i].decoding, requests[i].seed), []).append(i)
+        for (decoding, seed), idx in groups.items():
             for k in range(0, len(idx), self.cfg.batch_size):
                 chunk = idx[k : k + self.cfg.batch_size]
                 for i, resp in zip(
-                    chunk, self._generate([prompts[i] for i in chunk], sampling, seed), strict=True
+                    chunk, self._generate([prompts[i] for i in chunk], decoding, seed), strict=True
                 ):
                     out[i] = resp
         return [r if r is not None else Response(error="not generated") for r in out]
 
-    def _generate(self, prompts: list[str], sampling: Sampling, seed: int) -> list[Response]:
+    def _generate(self, prompts: list[str], decoding: Decoding, seed: int) -> list[Response]:
         import torch
 
         t0 = time.perf_counter()
@@ -118,12 +118,12 @@ class HFBackend(Backend):
             self.cfg.device
         )
         kwargs: dict[str, Any] = {
-            "max_new_tokens": sampling.max_tokens,
+            "max_new_tokens": decoding.max_tokens,
             "pad_token_id": self._tok.pad_token_id,
             "stopping_criteria": [LoopStop(self._tok, enc["input_ids"].shape[1])],
         }
-        if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+        if decoding.temperature > 0:
+            kwargs.update(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         # Only the CPU generator is forked on a CPU run (forking CUDA there would initialise it).

@@ -2,14 +2,14 @@
 caption matching and time offsets, the world's slot accuracy, paired bootstrap intervals, and the
 trinity report that gathers them."""
 
-from sparrow.refine.metrics.bleu import corpus_bleu, self_bleu, sentence_bleu
-from sparrow.refine.metrics.bootstrap import Interval, cider_difference, paired_bootstrap
-from sparrow.refine.metrics.cider import CiderD, cider_d
-from sparrow.refine.metrics.diversity import distinct, vendi, vocabulary
-from sparrow.refine.metrics.matching import Match, match_lines
-from sparrow.refine.metrics.rouge import rouge_l
-from sparrow.refine.metrics.slots import event_slots, slot_accuracy
-from sparrow.refine.metrics.trinity import TrinityConfig, TrinityReport, trinity
+from sparrow.caption_metrics.bleu import corpus_bleu, self_bleu, sentence_bleu
+from sparrow.caption_metrics.bootstrap import Interval, cider_difference, paired_bootstrap
+from sparrow.caption_metrics.cider import CiderD, cider_d
+from sparrow.caption_metrics.diversity import distinct, vendi, vocabulary
+from sparrow.caption_metrics.matching import Match, match_lines
+from sparrow.caption_metrics.rouge import rouge_l
+from sparrow.caption_metrics.slots import event_slots, slot_accuracy
+from sparrow.caption_metrics.trinity import TrinityConfig, TrinityReport, trinity
 
 __all__ = [
     "CiderD",

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sparrow.refine.metrics.cider import cider_d
+from sparrow.caption_metrics.cider import cider_d
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 
-from sparrow.refine.metrics.text import ngrams, words
+from sparrow.caption_metrics.text import ngrams, words
 
 ORDER = 4
 SIGMA = 6.0

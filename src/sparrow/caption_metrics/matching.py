@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from sparrow.caption_metrics.text import words
 from sparrow.refine.captions import Line
-from sparrow.refine.metrics.text import words
 
 MIN_F1 = 0.5
 

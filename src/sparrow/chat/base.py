@@ -1,5 +1,5 @@
-"""The one interface every refinement backend has: a :class:`Request` (chat messages with text and
-optional images or a video segment, sampling parameters, a seed) in, a :class:`Response` out.
+"""The one interface every chat backend has: a :class:`Request` (chat messages with text and
+optional images or a video segment, decoding settings, a seed) in, a :class:`Response` out.
 
 ``complete`` takes a batch and returns one response per request, in order; a request that fails
 (timeout, garbage, HTTP 500 after retries) comes back with ``error`` set and never fails the others.
@@ -13,18 +13,22 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sparrow.refine.errors import BackendError
+
+class BackendError(RuntimeError):
+    """A backend cannot be built or used at all (bad model path, missing key, unsupported input)."""
 
 
 @dataclass(frozen=True)
-class Sampling:
+class Decoding:
+    """How a reply is generated (not how frames are sampled: that is ``sparrow.video``)."""
+
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     max_tokens: int = 256
 
     def validate(self) -> None:
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1:
-            raise BackendError("sampling needs temperature >= 0, 0 < top_p <= 1 and max_tokens >= 1")
+            raise BackendError("decoding needs temperature >= 0, 0 < top_p <= 1 and max_tokens >= 1")
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,15 @@ class Message:
 @dataclass(frozen=True)
 class Request:
     messages: tuple[Message, ...]
-    sampling: Sampling = field(default_factory=Sampling)
+    decoding: Decoding = field(default_factory=Decoding)
     seed: int = 0
     template: str = ""  # version hash of the template that rendered it (part of the cache key)
 
     def key(self) -> dict[str, Any]:
         return {
             "messages": [m.key() for m in self.messages],
-            "sampling": asdict(self.sampling),
+            # stored under its old name so that response caches written before the rename still hit
+            "sampling": asdict(self.decoding),
             "seed": self.seed,
             "template": self.template,
         }
