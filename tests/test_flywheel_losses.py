@@ -12,7 +12,7 @@ from test_flywheel import WORLD
 from typer.testing import CliRunner
 
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
-from sparrow.flywheel.losses import LossRun, loss_study, mean_interval, reading, summarize
+from sparrow.flywheel.loss_study import LossRun, loss_study, mean_interval, reading, summarize
 from sparrow.flywheel.rounds import RoundResult
 from sparrow.jobs.hooks import StepHooks
 from sparrow.world.config import preset_config

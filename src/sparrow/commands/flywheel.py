@@ -70,7 +70,7 @@ def flywheel(
     summary_table("output", {"rounds": str(out / "rounds.json"), "report": str(out / "report.html")})
 
 
-# ---- sparrow flywheel-losses: AdaTaiLr vs CE on the raw transcripts (sparrow.flywheel.losses) ----------
+# ---- sparrow flywheel-losses: AdaTaiLr vs CE on the raw transcripts (sparrow.flywheel.loss_study) ----------
 
 
 def _csv(text: str, flag: str, kind: type) -> list[Any]:
@@ -96,7 +96,7 @@ def flywheel_losses(
     from sparrow.chat.base import BackendError
     from sparrow.commands._jobs import step_progress
     from sparrow.flywheel.config import FlywheelError
-    from sparrow.flywheel.losses import loss_study
+    from sparrow.flywheel.loss_study import loss_study
     from sparrow.jobs import JobError
     from sparrow.refine.errors import CaptionsError
     from sparrow.train import RecipeError, TrainError

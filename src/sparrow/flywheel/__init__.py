@@ -4,13 +4,14 @@ docs/refine.md.
 
 config.py     FlywheelConfig
 data.py       OUT/data: the videos, the human / scored split, the transcripts, the human examples
+line_examples.py  one-line few-shot examples: spoken lines aligned with the captions they became
 narrated.py   what the captioner is asked (a line's clip and words) and the records it learns from
 captioner.py  the round's captioner: recipe filled in, trained (resumable)
 annotate.py   the re-annotation stage of sparrow.jobs (the captioner behind the response cache)
 rounds.py     a round's row: trinity numbers and CIDEr-D intervals against the transcripts and round 0
 report.py     report.html: the table, the plots and the plain reading
 run.py        flywheel()
-losses.py     loss_study(): AdaTaiLr against cross-entropy on the raw transcripts, per seed, with intervals
+loss_study.py loss_study(): AdaTaiLr against cross-entropy on the raw transcripts, per seed, with intervals
 """
 
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError

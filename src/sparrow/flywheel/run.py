@@ -106,7 +106,7 @@ def captioner_job(
     their file), then on the human examples (``human``, default their caption records), into
     RDIR/captioner; let it re-caption every line of ``captions`` into RDIR (training records to
     ``records``; ``narrated``: it reads each line as well as seeing its clip). Returns the job's summary.
-    Shared by the flywheel's rounds and the loss study (``sparrow.flywheel.losses``)."""
+    Shared by the flywheel's rounds and the loss study (``sparrow.flywheel.loss_study``)."""
     hooks.start(f"{label}: training the captioner on {train_on[0]}")
     recipe = captioner_recipe(cfg, train_on[1], human or data.human_records, seed=seed)
     ckpt = train_captioner(recipe, rdir / "captioner", data.root, cfg.steps, hooks.train)
