@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparrow.synth.config import SynthError
+from sparrow.synth.errors import SynthError
 from sparrow.synth.presets import (
     ChatPreset,
     LongAlpacaPreset,

@@ -6,8 +6,11 @@ slice of the original. Every frame is laid out and measured before it is drawn: 
 goes to the next frame (so dense text makes more frames), and all of the context appears, in order,
 with nothing clipped. The frames become one ``frames`` media item; the question and answer stay text.
 
+- ``errors``: SynthError
 - ``config``: SynthConfig, parse_fields
-- ``segment``: word / token units, boundary scores, fill_frames, plan_frames
+- ``presets``: raw records -> (context, question, answer)
+- ``units``: word / token units, the text tokens a text costs
+- ``segment``: boundary scores, fill_frames, plan_frames
 - ``inputs``: streaming readers (JSON array, JSONL, Parquet) and field access
 - ``tokenizers``: the local tokenizer loader
 - ``record``: one record -> its frames and sample
@@ -15,7 +18,8 @@ with nothing clipped. The frames become one ``frames`` media item; the question 
   ``synthesize``, the library entry point
 """
 
-from sparrow.synth.config import FIELDS, UNITS, SynthConfig, SynthError, parse_fields
+from sparrow.synth.config import FIELDS, UNITS, SynthConfig, parse_fields
+from sparrow.synth.errors import SynthError
 from sparrow.synth.inputs import (
     RawRecord,
     input_kind,
@@ -27,16 +31,9 @@ from sparrow.synth.inputs import (
 from sparrow.synth.job import SynthStage, synthesize
 from sparrow.synth.outputs import SynthSummary
 from sparrow.synth.record import frame_dir, safe_dir_name
-from sparrow.synth.segment import (
-    Frame,
-    boundary_scores,
-    count_text_tokens,
-    fill_frames,
-    plan_frames,
-    token_units,
-    word_units,
-)
+from sparrow.synth.segment import Frame, boundary_scores, fill_frames, plan_frames
 from sparrow.synth.tokenizers import load_tokenizer
+from sparrow.synth.units import count_text_tokens, token_units, word_units
 
 __all__ = [
     "FIELDS",

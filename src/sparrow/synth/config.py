@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sparrow.render import RenderConfig, RenderError
-
-if TYPE_CHECKING:
-    from sparrow.synth.presets import Preset
+from sparrow.synth.errors import SynthError
+from sparrow.synth.presets import Preset
 
 UNITS = ("words", "tokens")
 FIELDS = ("context", "question", "answer", "id")
-
-
-class SynthError(ValueError):
-    """The synth job as a whole cannot run (bad input file, bad option)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.io import LineError, iter_jsonl
-from sparrow.synth.config import SynthError
+from sparrow.synth.errors import SynthError
 
 INPUT_SUFFIXES = {
     ".jsonl": "jsonl",

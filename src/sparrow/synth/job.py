@@ -17,7 +17,8 @@ from typing import Any, Unpack
 from sparrow.formats import EXPORT_FORMATS
 from sparrow.jobs import JobArgs, JobOptions, Stage, WorkItem, run_job
 from sparrow.render import Renderer, font_chain
-from sparrow.synth.config import SynthConfig, SynthError
+from sparrow.synth.config import SynthConfig
+from sparrow.synth.errors import SynthError
 from sparrow.synth.inputs import RawRecord, get_field, input_kind, iter_records, parquet_rows
 from sparrow.synth.outputs import SynthOutputs, SynthSummary
 from sparrow.synth.presets import PresetError, looks_like, question_too_long

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sparrow.records import RecordError
-from sparrow.synth.config import SynthError
+from sparrow.synth.errors import SynthError
 from sparrow.synth.inputs import get_field
-from sparrow.synth.segment import word_units
+from sparrow.synth.units import word_units
 
 SPLIT_AT = ("only", "first", "last")
 

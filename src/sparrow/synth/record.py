@@ -14,8 +14,9 @@ from typing import Any
 from sparrow.records import IMAGE_TOKEN, VIDEO_TOKEN, Media, RecordError, qa_sample
 from sparrow.render import Renderer, RenderError
 from sparrow.synth.config import SynthConfig
-from sparrow.synth.segment import Frame, count_text_tokens, plan_frames
+from sparrow.synth.segment import Frame, plan_frames
 from sparrow.synth.tokenizers import Tokenizer
+from sparrow.synth.units import count_text_tokens
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from sparrow.synth.config import SynthError
+from sparrow.synth.errors import SynthError
 
 
 class Tokenizer(Protocol):
