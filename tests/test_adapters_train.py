@@ -118,3 +118,44 @@ def test_three_stages_resume_exactly_and_evaluate(family: str, data: Path, tmp_p
 def test_packing_is_refused_for_a_model_that_cannot_pack(data: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="packing: false"):
         train(recipe("qwen2_vl", packing=True), RunOptions(out=tmp_path / "p", data_root=data, threads=1))
+
+
+def test_cli_trains_merges_and_evaluates_an_hf_native_model(data: Path, tmp_path: Path, capsys) -> None:
+    import yaml
+    from transformers import AutoModelForImageTextToText
+
+    from sparrow.cli import main
+
+    d = recipe("idefics3").to_dict()
+    d["stages"] = d["stages"][2:]
+    del d["base_dir"]
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(yaml.safe_dump(d))
+    out = tmp_path / "o"
+    args = ["train", str(cfg), "--out", str(out), "--data-root", str(data), "--threads", "1", "--merge"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0, capsys.readouterr().err
+    merged = out / "final-merged"
+    assert (out / "final" / "peft").is_dir() and not (merged / "peft").exists()
+    assert (
+        AutoModelForImageTextToText.from_pretrained(merged, local_files_only=True).config.model_type
+        == "idefics3"
+    )
+    bench = data / "bench.jsonl"
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "eval",
+                "--model",
+                str(merged),
+                "--bench",
+                str(bench),
+                "--out",
+                str(tmp_path / "e"),
+                "--condition",
+                "video,text",
+            ]
+        )
+    assert e.value.code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "e" / "text" / "metrics.json").read_text())["n"] == 3

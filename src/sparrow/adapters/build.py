@@ -121,3 +121,14 @@ def load_weights_into(model: Any, ckpt_dir: str | os.PathLike) -> None:
         loaded, _ = load_pretrained(ckpt_dir)
         copy_adapters(loaded, model)
     model.load_state_dict(loaded.state_dict(), strict=True)
+
+
+def merge_checkpoint(ckpt_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Export ``ckpt_dir`` with its LoRA adapters merged into the base weights, whichever format it is
+    (HF-native: a plain transformers folder without ``peft/``)."""
+    if not is_hf_checkpoint(ckpt_dir):
+        from sparrow.model.lora import merge_checkpoint as merge_videollm
+
+        return merge_videollm(ckpt_dir, out_dir)
+    model, processor = load_pretrained(ckpt_dir)
+    return model.save_pretrained(out_dir, processor=processor, merge_lora=True)

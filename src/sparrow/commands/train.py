@@ -112,7 +112,7 @@ def train_command(
         if progress is not None:
             progress.close()
     if main and merge:
-        from sparrow.model.lora import merge_checkpoint
+        from sparrow.adapters.build import merge_checkpoint  # Sparrow's own format or HF-native
 
         summary["final_merged"] = str(
             merge_checkpoint(summary["final"], Path(summary["out"]) / "final-merged")
