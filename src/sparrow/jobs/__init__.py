@@ -3,7 +3,8 @@ what one worker sets up once and how one item is processed; :func:`run_job` runs
 executor (in-process, local process pool or Ray) and writes ``errors.jsonl`` and ``summary.json``.
 See docs/jobs.md."""
 
-from sparrow.jobs.executors import EXECUTORS, default_workers, failure_reason, run_items
+from sparrow.jobs.executors import EXECUTORS, default_workers, run_items
+from sparrow.jobs.items import failure_reason
 from sparrow.jobs.runner import JobArgs, JobOptions, run_job
 from sparrow.jobs.stage import (
     Collector,

@@ -20,42 +20,16 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from sparrow.jobs.items import execute, resumed
+from sparrow.jobs.ray_executor import run_ray
 from sparrow.jobs.stage import ItemResult, JobError, Stage, WorkItem
-from sparrow.jobs.state import load_result, save_result
+from sparrow.jobs.state import save_result
 
 EXECUTORS = ("local", "ray")
-RAY_MISSING = "executor 'ray' needs Ray: pip install 'sparrow-vllm[ray]'"
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def failure_reason(e: BaseException) -> str:
-    """A one-line reason. Typed library errors carry a message meant for users; for builtin ones
-    (KeyError('x') prints as "'x'") the type name is part of the reason."""
-    builtin = type(e).__module__ == "builtins" and type(e) not in (ValueError, RuntimeError)
-    reason = f"{type(e).__name__}: {e}" if builtin or not str(e) else str(e)
-    return reason.splitlines()[0] if reason.strip() else type(e).__name__
-
-
-def execute(stage: Stage, key: str, payload: Any, state_dir: str | None) -> ItemResult:
-    """Process one item with a stage that is already set up; save the result when there is state."""
-    try:
-        result = ItemResult(key=key, ok=True, value=stage.process(payload))
-    except Exception as e:  # a per-item failure must never stop the job
-        result = ItemResult(key=key, ok=False, error=failure_reason(e))
-    if state_dir is not None:
-        save_result(Path(state_dir), result)
-    return result
-
-
-def _resume(stage: Stage, item: WorkItem, state_dir: Path | None) -> ItemResult | None:
-    """The result an item already has: known bad while reading, or finished by an earlier run."""
-    if item.error is not None:
-        return ItemResult(key=item.key, ok=False, error=item.error)
-    done = load_result(state_dir, item.key)
-    return done if done is not None and stage.reusable(item, done) else None
 
 
 def run_items(
@@ -77,8 +51,6 @@ def run_items(
         raise JobError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     sdir = Path(state_dir) if state_dir is not None else None
     if executor == "ray":
-        from sparrow.jobs.ray_executor import run_ray
-
         yield from run_ray(stage, items, workers, sdir, max_in_flight_per_worker)
     elif workers <= 1:
         yield from _run_inline(stage, items, sdir)
@@ -91,7 +63,7 @@ def _run_inline(stage: Stage, items: Iterable[WorkItem], sdir: Path | None) -> I
     ready = False
     sdir_str = str(sdir) if sdir is not None else None
     for item in items:
-        done = _resume(stage, item, sdir)
+        done = resumed(stage, item, sdir)
         if done is not None:
             yield done
             continue
@@ -144,7 +116,7 @@ def _run_pool(
                 if item is None:
                     exhausted = True
                     break
-                slot: Future | ItemResult | None = _resume(stage, item, sdir)
+                slot: Future | ItemResult | None = resumed(stage, item, sdir)
                 if slot is None:
                     try:
                         slot = pool.submit(_pool_task, item.key, item.payload, sdir_str)

@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sparrow.jobs.executors import RAY_MISSING, _resume, execute
+from sparrow.jobs.items import execute, resumed
 from sparrow.jobs.stage import ItemResult, JobError, Stage, WorkItem
+
+RAY_MISSING = "executor 'ray' needs Ray: pip install 'sparrow-vllm[ray]'"
 
 
 class _Worker:
@@ -66,7 +68,7 @@ def run_ray(
                 if item is None:
                     exhausted = True
                     break
-                done = _resume(stage, item, sdir)
+                done = resumed(stage, item, sdir)
                 if done is not None:
                     pending.append((item, done, -1))
                     continue
