@@ -101,7 +101,8 @@ class SparrowBackend(Backend):
     greedy_only = True
 
     def __init__(self, cfg: SparrowConfig):
-        from sparrow.model import ConfigError, load_pretrained
+        from sparrow.adapters import load_pretrained  # Sparrow's own checkpoints or HF-native ones
+        from sparrow.model import ConfigError
 
         try:
             self._model, self._proc = load_pretrained(cfg.checkpoint, device=cfg.device)
