@@ -6,8 +6,8 @@ table and report with paired intervals against a named baseline. See docs/experi
 
 Modules: grid (the YAML grid, its checks and its expansion into runs), overrides (dotted keys over a
 recipe mapping), runner (one job item per run: train, evaluate; the run guard; resume), compare (the
-table's numbers from the predictions), report (results.jsonl, table.md, the summary), html
-(report.html).
+table's numbers from the predictions), report (the tables and the summary), html (report.html),
+collect (the collector that writes results.jsonl, table.md, comparisons.json and report.html).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparrow.experiment.collect import ExperimentCollector
 from sparrow.experiment.errors import ExperimentError
 from sparrow.experiment.grid import EvalSpec, Grid, RunSpec
 from sparrow.jobs import JobError, JobEvent, JobOptions, Stage, WorkItem, prepare_state, run_job
@@ -122,8 +123,6 @@ class ExperimentStage(Stage):
         return all(f.is_file() for f in files)
 
     def collector(self, out: Path) -> Collector:
-        from sparrow.experiment.report import ExperimentCollector
-
         return ExperimentCollector(self.grid, out)
 
     def process(self, payload: Any) -> dict[str, Any]:
