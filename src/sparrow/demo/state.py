@@ -13,6 +13,7 @@ from typing import Any
 from sparrow.demo.config import DemoError
 from sparrow.io import atomic_write_text
 from sparrow.jobs.hooks import StepHooks
+from sparrow.run_guard import as_recorded, differences
 
 STATE_FILE = "demo_state.json"
 REDO_ON_CHANGE = ["eval", "curate"]  # step names, also their output folders
@@ -26,10 +27,6 @@ def json_default(o: Any) -> Any:
     if isinstance(o, float) and math.isnan(o):
         return None
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _plain(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=json_default))
 
 
 def clear_outputs(out: Path) -> None:
@@ -63,7 +60,7 @@ class Steps:
         curation settings just redo those (cheap) steps."""
         for name, key in keys.items():
             rec = self.state.get(name)
-            if rec is None or rec.get("key") == _plain(key):
+            if rec is None or not differences(rec.get("key"), key):
                 continue
             if name in REDO_ON_CHANGE:
                 for later in REDO_ON_CHANGE[REDO_ON_CHANGE.index(name) :]:
@@ -86,11 +83,11 @@ class Steps:
             self.cb.start(f"{name}: done earlier, skipped")
             self.timings[name] = 0.0
             return rec.get("value")
-        self.state[name] = {"key": _plain(key), "done": False}
+        self.state[name] = {"key": as_recorded(key), "done": False}
         self._save()
         t = time.perf_counter()
         value = fn()
         self.timings[name] = round(time.perf_counter() - t, 1)
-        self.state[name] = {"key": _plain(key), "done": True, "value": value, "seconds": self.timings[name]}
+        self.state[name] = {"key": as_recorded(key), "done": True, "value": value, "seconds": self.timings[name]}
         self._save()
         return value

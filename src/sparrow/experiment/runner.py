@@ -5,12 +5,12 @@ and evaluates its final model, on the in-process, local-pool or Ray executor.
     OUT/runs/<variant>/seed<k>/train/                    the training run (``sparrow.train.rundir``)
     OUT/runs/<variant>/seed<k>/eval/<condition>/         predictions.jsonl, metrics.json (``sparrow eval``)
     OUT/.state/                                          one saved result per finished run (``sparrow.jobs``)
-    OUT/results.jsonl, table.md, comparisons.json, report.html, figures/   written by ``sparrow.experiment.report``
+    OUT/results.jsonl, table.md, comparisons.json, report.html, figures/   written by ``sparrow.experiment.collect``
 
 Resume is in three layers: a finished run is skipped by the job state (nothing is loaded); an
 interrupted training run continues from its last checkpoint (``resume=True``); an interrupted
 evaluation from its saved batches. A run directory made with other settings is refused before any run
-starts (``sparrow.jobs.prepare_state``), as is a training run with another recipe (the trainer's guard).
+starts (``sparrow.run_guard``), as is a training run with another recipe (the trainer's guard).
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from typing import Any
 from sparrow.experiment.collect import ExperimentCollector
 from sparrow.experiment.errors import ExperimentError
 from sparrow.experiment.grid import EvalSpec, Grid, RunSpec
-from sparrow.jobs import JobError, JobEvent, JobOptions, Stage, WorkItem, prepare_state, run_job
+from sparrow.jobs import JobEvent, JobOptions, Stage, WorkItem, run_job
 from sparrow.jobs.hooks import StepHooks
 from sparrow.jobs.stage import Collector, ItemResult
+from sparrow.jobs.state import FINGERPRINT
+from sparrow.run_guard import claim
 
 GUARD_DIR = ".state"  # under a run directory: the settings it was made with
 
@@ -59,26 +61,12 @@ def settings_key(run: RunSpec, spec: EvalSpec) -> str:
 def claim_runs(out: Path, runs: list[RunSpec], spec: EvalSpec) -> None:
     """Create each run directory with its settings, or refuse one made with other settings."""
     for run in runs:
-        fingerprint = run.fingerprint(spec)
-        try:
-            prepare_state(out / run.rel_dir / GUARD_DIR, fingerprint)
-        except JobError:
-            changed = _changed(out / run.rel_dir / GUARD_DIR / "fingerprint.json", fingerprint)
+        changed = claim(out / run.rel_dir / GUARD_DIR / FINGERPRINT, run.fingerprint(spec))
+        if changed:
             raise ExperimentError(
                 f"variant {run.variant!r} seed {run.seed}: {out / run.rel_dir} was made with other "
-                f"settings ({changed}); give the changed variant a new name or use another --out"
-            ) from None
-
-
-def _changed(saved: Path, fingerprint: dict[str, Any]) -> str:
-    """Which parts of a run's settings differ from the saved ones, e.g. ``recipe, eval``."""
-    try:
-        old = json.loads(saved.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return "unreadable saved settings"
-    new = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return "changed: " + ", ".join(keys) if keys else "changed"
+                f"settings (changed: {', '.join(changed)}); give the changed variant a new name or use another --out"
+            )
 
 
 def _last_losses(metrics: Path) -> dict[str, float]:

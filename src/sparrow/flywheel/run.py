@@ -32,8 +32,9 @@ from sparrow.flywheel.rounds import ROUND_FILE, RoundResult, read_trinity, round
 from sparrow.io import atomic_write_text
 from sparrow.jobs import JobOptions, run_job
 from sparrow.jobs.hooks import StepHooks
-from sparrow.refine.captions import Transcript, load_captions, read_entries
 from sparrow.refine.caption_stage import CaptionJob
+from sparrow.refine.captions import Transcript, load_captions, read_entries
+from sparrow.run_guard import claim
 
 SETTINGS_FILE = "flywheel.json"
 
@@ -41,11 +42,8 @@ SETTINGS_FILE = "flywheel.json"
 def claim_settings(path: Path, settings: dict[str, Any], refusal: str) -> None:
     """Write a run's settings file; one that holds other settings raises ``FlywheelError(refusal)`` (a
     resume must use the same settings). Shared with the loss study."""
-    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
-    if path.is_file() and path.read_text(encoding="utf-8") != text:
+    if claim(path, settings):
         raise FlywheelError(refusal)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
 
 
 def _claim(out: Path, world: Path, cfg: FlywheelConfig, overwrite: bool) -> None:

@@ -15,26 +15,22 @@ from typing import Any
 
 from sparrow.io import atomic_write_text
 from sparrow.jobs.stage import ItemResult, JobError
+from sparrow.run_guard import claim
 
 STATE_DIR = ".state"  # under a job's output directory
+FINGERPRINT = "fingerprint.json"  # the settings the state was made with
 
 
 def prepare_state(state_dir: str | os.PathLike, fingerprint: dict[str, Any], overwrite: bool = False) -> Path:
     """Create (or reuse) a job's state directory. A directory left by a run with different settings is
     refused unless ``overwrite``: mixing results of two configurations would silently corrupt output."""
     state_dir = Path(state_dir)
-    fp_path = state_dir / "fingerprint.json"
-    fp_text = json.dumps(fingerprint, sort_keys=True, default=str)
     if state_dir.exists() and overwrite:
         shutil.rmtree(state_dir)
-    if fp_path.exists():
-        if fp_path.read_text() != fp_text:
-            raise JobError(
-                f"{state_dir} holds a run with different settings; use a new output directory or --overwrite"
-            )
-    else:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(fp_path, fp_text)
+    if claim(state_dir / FINGERPRINT, fingerprint):
+        raise JobError(
+            f"{state_dir} holds a run with different settings; use a new output directory or --overwrite"
+        )
     return state_dir
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.io import LineError, atomic_write_text, iter_jsonl
+from sparrow.run_guard import claim
 from sparrow.train import distributed as D
 from sparrow.train.recipe import StageConfig
 
@@ -62,23 +63,18 @@ class RunDir:
 
     def claim(self, run: dict[str, Any], resume: bool) -> None:
         """Write ``run.json``, refusing an output that holds another run (or, on resume, a different one)."""
-        run_json = json.dumps(run, indent=2, sort_keys=True, default=str) + "\n"
         error: str | None = None
         if self.info.is_main:
-            saved = self.out / "run.json"
             # A run has started once a step is logged; a run.json alone (a start that failed on its
             # inputs) is simply replaced.
             started = (self.out / METRICS).exists()
             if started and not resume:
                 error = f"{self.out} already holds a training run; pass --resume to continue it or choose another --out"
-            elif started and saved.exists() and saved.read_text(encoding="utf-8") != run_json:
+            elif claim(self.out / "run.json", run, replace=not started):
                 error = (
                     f"{self.out} was started with a different recipe or --max-steps; "
                     "resume it with the same ones (or choose another --out)"
                 )
-            else:
-                self.out.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(saved, run_json)
         error = D.broadcast_object(error, self.info)
         if error:
             raise TrainError(error)
