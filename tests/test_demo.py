@@ -102,6 +102,12 @@ def test_untrained_reference_is_the_recipe_model_before_training(demo):
     # Training moved the trained parts; the frozen-throughout parts kept their initial values.
     moved = [k for k in w_ref if not np.array_equal(w_ref[k], w_fin[k])]
     assert any(k.startswith("lm.") for k in moved) and any(k.startswith("connector.") for k in moved)
+    # The reference is the model training started from: stage 1 (align) trains only the connector, so
+    # every other weight after it is still the trainer's step-0 value, and the reference must hold it.
+    w_align = weights(out / "runs" / "apollo-3stage" / "stage1-align")
+    frozen = [k for k in w_ref if not k.startswith("connector.")]
+    assert frozen and any(k.startswith("lm.") for k in frozen) and any(k.startswith("vision.") for k in frozen)
+    assert [k for k in frozen if not np.array_equal(w_ref[k], w_align[k])] == []
 
 
 def test_report_is_consistent_with_the_metrics_files(demo):

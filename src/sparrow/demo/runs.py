@@ -14,10 +14,10 @@ from sparrow.jobs.hooks import StepHooks
 
 
 def make_reference(cfg: DemoConfig, recipe: Any) -> Path:
-    """Save the untrained model: built from the recipe's model config with the recipe's seed, in the same
-    order as the trainer builds it, with the last stage's frame sampling (what the final model is
-    evaluated with). A recipe that starts from a checkpoint (``init_from``) has that checkpoint as its
-    reference. Evaluated like the trained models, it measures the score of knowing nothing."""
+    """Save the untrained model: the very model the trainer starts from (``initial_model``: same seed,
+    same order), with the last stage's frame sampling (what the final model is evaluated with). A recipe
+    that starts from a checkpoint (``init_from``) has that checkpoint as its reference. Evaluated like the
+    trained models, it measures the score of knowing nothing."""
     if recipe.init_from:
         return recipe.resolve(recipe.init_from)
     out = cfg.out / "runs" / REFERENCE
@@ -25,16 +25,13 @@ def make_reference(cfg: DemoConfig, recipe: Any) -> Path:
         return out
     import torch
 
-    from sparrow.model import Processor, VideoLLM
     from sparrow.train.data import merge_sampling
+    from sparrow.train.initial_model import initial_model
 
-    mcfg = recipe.model_config()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        processor = Processor(mcfg)
-        model = VideoLLM(mcfg, tokenizer=processor.tokenizer)
+        model, processor = initial_model(recipe)
     processor.cfg = dataclasses.replace(
-        mcfg, sampling=merge_sampling(mcfg.sampling, recipe.stages[-1].sampling)
+        processor.cfg, sampling=merge_sampling(processor.cfg.sampling, recipe.stages[-1].sampling)
     )
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -24,9 +24,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from sparrow.adapters import AdapterError, build_from_recipe, is_hf_model_mapping, lm_width
-from sparrow.adapters import load_pretrained as load_any
-from sparrow.model import Processor, VideoLLM, VideoLLMConfig
+from sparrow.adapters import lm_width
+from sparrow.model import Processor, VideoLLM
 from sparrow.model.feature_cache import FeatureCache
 from sparrow.report import loss_curve
 from sparrow.train import distributed as D
@@ -41,6 +40,7 @@ from sparrow.train.checkpoint import (
     seed_stage,
 )
 from sparrow.train.data import Collator, MixtureDataset, StepBatchSampler, make_loader, merge_sampling
+from sparrow.train.initial_model import initial_model
 from sparrow.train.mixture import Mixture
 from sparrow.train.optim import build_loss, build_optimizer, build_scheduler, set_trainable
 from sparrow.train.options import RunOptions
@@ -295,19 +295,7 @@ class Trainer:
                     )
 
     def _build_model(self) -> None:
-        # Same seed on every rank: random-init weights are identical before DDP / FSDP sees them.
-        torch.manual_seed(derive_seed(self.recipe.seed, "init"))
-        if self.recipe.init_from:
-            model, processor = load_any(self.recipe.resolve(self.recipe.init_from))
-        elif is_hf_model_mapping(self.recipe.model):
-            try:
-                model, processor = build_from_recipe(self.recipe.model, self.recipe.base_dir)
-            except AdapterError as e:
-                raise TrainError(f"model: {e}") from e
-        else:
-            cfg = self._model_config()
-            processor = Processor(cfg)
-            model = VideoLLM(cfg, tokenizer=processor.tokenizer)
+        model, processor = initial_model(self.recipe)
         processor.visual_terms = self.recipe.visual_terms_spec()
         hidden = lm_width(model)
         self.precision = resolve_precision(self.recipe.precision, self.info.device, lm_hidden=hidden)
@@ -315,12 +303,6 @@ class Trainer:
         if self.recipe.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         self.model, self.processor = model.to(self.info.device), processor
-
-    def _model_config(self) -> VideoLLMConfig:
-        cfg = self.recipe.model_config()
-        if cfg is None:
-            raise TrainError("the recipe names neither a model nor init_from")
-        return cfg
 
     def _stage_processor(self, stage: StageConfig) -> Processor:
         """A processor whose config carries the stage's sampling (saved with the stage checkpoint)."""
