@@ -21,6 +21,7 @@ from sparrow.caption_metrics.matching import MIN_F1, match_lines
 from sparrow.caption_metrics.rouge import rouge_l
 from sparrow.caption_metrics.slots import is_world_truth, slot_accuracy
 from sparrow.caption_metrics.text import words
+from sparrow.hf_logging import quiet_hf
 from sparrow.io import atomic_write_text
 from sparrow.refine.captions import Transcript
 
@@ -77,7 +78,6 @@ def diversity(captions: dict[str, Transcript], cfg: TrinityConfig, encoder: Any 
     if cfg.vendi:
         if encoder is None:
             from sparrow.diversity import load_encoder
-            from sparrow.model.vision import quiet_hf
 
             with quiet_hf():  # the library never prints, not even a loading bar
                 encoder = load_encoder(cfg.encoder)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.chat.base import Backend, BackendError, Decoding, Request, Response
+from sparrow.hf_logging import quiet_hf
 from sparrow.refine.parse import repeats_a_line
 
 DEFAULT_PART = "smollm2-135m-instruct"
@@ -69,7 +70,6 @@ class HFBackend(Backend):
                 raise BackendError(f"model folder not found: {path}")
             self.model = path.resolve().name
         self.cfg = cfg
-        from sparrow.model.vision import quiet_hf
 
         try:
             with quiet_hf():

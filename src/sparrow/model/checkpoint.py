@@ -18,6 +18,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from sparrow.hf_logging import quiet_hf
 from sparrow.io import atomic_write_text
 from sparrow.model.config import ConfigError, VideoLLMConfig
 from sparrow.model.lora import (
@@ -28,7 +29,6 @@ from sparrow.model.lora import (
     tuner_layers,
 )
 from sparrow.model.tokenizer import tokenizer_for
-from sparrow.model.vision import quiet_hf
 
 CONFIG_NAME = "config.json"
 CONNECTOR_WEIGHTS = "connector.safetensors"

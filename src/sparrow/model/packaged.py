@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sparrow.hf_logging import quiet_hf
 from sparrow.model.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -91,7 +92,6 @@ def check_lm_name(name: str) -> None:
 
 def prepare(name: str, on_start: OnPrepare | None = None) -> Path:
     """The loadable path of a packaged part (converted once; later calls do no work)."""
-    from sparrow.model.vision import quiet_hf
     from sparrow.pretrained import PartError, prepare_part
 
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sparrow.hf_logging import quiet_hf
 from sparrow.model.checkpoint import load_adapters, load_connector, read_checkpoint_config, save_checkpoint
 from sparrow.model.config import VideoLLMConfig, frame_size, hf_config
 from sparrow.model.connector import build_connector
@@ -26,7 +27,7 @@ from sparrow.model.lora import AdapterConfig
 from sparrow.model.packaged import lm_dir
 from sparrow.model.processor import Processor
 from sparrow.model.tokenizer import tokenizer_for
-from sparrow.model.vision import VisionEncoder, _enable_hf_checkpointing, _torch_dtype, quiet_hf
+from sparrow.model.vision import VisionEncoder, _enable_hf_checkpointing, _torch_dtype
 
 
 class VideoLLM(nn.Module):

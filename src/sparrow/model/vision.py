@@ -9,30 +9,15 @@ tower gets them re-normalised and resized to its own input size.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparrow.hf_logging import quiet_hf
 from sparrow.model.config import ConfigError, VisionConfig, hf_config, vision_geometry
-
-
-@contextlib.contextmanager
-def quiet_hf() -> Iterator[None]:
-    """Silence transformers' progress bars while loading / saving: the library never prints."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
 
 
 def _enable_hf_checkpointing(model: nn.Module) -> None:
