@@ -114,15 +114,14 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
     return found
 
 
-def apply_fsdp(model: nn.Module, mixed_bf16: bool = False) -> nn.Module:
-    """Shard ``model`` in place with FSDP2: each transformer block, then the root."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+def apply_fsdp(model: nn.Module) -> nn.Module:
+    """Shard ``model`` in place with FSDP2: each transformer block, then the root. Parameters stay fp32
+    (bf16 is the trainer's autocast, not a sharding policy)."""
+    from torch.distributed.fsdp import fully_shard
 
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if mixed_bf16 else None
-    kwargs = {"mp_policy": mp} if mp is not None else {}
     for block in _blocks(model):
-        fully_shard(block, **kwargs)
-    fully_shard(model, **kwargs)
+        fully_shard(block)
+    fully_shard(model)
     return model
 
 

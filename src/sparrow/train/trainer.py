@@ -175,7 +175,7 @@ class Trainer:
             self.run_dir.truncate_logs(point.stage, point.step)
         D.barrier(self.info)
         if self.info.enabled and self.strategy == "fsdp":
-            D.apply_fsdp(self.model, mixed_bf16=False)
+            D.apply_fsdp(self.model)
         saved = load_checkpoint(point.weights) if point.step > 0 else None
         summary: dict[str, Any] = {"stages": [], "out": str(self.out), "precision": self.precision}
         self._emit("precision", **self.precision)
