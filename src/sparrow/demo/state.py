@@ -88,6 +88,11 @@ class Steps:
         t = time.perf_counter()
         value = fn()
         self.timings[name] = round(time.perf_counter() - t, 1)
-        self.state[name] = {"key": as_recorded(key), "done": True, "value": value, "seconds": self.timings[name]}
+        self.state[name] = {
+            "key": as_recorded(key),
+            "done": True,
+            "value": value,
+            "seconds": self.timings[name],
+        }
         self._save()
         return value

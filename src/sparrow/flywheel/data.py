@@ -21,10 +21,10 @@ from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.line_examples import line_examples
 from sparrow.flywheel.narrated import narrated_records, segment
 from sparrow.io import atomic_write_text, write_jsonl
+from sparrow.refine.caption_stage import find_video
 from sparrow.refine.captions import Line, Transcript, load_captions, parse_entry
 from sparrow.refine.collect import caption_record
 from sparrow.refine.errors import CaptionsError
-from sparrow.refine.caption_stage import find_video
 
 
 @dataclass

@@ -14,10 +14,10 @@ from typing import Any
 
 from sparrow.flywheel.line_examples import align_lines
 from sparrow.io import write_jsonl
+from sparrow.refine.caption_stage import find_video
 from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.prompts import NO_CAPTION
-from sparrow.refine.caption_stage import find_video
 
 MIN_SEGMENT = 1.0  # seconds: a line at the very end of its video is asked about its last second
 

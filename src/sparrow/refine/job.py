@@ -19,13 +19,13 @@ from typing import Any
 from sparrow.chat.base import Backend, Message, Request, VideoRef
 from sparrow.jobs import ItemResult, WorkItem
 from sparrow.refine.blocks import Block, make_blocks
+from sparrow.refine.caption_stage import CaptionJob, CaptionStage
 from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.config import RefineConfig, build_backend
 from sparrow.refine.frames import FrameConfig, describe_frames, video_frames
 from sparrow.refine.ledger import Ledger
 from sparrow.refine.parse import parse_reply
 from sparrow.refine.prompts import Example, FrameNote, PromptTemplate, load_examples, nearest_examples
-from sparrow.refine.caption_stage import CaptionJob, CaptionStage
 
 
 class RefineStage(CaptionStage):

@@ -12,13 +12,13 @@ from sparrow.caption_metrics import TrinityConfig
 from sparrow.chat.base import estimate_tokens
 from sparrow.jobs import JobArgs, JobOptions, run_job
 from sparrow.refine.blocks import make_blocks
+from sparrow.refine.caption_stage import CaptionJob
 from sparrow.refine.captions import read_entries
 from sparrow.refine.collect import RefineSummary
 from sparrow.refine.config import RefineConfig
 from sparrow.refine.errors import RefineError
 from sparrow.refine.job import RefineStage
 from sparrow.refine.prompts import PromptTemplate, load_examples, nearest_examples
-from sparrow.refine.caption_stage import CaptionJob
 
 
 @dataclass
