@@ -106,7 +106,9 @@ def test_untrained_reference_is_the_recipe_model_before_training(demo):
     # every other weight after it is still the trainer's step-0 value, and the reference must hold it.
     w_align = weights(out / "runs" / "apollo-3stage" / "stage1-align")
     frozen = [k for k in w_ref if not k.startswith("connector.")]
-    assert frozen and any(k.startswith("lm.") for k in frozen) and any(k.startswith("vision.") for k in frozen)
+    assert (
+        frozen and any(k.startswith("lm.") for k in frozen) and any(k.startswith("vision.") for k in frozen)
+    )
     assert [k for k in frozen if not np.array_equal(w_ref[k], w_align[k])] == []
 
 
