@@ -22,9 +22,9 @@ from sparrow.model.lora import (
     AdapterConfig,
     adapter_parameters,
     add_adapters,
-    merge_checkpoint,
     tuner_layers,
 )
+from sparrow.model.videollm import merge_checkpoint
 from sparrow.train import distributed as D
 from sparrow.train.optim import build_optimizer, set_trainable
 from sparrow.train.options import RunOptions

@@ -22,7 +22,10 @@ from sparrow.adapters.processor import HFProcessor
 from sparrow.adapters.qwen2_vl import Qwen2VLModel, Qwen2VLProcessor
 from sparrow.adapters.spec import AdapterError, HFModelSpec, is_hf_checkpoint
 from sparrow.adapters.tokens import family_tokenizer
-from sparrow.model.vision import quiet_hf
+from sparrow.hf_logging import quiet_hf
+from sparrow.model import load_pretrained as load_videollm
+from sparrow.model.lora import copy_adapters
+from sparrow.model.videollm import merge_checkpoint as merge_videollm
 
 ADAPTERS: dict[str, tuple[type[HFVideoLM], type[HFProcessor]]] = {
     "qwen2_vl": (Qwen2VLModel, Qwen2VLProcessor),
@@ -90,8 +93,6 @@ def load_pretrained(
 ) -> tuple[Any, Any]:
     """``(model, processor)`` of any checkpoint Sparrow serves, in eval mode."""
     if not is_hf_checkpoint(ckpt_dir):
-        from sparrow.model import load_pretrained as load_videollm
-
         return load_videollm(ckpt_dir, device=device, dtype=dtype)
     model, processor = build(spec_for_checkpoint(ckpt_dir, dtype))
     load_lora(model, ckpt_dir)
@@ -115,8 +116,6 @@ def lm_width(model: Any) -> int:
 
 def load_weights_into(model: Any, ckpt_dir: str | os.PathLike) -> None:
     """Copy a checkpoint's weights (and LoRA layers) into an already built ``model`` of the same kind."""
-    from sparrow.model.lora import copy_adapters
-
     with torch.random.fork_rng(devices=[]):
         loaded, _ = load_pretrained(ckpt_dir)
         copy_adapters(loaded, model)
@@ -127,8 +126,6 @@ def merge_checkpoint(ckpt_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
     """Export ``ckpt_dir`` with its LoRA adapters merged into the base weights, whichever format it is
     (HF-native: a plain transformers folder without ``peft/``)."""
     if not is_hf_checkpoint(ckpt_dir):
-        from sparrow.model.lora import merge_checkpoint as merge_videollm
-
         return merge_videollm(ckpt_dir, out_dir)
     model, processor = load_pretrained(ckpt_dir)
     return model.save_pretrained(out_dir, processor=processor, merge_lora=True)

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sparrow.adapters.spec import ADAPTER_FILE, AdapterError, HFModelSpec
+from sparrow.hf_logging import quiet_hf
 from sparrow.io import atomic_write_text
 from sparrow.model.lora import (
     AdapterConfig,
@@ -28,8 +29,8 @@ from sparrow.model.lora import (
     base_state_dict,
     load_adapter_state,
     merge_adapters,
+    tuner_layers,
 )
-from sparrow.model.vision import quiet_hf
 
 ADAPTER_WEIGHTS = "adapters.safetensors"
 PEFT_DIR = "peft"
@@ -92,8 +93,6 @@ def save_peft_folder(model: Any, out: Path) -> None:
     ``base_model.model.<module path>.lora_A.weight`` and one ``LoraConfig`` whose target modules are
     the exact adapted paths (rank / alpha per part through peft's patterns)."""
     from peft import LoraConfig
-
-    from sparrow.model.lora import tuner_layers
 
     state: dict[str, torch.Tensor] = {}
     targets: list[str] = []

@@ -5,15 +5,13 @@ A stage that trains a part with ``lora`` injects LoRA layers into that part in p
 only the adapter matrices train. ``VideoLLM.adapters`` records which parts carry adapters and with
 which settings; the checkpoint stores the base weights under their usual names plus the adapters in
 ``adapters.safetensors`` (``sparrow.model.checkpoint``). ``merge_adapters`` folds them into the base
-weights (export: ``merge_checkpoint``), after which the model is a plain one again.
+weights (export: ``sparrow.model.videollm.merge_checkpoint``), after which the model is a plain one again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -211,13 +209,3 @@ def copy_adapters(src: Any, dst: Any) -> None:
     ``dst.load_state_dict(src.state_dict())`` matches key for key."""
     for part, cfg in src.adapters.items():
         add_adapters(dst, part, cfg, seed=0)
-
-
-def merge_checkpoint(ckpt_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Export: load ``ckpt_dir``, merge its adapters into the base weights and save a plain checkpoint
-    (no ``adapters.safetensors``) to ``out_dir``. Returns ``out_dir``."""
-    from sparrow.model.videollm import load_pretrained
-
-    model, processor = load_pretrained(ckpt_dir)
-    merge_adapters(model)
-    return model.save_pretrained(out_dir, processor=processor)

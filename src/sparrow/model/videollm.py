@@ -23,7 +23,7 @@ from sparrow.model.checkpoint import load_adapters, load_connector, read_checkpo
 from sparrow.model.config import VideoLLMConfig, frame_size, hf_config
 from sparrow.model.connector import build_connector
 from sparrow.model.feature_cache import FeatureCache
-from sparrow.model.lora import AdapterConfig
+from sparrow.model.lora import AdapterConfig, merge_adapters
 from sparrow.model.packaged import lm_dir
 from sparrow.model.processor import Processor
 from sparrow.model.tokenizer import tokenizer_for
@@ -294,6 +294,14 @@ def load_pretrained(
         model.to(device)
     model.eval()
     return model, processor
+
+
+def merge_checkpoint(ckpt_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Export: load ``ckpt_dir``, merge its LoRA adapters into the base weights and save a plain checkpoint
+    (no ``adapters.safetensors``) to ``out_dir``. Returns ``out_dir``."""
+    model, processor = load_pretrained(ckpt_dir)
+    merge_adapters(model)
+    return model.save_pretrained(out_dir, processor=processor)
 
 
 def output_cache(out: Any) -> Any:
