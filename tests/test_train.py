@@ -354,3 +354,62 @@ def test_gradient_checkpointing_gives_the_same_step(data, tmp_path):
         rows.append(read_metrics(tmp_path / str(gc) / "metrics.jsonl")[0])
     assert rows[1]["loss"] == pytest.approx(rows[0]["loss"], rel=1e-6)
     assert rows[1]["grad_norm"] == pytest.approx(rows[0]["grad_norm"], rel=1e-4)
+
+
+def test_train_media_root_takes_refine_records_directly(tmp_path, capsys):
+    """Records whose media lead outside their folder (refine's OUT/captions.jsonl -> ../videos) are
+    refused with a one-line message naming --media-root, and train with it."""
+    import yaml
+    from media import write_video
+
+    from sparrow.cli import main
+
+    data = tmp_path / "data"
+    (data / "videos").mkdir(parents=True)
+    rows = []
+    for i in range(2):
+        write_video(data / "videos" / f"v{i}.mp4", num_frames=20, fps=10, width=32, height=32)
+        rows.append(
+            {
+                "id": f"v{i}_0",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "<video>\nDescribe what happens in this clip in one sentence.",
+                    },
+                    {"role": "assistant", "content": f"A red circle number {i}."},
+                ],
+                "media": [{"type": "video", "path": f"../videos/v{i}.mp4", "start": 0.0, "end": 2.0}],
+            }
+        )
+    records = write_jsonl(data / "refined" / "captions.jsonl", rows)
+    recipe = {
+        "model": model_config(),
+        "seed": 0,
+        "num_workers": 0,
+        "stages": [
+            stage("tune", ["connector"], 1, [{"path": str(records)}], batch_size=2, micro_batch_size=1)
+        ],
+    }
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    args = ["train", str(tmp_path / "r.yaml"), "--threads", "1"]
+
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--out", str(tmp_path / "refused")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    [line] = [x for x in err.splitlines() if x.startswith("error")]  # one line says it all
+    assert "../videos/v0.mp4" in line and "resolves outside" in line and "--media-root" in line
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--out", str(tmp_path / "x"), "--media-root", str(tmp_path / "nowhere")])
+    assert e.value.code == 2 and "--media-root" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--out", str(tmp_path / "run"), "--media-root", str(data)])
+    assert e.value.code == 0
+    [row] = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert math.isfinite(row["loss"]) and row["samples"] == 2 and row["skipped"] == 0
+    assert (
+        not (tmp_path / "run" / "errors.jsonl").exists()
+        or not (tmp_path / "run" / "errors.jsonl").read_text()
+    )

@@ -151,12 +151,7 @@ def _mixture(config: MixtureConfig, data_root: str | os.PathLike, mix: MixConfig
     try:
         return Mixture(config, data_root, mix.media_root)
     except MixtureError as e:
-        hint = (
-            "; pass --media-root with a folder that holds them"
-            if "outside the dataset root" in str(e)
-            else ""
-        )
-        raise MixError(f"{e}{hint}") from e
+        raise MixError(str(e)) from e
 
 
 def relocate(sample: Sample, source_root: Path, out_dir: Path, media_root: str | None = None) -> Sample:
@@ -174,13 +169,7 @@ def relocate(sample: Sample, source_root: Path, out_dir: Path, media_root: str |
             )
         return rel.as_posix()
 
-    media = [
-        replace(m, paths=[move(p) for p in m.paths or []])
-        if m.type == "frames"
-        else replace(m, path=move(m.path or ""))
-        for m in sample.media
-    ]
-    return replace(sample, media=media)
+    return replace(sample, media=[m.with_paths(move) for m in sample.media])
 
 
 def _output_names(config: MixConfig) -> dict[str, str]:

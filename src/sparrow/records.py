@@ -9,8 +9,8 @@ arbitrary files.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,6 +93,12 @@ class Media:
 
     def all_paths(self) -> list[str]:
         return list(self.paths or []) if self.type == "frames" else [self.path or ""]
+
+    def with_paths(self, move: Callable[[str], str]) -> Media:
+        """This item with ``move`` applied to each of its file paths."""
+        if self.type == "frames":
+            return replace(self, paths=[move(p) for p in self.paths or []])
+        return replace(self, path=move(self.path or ""))
 
     @property
     def placeholder(self) -> str:

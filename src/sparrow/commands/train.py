@@ -73,7 +73,7 @@ def train_command(
         ..., help="Recipe YAML (e.g. configs/tiny/apollo-3stage.yaml).", show_default=False
     ),
     *,
-    cfg: RunOptions,  # --out, --data-root, --resume, --max-steps, --device, --workers, --strategy, --threads
+    cfg: RunOptions,  # --out, --data-root, --media-root, --resume, --max-steps, --device, --workers, ...
     merge: bool = typer.Option(
         False, "--merge", help="Also write DIR/final-merged: the final model with its LoRA adapters merged."
     ),
@@ -92,6 +92,8 @@ def train_command(
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
     if cfg.data_root is not None and not cfg.data_root.is_dir():
         raise UsageError(f"--data-root {str(cfg.data_root)!r} is not a directory")
+    if cfg.media_root is not None and not cfg.media_root.is_dir():
+        raise UsageError(f"--media-root {str(cfg.media_root)!r} is not a directory")
     try:
         recipe = Recipe.from_yaml(config)
     except RecipeError as e:

@@ -15,13 +15,16 @@ Training never stops for a bad sample.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sparrow.model.collate import collate
+from sparrow.records import Sample, resolve_media_path
 from sparrow.train.mixture import Mixture
 from sparrow.yamlio import unknown_keys
 
@@ -47,10 +50,19 @@ class MixtureDataset(Dataset):
 
     ``processor(sample, root, sampling=..., max_length=...)`` turns a record into model inputs;
     ``sampling`` is the stage's sampling config, overridden per source by the source's ``sampling``.
+    ``media_root``: media paths may lead anywhere inside it (as the mixture's index allowed).
     """
 
-    def __init__(self, mixture: Mixture, processor: Any, sampling: Any = None, max_length: int | None = None):
+    def __init__(
+        self,
+        mixture: Mixture,
+        processor: Any,
+        sampling: Any = None,
+        max_length: int | None = None,
+        media_root: str | os.PathLike | None = None,
+    ):
         self.mixture = mixture
+        self.media_root = None if media_root is None else Path(media_root).resolve()
         self.processor = processor
         self.max_length = max_length
         self.sampling = [
@@ -74,15 +86,28 @@ class MixtureDataset(Dataset):
                 sample = src.read(pi)
                 sample_id = sample.id
                 # Media paths are relative to the source's JSONL file.
-                feats = self.processor(
-                    sample, src.path.parent, sampling=self.sampling[si], max_length=self.max_length
-                )
+                root: Path = src.path.parent
+                if self.media_root is not None:
+                    # The processor confines paths to the root it is given: hand it the media root and
+                    # paths resolved (and confined there) from the file's folder.
+                    sample = _anchored(sample, root, self.media_root)
+                    root = self.media_root
+                feats = self.processor(sample, root, sampling=self.sampling[si], max_length=self.max_length)
             except Exception as e:  # any per-sample failure is recorded, never fatal
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 errors.append({"id": sample_id, "source": src.name, "position": pos, "reason": reason})
                 continue
             return {"feats": feats, "errors": errors}
         return {"feats": None, "errors": errors}
+
+
+def _anchored(sample: Sample, root: Path, media_root: Path) -> Sample:
+    """The sample with absolute media paths, resolved from ``root`` and refused outside ``media_root``."""
+
+    def anchor(p: str) -> str:
+        return str(resolve_media_path(root, p, confine=media_root))
+
+    return dataclasses.replace(sample, media=[m.with_paths(anchor) for m in sample.media])
 
 
 @dataclasses.dataclass

@@ -216,6 +216,19 @@ def index_source(
     return IndexedSource(cfg, path, off[keep], kind[keep], total, len(off), bad, mode)
 
 
+def _first_bad(bad_lines: list[dict[str, Any]]) -> str:
+    """Why the first rejected line was rejected, with the option that helps when media lie outside."""
+    if not bad_lines:
+        return ""
+    b = bad_lines[0]
+    hint = (
+        "; pass --media-root with a folder that holds them"
+        if "outside the dataset root" in b["reason"]
+        else ""
+    )
+    return f" ({b['source']} line {b['line']}: {b['reason']}{hint})"
+
+
 def _quotas(weights: list[float], total: int) -> list[int]:
     """Integer shares of ``total`` proportional to ``weights`` (largest remainder, ties by order)."""
     s = sum(weights)
@@ -252,10 +265,14 @@ class Mixture:
             weights = [float(n) for n in sizes]
         for s, w in zip(self.sources, weights, strict=True):
             if w and not len(s):
-                first = f" (line {s.bad_lines[0]['line']}: {s.bad_lines[0]['reason']})" if s.bad_lines else ""
-                raise MixtureError(f"mixture source {s.name!r} has weight {w} but no valid records{first}")
+                raise MixtureError(
+                    f"mixture source {s.name!r} has weight {w} but no valid records{_first_bad(s.bad_lines)}"
+                )
         if sum(weights) <= 0:
-            raise MixtureError("the mixture has no records to draw (all pools empty or all weights 0)")
+            first = _first_bad([b for s in self.sources for b in s.bad_lines])
+            raise MixtureError(
+                f"the mixture has no records to draw (all pools empty or all weights 0){first}"
+            )
         self.weights = [float(w) for w in weights]
         self.epoch_size = int(config.epoch_size) if config.epoch_size else sum(sizes)
         if self.epoch_size <= 0:

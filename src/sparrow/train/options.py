@@ -19,6 +19,9 @@ class RunOptions:
     # Directory the mixture's relative source paths point into (e.g. the output of `sparrow world`).
     # Default: the current directory.
     data_root: Path | None = None
+    # Media paths may lead anywhere inside this folder (default: each source file's own folder), e.g.
+    # refine's OUT/captions.jsonl pointing at ../videos.
+    media_root: Path | None = None
     resume: bool = False  # Continue the run in the run directory from its last checkpoint.
     max_steps: int | None = None  # Cap every stage at this many steps (quick runs).
     device: str | None = None  # cpu, cuda or cuda:N (default: GPU if available).

@@ -231,7 +231,7 @@ class Trainer:
         self, k: int, stage: StageConfig, start_step: int, saved: dict[str, Any] | None
     ) -> Stage:
         seed_stage(self.recipe.seed, k, self.info.rank)
-        mixture = Mixture(stage.mixture, self.data_root)
+        mixture = Mixture(stage.mixture, self.data_root, self.opts.media_root)
         steps = stage.num_steps(mixture.epoch_size)
         if self.opts.max_steps is not None:
             steps = min(steps, self.opts.max_steps)
@@ -259,7 +259,9 @@ class Trainer:
             bad = [{"stage": k + 1, "step": 0, **b} for s in mixture.sources for b in s.bad_lines]
             self.run_dir.append(ERRORS, bad)
         sampling = merge_sampling(self.processor.cfg.sampling, stage.sampling, f"stage {stage.name!r}")
-        dataset = MixtureDataset(mixture, self.processor, sampling, max_length=stage.seq_length)
+        dataset = MixtureDataset(
+            mixture, self.processor, sampling, max_length=stage.seq_length, media_root=self.opts.media_root
+        )
         sampler = StepBatchSampler(
             steps, stage.batch_size, micro, accum, self.info.rank, self.info.world_size, start_step
         )
