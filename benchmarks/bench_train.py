@@ -238,7 +238,8 @@ def _precision_model(name: str):
     flow through the LM, as in a connector stage); None when a packaged part's wheel is missing."""
     from sparrow.model import Processor, VideoLLM, VideoLLMConfig
     from sparrow.model.feature_cache import FeatureCache
-    from sparrow.model.packaged import PackagedPartError, prepare_packaged
+    from sparrow.model.packaged import prepare_packaged
+    from sparrow.model.packaged_specs import PackagedPartError
 
     cfg = VideoLLMConfig.from_yaml(PRECISION_MODELS[name])
     try:
@@ -274,7 +275,7 @@ def bench_precision(args: argparse.Namespace, name: str) -> list[dict]:
     The configurations run in turn, one step each per round, so load changes on a shared machine hit
     them alike; each figure is the median over ``--steps`` rounds."""
     from sparrow.model import collate
-    from sparrow.model.config import frame_size, tokens_per_group
+    from sparrow.model.geometry import frame_size, tokens_per_group
     from sparrow.train import distributed as D
     from sparrow.train.step import StepSetup, train_step
     from sparrow.train.trainer import resolve_precision
@@ -489,7 +490,7 @@ def run_mfu(args: argparse.Namespace) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from sparrow.model import Processor, VideoLLM, VideoLLMConfig, collate
-    from sparrow.model.config import frame_size, tokens_per_group
+    from sparrow.model.geometry import frame_size, tokens_per_group
     from sparrow.train import distributed as D
     from sparrow.train.optim import build_loss, build_optimizer, set_trainable
     from sparrow.train.step import StepSetup, train_step

@@ -25,7 +25,7 @@ from sparrow.model import (
     load_pretrained,
 )
 from sparrow.model.cnn_tower import CNNTower
-from sparrow.model.config import frame_size, tokens_per_group
+from sparrow.model.geometry import frame_size, tokens_per_group
 from sparrow.records import Media, Sample
 
 EMBEDDED = REPO / "configs" / "embedded" / "model.yaml"

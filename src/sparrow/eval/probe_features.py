@@ -37,7 +37,7 @@ def resolve_tower(spec: Any, dtype: torch.dtype = torch.float32) -> nn.Module:
     primary tower), a ``VisionConfig`` or ``VideoLLMConfig``, a checkpoint folder (its saved tower), a
     model YAML file, or a packaged tower's name (``"efficientnet-lite0"``, ImageNet weights)."""
     from sparrow.model.config import VideoLLMConfig, VisionConfig
-    from sparrow.model.packaged import TOWERS
+    from sparrow.model.packaged_specs import TOWERS
     from sparrow.model.vision import build_tower
 
     if isinstance(spec, nn.Module):

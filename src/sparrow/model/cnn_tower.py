@@ -24,20 +24,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sparrow.model.config import ConfigError, VisionConfig, packaged_image_size
-from sparrow.model.packaged import prepare, tower_spec
+from sparrow.model.config import VisionConfig
+from sparrow.model.errors import ConfigError
+from sparrow.model.geometry import TOWER_JSON, packaged_image_size
+from sparrow.model.packaged import prepare
+from sparrow.model.packaged_specs import tower_spec
 
 WEIGHTS = "model.safetensors"
-TOWER_JSON = "sparrow_tower.json"
 _HEAD = ("_fc.", "_avg_pooling.", "_dropout.")  # the ImageNet classifier: not part of the features
-
-
-def saved_image_size(path: str | os.PathLike) -> int | None:
-    """The input size a saved tower folder records (None when it records none)."""
-    try:
-        return int(json.loads((Path(path) / TOWER_JSON).read_text(encoding="utf-8"))["image_size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _efficientnet(name: str) -> nn.Module:

@@ -1,5 +1,5 @@
-"""The model config's error, in a module of its own so that ``config.py`` and the modules it imports
-(``packaged.py``) can share it without importing each other."""
+"""The model config's error, in a module of its own so that ``config.py`` and the modules below it
+(``packaged_specs.py``) can share it without importing each other."""
 
 from __future__ import annotations
 

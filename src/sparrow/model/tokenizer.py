@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from sparrow.model.config import VideoLLMConfig
+from sparrow.model.config import VideoLLMConfig
+from sparrow.model.packaged import lm_dir
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|visual|>"]
 TINY_VOCAB_SIZE = 1024
@@ -181,7 +181,5 @@ def load_tokenizer(source: str | None, lm_path: str | None = None, visual_token:
 
 def tokenizer_for(cfg: VideoLLMConfig) -> Any:
     """The tokenizer of a model config; a packaged LM is prepared first when its tokenizer is asked for."""
-    from sparrow.model.packaged import lm_dir
-
     lm_path = lm_dir(cfg.lm) if cfg.tokenizer in (None, "") else cfg.lm.path
     return load_tokenizer(cfg.tokenizer, lm_path, cfg.visual_token)

@@ -20,9 +20,10 @@ from torch import nn
 
 from sparrow.hf_logging import quiet_hf
 from sparrow.model.checkpoint import load_adapters, load_connector, read_checkpoint_config, save_checkpoint
-from sparrow.model.config import VideoLLMConfig, frame_size, hf_config
+from sparrow.model.config import VideoLLMConfig
 from sparrow.model.connector import build_connector
 from sparrow.model.feature_cache import FeatureCache
+from sparrow.model.geometry import frame_size, hf_config
 from sparrow.model.lora import AdapterConfig, merge_adapters
 from sparrow.model.packaged import lm_dir
 from sparrow.model.processor import Processor

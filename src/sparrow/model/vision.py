@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparrow.hf_logging import quiet_hf
-from sparrow.model.config import ConfigError, VisionConfig, hf_config, vision_geometry
+from sparrow.model.cnn_tower import CNNTower
+from sparrow.model.config import VisionConfig
+from sparrow.model.errors import ConfigError
+from sparrow.model.geometry import hf_config, vision_geometry
 
 
 def _enable_hf_checkpointing(model: nn.Module) -> None:
@@ -125,8 +128,6 @@ class VisionTower(nn.Module):
 def build_tower(vcfg: VisionConfig, dtype: str | torch.dtype | None = None) -> nn.Module:
     """The tower a config names: a packaged CNN or a Hugging Face vision model."""
     if vcfg.packaged:
-        from sparrow.model.cnn_tower import CNNTower
-
         return CNNTower(vcfg, _torch_dtype(dtype) or torch.float32)
     return VisionTower(vcfg, dtype)
 
