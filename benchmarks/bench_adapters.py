@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from sparrow.adapters import HFModelSpec, build  # noqa: E402
 from sparrow.adapters.tiny import tiny_model  # noqa: E402
+from sparrow.model import collate  # noqa: E402
 from sparrow.records import Sample  # noqa: E402
 from sparrow.train.distributed import DistInfo  # noqa: E402
 from sparrow.train.step import StepSetup, train_step  # noqa: E402
@@ -95,7 +96,7 @@ def batch_for(family: str, root: Path, n: int):
     model, proc = build(HFModelSpec.from_dict(tiny_model(family)))
     rows = [json.loads(line) for line in (root / "videos.jsonl").read_text().splitlines()]
     feats = [proc(Sample.from_dict(rows[i % len(rows)]), root) for i in range(n)]
-    return model, proc.collate(feats)
+    return model, collate(feats, proc.pad_token_id)
 
 
 def main() -> None:

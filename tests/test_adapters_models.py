@@ -12,6 +12,7 @@ from train_data import make_data
 
 from sparrow.adapters import HFModelSpec, PackingError, build, load_pretrained
 from sparrow.adapters.tiny import tiny_model
+from sparrow.model import collate, model_inputs
 from sparrow.model.lora import AdapterConfig, add_adapters, tuner_layers
 from sparrow.records import Sample
 
@@ -51,17 +52,17 @@ def native_logits(model, batch: dict) -> torch.Tensor:
 def test_forward_matches_transformers_and_trains(family: str, data: Path) -> None:
     model, proc = tiny(family)
     feats = [proc(s, data) for s in records(data)]
-    one = proc.collate(feats[:1])
+    one = collate(feats[:1], proc.pad_token_id)
     model.eval()
     with torch.no_grad():
-        ours = model(**one).logits
+        ours = model(**model_inputs(one)).logits
         theirs = native_logits(model, one)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     model.train()
-    batch = proc.collate(feats)
+    batch = collate(feats, proc.pad_token_id)
     labels = batch["labels"]
     at = torch.nn.functional.pad(labels[:, 1:] != -100, (0, 1), value=False)
-    logits = model(**batch, logits_at=at).logits
+    logits = model(**model_inputs(batch), logits_at=at).logits
     assert logits.shape[0] == int((labels[:, 1:] != -100).sum()) > 0
     torch.nn.functional.cross_entropy(logits, labels[:, 1:][labels[:, 1:] != -100]).backward()
     for part, module in model.parts().items():
@@ -106,10 +107,10 @@ def test_saved_checkpoint_loads_with_transformers(family: str, data: Path, tmp_p
     add_adapters(model, "lm", AdapterConfig(r=4, alpha=8, targets=["q_proj", "v_proj"]), seed=0)
     for _, layer in tuner_layers(model.hf).items():  # non-zero adapters, so merging changes the weights
         torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.05)
-    batch = proc.collate([proc(records(data)[0], data)])
+    batch = collate([proc(records(data)[0], data)], proc.pad_token_id)
     model.eval()
     with torch.no_grad():
-        expected = model(**batch).logits
+        expected = model(**model_inputs(batch)).logits
     model.save_pretrained(tmp_path / "merged", processor=proc, merge_lora=True)
     assert model.adapters  # merging for the export leaves the training model as it was
     hf = AutoModelForImageTextToText.from_pretrained(tmp_path / "merged", local_files_only=True).eval()
@@ -130,7 +131,7 @@ def test_saved_checkpoint_loads_with_transformers(family: str, data: Path, tmp_p
     reloaded, proc2 = load_pretrained(tmp_path / "lora")
     assert reloaded.adapters == model.adapters and proc2.sampling == proc.sampling
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(**batch).logits, expected)
+        torch.testing.assert_close(reloaded(**model_inputs(batch)).logits, expected)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -148,11 +149,14 @@ def test_left_padded_prompts_and_cached_steps_match_one_pass(family: str, data: 
     with torch.no_grad():
         both = model(input_ids=ids, attention_mask=mask, position_ids=pos, **vis, logits_to_keep=1).logits
         for row, f in enumerate((fv, ff)):
-            alone = model(**proc.collate([{**f, "labels": f["input_ids"]}]), logits_to_keep=1).logits
+            alone = model(
+                **model_inputs(collate([{**f, "labels": f["input_ids"]}], proc.pad_token_id)),
+                logits_to_keep=1,
+            ).logits
             torch.testing.assert_close(both[row, -1], alone[0, -1], rtol=1e-4, atol=1e-4)
         # prompt with cache, then two tokens one at a time == one pass over prompt + tokens
-        batch = proc.collate([{**fv, "labels": fv["input_ids"]}])
-        out = model(**batch, use_cache=True, logits_to_keep=1)
+        batch = collate([{**fv, "labels": fv["input_ids"]}], proc.pad_token_id)
+        out = model(**model_inputs(batch), use_cache=True, logits_to_keep=1)
         extra = torch.tensor([[5, 9]])
         step = model(input_ids=extra[:, :1], cache=out["cache"], use_cache=True)
         step2 = model(input_ids=extra[:, 1:], cache=step["cache"], use_cache=True)
@@ -168,14 +172,14 @@ def test_packed_batches_are_refused_with_a_clear_message(data: Path) -> None:
     model, proc = tiny("qwen2_vl")
     feats = [proc(s, data) for s in records(data)]
     with pytest.raises(PackingError, match="packing: false"):
-        model(**proc.collate(feats, pack=True, max_length=512))
+        model(**model_inputs(collate(feats, proc.pad_token_id, pack=True, max_length=512)))
 
 
 def test_text_only_batch_still_reaches_every_part(data: Path) -> None:
     """A rank whose batch has no media must still give the vision parts a gradient (DDP stays in step)."""
     model, proc = tiny("llava_onevision")
     rec = json.loads((data / "text.jsonl").read_text().splitlines()[0])
-    batch = proc.collate([proc(Sample.from_dict(rec), data)])
+    batch = collate([proc(Sample.from_dict(rec), data)], proc.pad_token_id)
     model.train()
-    model(**batch).logits.sum().backward()
+    model(**model_inputs(batch)).logits.sum().backward()
     assert all(p.grad is not None for p in model.parts()["vision"].parameters())

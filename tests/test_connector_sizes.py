@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_config, tiny_model
 from PIL import Image
 
-from sparrow.model import collate
+from sparrow.model import collate, model_inputs
 from sparrow.records import Media, Sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,5 +38,5 @@ def test_mlp_pool_token_count_follows_the_frame_size(tmp_path: Path, size: int):
     assert int((x["input_ids"] == proc.visual_token_id).sum()) == 3 * side * side
     batch = collate([x], proc.pad_token_id)
     with torch.no_grad():
-        out = model(**batch)
+        out = model(**model_inputs(batch))
     assert out.logits.shape[1] == x["input_ids"].shape[0]

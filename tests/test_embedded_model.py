@@ -23,6 +23,7 @@ from sparrow.model import (
     VisionConfig,
     collate,
     load_pretrained,
+    model_inputs,
 )
 from sparrow.model.cnn_tower import CNNTower
 from sparrow.model.geometry import frame_size, tokens_per_group
@@ -202,11 +203,11 @@ def test_packaged_tower_under_every_connector(frames_root, connector, tokens):
     feat = proc(video_sample(), frames_root)
     assert (feat["input_ids"] == proc.visual_token_id).sum() == tokens * len(feat["group_sizes"])
     batch = collate([feat], proc.pad_token_id)
-    out = model(**batch).logits
+    out = model(**model_inputs(batch)).logits
     assert out.shape[:2] == batch["input_ids"].shape and torch.isfinite(out).all()
     # The frames reach the logits through the tower (a different video changes them).
     with torch.no_grad():
-        other = model(**{**batch, "pixel_values": batch["pixel_values"].flip(0)}).logits
+        other = model(**model_inputs({**batch, "pixel_values": batch["pixel_values"].flip(0)})).logits
     assert not torch.allclose(out, other)
 
 
@@ -299,7 +300,7 @@ def test_embedded_model_saves_and_reloads_without_the_wheels(embedded, frames_ro
     assert isinstance(model.vision.tower, CNNTower) and model.connector.n_tokens == 4
     batch = collate([proc(video_sample(), frames_root)], proc.pad_token_id)
     with torch.no_grad():
-        logits = model(**batch).logits
+        logits = model(**model_inputs(batch)).logits
     assert logits.shape == (1, batch["input_ids"].shape[1], 49153) and torch.isfinite(logits).all()
     model.save_pretrained(tmp_path / "ckpt", processor=proc)
     saved = VideoLLMConfig.from_dict(
@@ -319,7 +320,7 @@ def test_embedded_model_saves_and_reloads_without_the_wheels(embedded, frames_ro
     batch2 = collate([proc2(video_sample(), frames_root)], proc2.pad_token_id)
     torch.testing.assert_close(batch2["input_ids"], batch["input_ids"])
     with torch.no_grad():
-        torch.testing.assert_close(model2(**batch2).logits, logits, rtol=0, atol=0)
+        torch.testing.assert_close(model2(**model_inputs(batch2)).logits, logits, rtol=0, atol=0)
 
 
 def test_a_trained_tower_is_saved_with_its_weights(tmp_path, frames_root):
@@ -331,11 +332,11 @@ def test_a_trained_tower_is_saved_with_its_weights(tmp_path, frames_root):
             p.add_(0.01 * torch.randn_like(p))  # as if trained: differs from any fresh init
     batch = collate([proc(video_sample(), frames_root)], proc.pad_token_id)
     with torch.no_grad():
-        logits = model(**batch).logits
+        logits = model(**model_inputs(batch)).logits
     model.save_pretrained(tmp_path / "ckpt", processor=proc)
     model2, _ = load_pretrained(tmp_path / "ckpt")
     with torch.no_grad():
-        torch.testing.assert_close(model2(**batch).logits, logits, rtol=0, atol=0)
+        torch.testing.assert_close(model2(**model_inputs(batch)).logits, logits, rtol=0, atol=0)
     torch.testing.assert_close(
         model2.vision.tower.model.net._conv_stem.weight, model.vision.tower.model.net._conv_stem.weight
     )

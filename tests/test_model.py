@@ -20,6 +20,7 @@ from sparrow.model import (
     VisionConfig,
     collate,
     load_pretrained,
+    model_inputs,
 )
 from sparrow.model.inference import generate, score_options
 from sparrow.records import Media, Sample
@@ -115,7 +116,7 @@ def test_forward_backward_every_connector(root, kind, per):
     assert int((feats[0]["input_ids"] == proc.visual_token_id).sum()) == len(expected_groups) * n_tok
     assert int((feats[1]["input_ids"] == proc.visual_token_id).sum()) == n_tok
     batch = collate(feats, proc.pad_token_id)
-    out = model(**batch)
+    out = model(**model_inputs(batch))
     assert out.logits.shape == (3, batch["input_ids"].shape[1], 1024)
     loss = ce_loss(out, batch)
     assert torch.isfinite(loss)
@@ -160,7 +161,7 @@ def test_text_only_batch_keeps_vision_in_graph(root):
     model, proc = tiny_model(tiny_config())
     batch = collate([proc(text_sample(), root), proc(text_sample("t2", "No."), root)], proc.pad_token_id)
     assert batch["pixel_values"] is None
-    out = model(**batch)
+    out = model(**model_inputs(batch))
     ce_loss(out, batch).backward()
     # Every vision / connector parameter is in the graph (zero gradient): DDP never waits for them.
     for part in ("vision", "connector"):
@@ -170,7 +171,7 @@ def test_text_only_batch_keeps_vision_in_graph(root):
     # In inference the dummy frame is skipped and the logits are those of the LM alone.
     with torch.no_grad():
         direct = model.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        torch.testing.assert_close(model(**batch).logits, direct)
+        torch.testing.assert_close(model(**model_inputs(batch)).logits, direct)
 
 
 def test_feature_layer_and_unused_tower_parameters(root):
@@ -218,7 +219,7 @@ def test_dual_encoder_features(root):
     by_hand = sum(w[i] * w[j] * f2[:, i, j] for i in w for j in w)
     torch.testing.assert_close(feats[:, 4, 4, 64:], by_hand, atol=1e-5, rtol=1e-5)
     batch = collate([proc(frames_sample(4), root), proc(text_sample(), root)], proc.pad_token_id)
-    ce_loss(model(**batch), batch).backward()
+    ce_loss(model(**model_inputs(batch)), batch).backward()
     assert all(p.grad is not None for p in enc.tower2.parameters())
 
 
@@ -280,8 +281,8 @@ def test_packing_gives_the_same_per_sample_losses(root, attn, mode):
         == (packed["input_ids"].shape[0], 1) + (packed["input_ids"].shape[1],) * 2
     )
     with torch.no_grad():
-        a = per_sample_logprob(model(**unpacked).logits, unpacked, len(feats))
-        b = per_sample_logprob(model(**packed).logits, packed, len(feats))
+        a = per_sample_logprob(model(**model_inputs(unpacked)).logits, unpacked, len(feats))
+        b = per_sample_logprob(model(**model_inputs(packed)).logits, packed, len(feats))
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     assert all(x < 0 for x in a)
 
@@ -296,7 +297,7 @@ def test_packed_samples_cannot_see_each_other(root):
     b2 = collate([other, second], proc.pad_token_id, pack=True, max_length=400)
     assert b1["input_ids"].shape[0] == 1
     with torch.no_grad():
-        l1, l2 = model(**b1).logits, model(**b2).logits
+        l1, l2 = model(**model_inputs(b1)).logits, model(**model_inputs(b2)).logits
     s1, s2 = b1["seq_index"][0] == 1, b2["seq_index"][0] == 1
     torch.testing.assert_close(l1[0, s1], l2[0, s2], atol=1e-5, rtol=1e-5)
     # Positions restart at 0 for the second sample.
@@ -317,7 +318,7 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
     feats = [proc(frames_sample(8), root), proc(image_sample(), root)]
     batch = collate(feats, proc.pad_token_id)
     with torch.no_grad():
-        before = model(**batch).logits
+        before = model(**model_inputs(batch)).logits
     model.save_pretrained(tmp_path / "ckpt", processor=proc)
     files = sorted(
         p.relative_to(tmp_path / "ckpt").as_posix() for p in (tmp_path / "ckpt").rglob("*") if p.is_file()
@@ -345,7 +346,7 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
         assert torch.equal(batch[k], batch2[k])
     torch.testing.assert_close(batch["pixel_values"], batch2["pixel_values"], rtol=0, atol=0)
     with torch.no_grad():
-        after = loaded(**batch2).logits
+        after = loaded(**model_inputs(batch2)).logits
     torch.testing.assert_close(after, before, rtol=0, atol=0)
     assert proc2.cfg.connector.type == "pixel_shuffle" and proc2.cfg.vision2 is not None
     assert Processor.from_pretrained(tmp_path / "ckpt").tokenizer.get_vocab() == proc.tokenizer.get_vocab()
@@ -354,12 +355,12 @@ def test_save_load_round_trip_uses_safetensors_only(root, tmp_path, monkeypatch)
 def test_gradient_checkpointing_gives_the_same_gradients(root):
     model, proc = tiny_model(tiny_config())
     batch = collate([proc(frames_sample(4), root), proc(text_sample(), root)], proc.pad_token_id, pack=True)
-    ce_loss(model(**batch), batch).backward()
+    ce_loss(model(**model_inputs(batch)), batch).backward()
     ref = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     model.enable_gradient_checkpointing()
     model.train()
-    ce_loss(model(**batch), batch).backward()
+    ce_loss(model(**model_inputs(batch)), batch).backward()
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, ref[n], atol=1e-5, rtol=1e-4, msg=n)
 
@@ -378,7 +379,7 @@ def test_tiny_training_step_is_fast(root):
         times = []
         for _ in range(3):
             t = time.perf_counter()
-            ce_loss(model(**batch), batch).backward()
+            ce_loss(model(**model_inputs(batch)), batch).backward()
             opt.step()
             opt.zero_grad()
             times.append(time.perf_counter() - t)
@@ -397,7 +398,7 @@ def test_score_options_and_generate_after_overfitting(root):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(40):
-        loss = ce_loss(model(**batch), batch)
+        loss = ce_loss(model(**model_inputs(batch)), batch)
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -412,7 +413,7 @@ def test_score_options_and_generate_after_overfitting(root):
         s = frames_sample(8, answer=cand)
         b = collate([proc(s, root)], proc.pad_token_id)
         with torch.no_grad():
-            picked = token_logprobs(model(**b).logits, b["labels"])[0]
+            picked = token_logprobs(model(**model_inputs(b)).logits, b["labels"])[0]
         mask = b["labels"][0, 1:] != IGNORE_INDEX
         assert score == pytest.approx(float(picked[mask][:-1].sum()), abs=1e-4)
     assert generate(model, proc, target, root, max_new_tokens=10) == "B. two"

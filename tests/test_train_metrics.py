@@ -14,6 +14,7 @@ from conftest import tiny_model
 from PIL import Image
 from train_data import make_data, model_config, stage
 
+from sparrow.model import collate
 from sparrow.model.inference import score_options
 from sparrow.model.visual_terms import VisualTerms
 from sparrow.records import Media, Sample
@@ -73,7 +74,7 @@ def _reference_nll(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("pack", [False, True])
 def test_loss_split_matches_the_full_logits(setup, pack):
     model, proc, feats, _, _ = setup
-    batch = proc.collate(feats, pack=pack)
+    batch = collate(feats, proc.pad_token_id, pack=pack)
     row = _step(model, batch)
     nll, vis = _reference_nll(model, batch)
     # Visual tokens by hand: " orange", " circle", "2", " squares", " BIRD".
@@ -94,18 +95,18 @@ def test_loss_split_by_hand_on_uniform_logits(setup):
     flat = copy.deepcopy(model)
     with torch.no_grad():
         flat.lm.model.norm.weight.zero_()
-    row = _step(flat, proc.collate(feats))
+    row = _step(flat, collate(feats, proc.pad_token_id))
     log_v = math.log(flat.lm.config.vocab_size)
     assert row["loss_visual"] == pytest.approx(log_v, rel=1e-6)
     assert row["loss_other"] == pytest.approx(log_v, rel=1e-6)
     # A batch without the mask (no visual terms) has no split in its row.
-    no_mask = {k: v for k, v in proc.collate(feats).items() if k != "visual_mask"}
+    no_mask = {k: v for k, v in collate(feats, proc.pad_token_id).items() if k != "visual_mask"}
     assert "loss_visual" not in _step(model, no_mask)
 
 
 def test_logits_at_supervised_positions_give_the_same_loss_and_gradients(setup):
     model, proc, feats, _, _ = setup
-    batch = proc.collate(feats, pack=True)
+    batch = collate(feats, proc.pad_token_id, pack=True)
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "seq_index", "visual_mask")}
     target = batch["labels"][:, 1:]
     sel = target != -100
@@ -130,7 +131,7 @@ def test_logits_at_supervised_positions_give_the_same_loss_and_gradients(setup):
 
 def test_bf16_autocast_step_is_close_to_fp32(setup):
     model, proc, feats, _, _ = setup
-    batch = proc.collate(feats)
+    batch = collate(feats, proc.pad_token_id)
     fp32, bf16 = _step(model, batch), _step(model, batch, use_bf16=True)
     assert bf16["loss"] == pytest.approx(fp32["loss"], rel=2e-2)
     assert bf16["loss_visual"] == pytest.approx(fp32["loss_visual"], rel=2e-2)
@@ -211,7 +212,7 @@ def test_packed_rows_per_sample_match_the_block_mask(setup):
     """On a CPU a packed batch's LM pass runs each sample in its own row (no attention over the other
     samples' positions): the same loss and gradients as the block-diagonal mask."""
     model, proc, feats, _, _ = setup
-    batch = proc.collate(feats, pack=True, max_length=512)
+    batch = collate(feats, proc.pad_token_id, pack=True, max_length=512)
     assert batch["input_ids"].shape[0] == 1 and batch["attention_mask"].dim() == 4
     results = []
     for mode in ("mask", "per_sample"):

@@ -143,17 +143,15 @@ class HFVideoLM(nn.Module):
         pixel_values: torch.Tensor | None = None,
         group_sizes: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
         seq_index: torch.Tensor | None = None,
         cache: Any = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
         logits_at: torch.Tensor | None = None,
-        visual_mask: torch.Tensor | None = None,
     ) -> Any:
         from transformers.modeling_outputs import CausalLMOutputWithPast
 
-        del labels, seq_index, visual_mask
+        del seq_index  # used by packed batches only, which these models refuse below
         if attention_mask is not None and attention_mask.dim() == 4:
             raise PackingError(f"{self.family} models do not take packed batches: set packing: false")
         embeds = self.embed(input_ids, pixel_values, group_sizes)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from sparrow.adapters.spec import HFModelSpec
-from sparrow.model.collate import IGNORE_INDEX, collate
+from sparrow.model.collate import IGNORE_INDEX
 from sparrow.model.config import SamplingConfig
 from sparrow.model.media import ClipCache, MediaLoader, ProcessorError, VisualBlock
 from sparrow.model.processor import _PLACEHOLDER, Processor
@@ -242,8 +242,3 @@ class HFProcessor:
 
     def token_ids(self, *tokens: str) -> list[int]:
         return [int(self.tokenizer.convert_tokens_to_ids(t)) for t in tokens]
-
-    def collate(
-        self, feats: list[dict[str, Any]], pack: bool = False, max_length: int | None = None
-    ) -> dict[str, Any]:
-        return collate(feats, self.pad_token_id, pack, max_length)

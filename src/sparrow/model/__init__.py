@@ -1,18 +1,18 @@
 """The video-LLM: configs, connectors, vision towers, the model, the processor and a tiny tokenizer.
 
-from sparrow.model import VideoLLMConfig, VideoLLM, Processor, collate, load_pretrained
+from sparrow.model import VideoLLMConfig, VideoLLM, Processor, collate, model_inputs, load_pretrained
 cfg = VideoLLMConfig.from_yaml("configs/tiny/model.yaml")
 processor = Processor(cfg)
 model = VideoLLM(cfg, tokenizer=processor.tokenizer)
 batch = collate([processor(sample, root)], processor.pad_token_id)
-logits = model(**batch).logits
+logits = model(**model_inputs(batch)).logits  # the batch without its labels
 
 Modules: config, vision, connector, videollm (the model), processor (record -> inputs), media (media
 item -> frames, the clip cache), collate (the one padding code), checkpoint (the format on disk),
 inference (scoring, generation), tokenizer.
 """
 
-from sparrow.model.collate import IGNORE_INDEX, collate, pad_left, pad_right
+from sparrow.model.collate import IGNORE_INDEX, collate, model_inputs, pad_left, pad_right
 from sparrow.model.config import (
     ConfigError,
     ConnectorConfig,
@@ -42,6 +42,7 @@ __all__ = [
     "collate",
     "load_pretrained",
     "load_tokenizer",
+    "model_inputs",
     "pad_left",
     "pad_right",
 ]

@@ -1,6 +1,7 @@
 """The one padding and batching code: training, evaluation and generation all pad here.
 
-``collate`` batches processor outputs (right-padded, or packed several per row); ``pad_right`` pads
+``collate`` batches processor outputs (right-padded, or packed several per row) and ``model_inputs`` takes a
+batch's targets off for the forward pass; ``pad_right`` pads
 token lists on the right (candidate answers); ``pad_left`` pads prompts on the left so every row's last
 position predicts that row's next token.
 """
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 IGNORE_INDEX = -100  # label of a position that carries no loss (prompt, visual tokens, padding)
+TARGETS = ("labels", "visual_mask")  # what a batch carries for the loss; the model's forward takes the rest
 
 Tokens = Sequence[int] | torch.Tensor
 
@@ -134,6 +136,11 @@ def collate(
     else:
         batch["attention_mask"] = (seq_index >= 0).long()
     return batch
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """A collated batch without its targets (``labels``, ``visual_mask``): what a model's forward takes."""
+    return {k: v for k, v in batch.items() if k not in TARGETS}
 
 
 def visual_inputs(feats: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sparrow.model.checkpoint import read_checkpoint_config
-from sparrow.model.collate import IGNORE_INDEX, collate
+from sparrow.model.collate import IGNORE_INDEX
 from sparrow.model.config import SamplingConfig, VideoLLMConfig
 from sparrow.model.geometry import frame_size, tokens_per_group
 from sparrow.model.media import ClipCache, MediaLoader, ProcessorError, VisualBlock
@@ -305,11 +305,3 @@ class Processor:
     ) -> VisualBlock:
         """Frames, token groups and prompt text of one media item."""
         return self.media.load(media, root, s, self.geometry(s)[0], media_root)
-
-    # ------------------------------------------------------------------------------- batching
-
-    def collate(
-        self, feats: list[dict[str, Any]], pack: bool = False, max_length: int | None = None
-    ) -> dict[str, Any]:
-        """``sparrow.model.collate.collate`` with this tokenizer's pad id."""
-        return collate(feats, self.pad_token_id, pack, max_length)

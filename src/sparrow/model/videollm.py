@@ -177,23 +177,20 @@ class VideoLLM(nn.Module):
         pixel_values: torch.Tensor | None = None,
         group_sizes: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
         seq_index: torch.Tensor | None = None,
         cache: Any = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
         logits_at: torch.Tensor | None = None,
-        visual_mask: torch.Tensor | None = None,
     ) -> Any:
         """Returns the LM output (``.logits`` (B, L, V); with ``use_cache`` its KV cache, read it with
-        ``output_cache``). ``cache``: the KV cache of the tokens before ``input_ids``. ``labels``,
-        ``seq_index`` and ``visual_mask`` are accepted so a collated batch can be passed whole; no loss
-        is computed.
+        ``output_cache``). ``cache``: the KV cache of the tokens before ``input_ids``. ``seq_index`` (a
+        packed batch's sample of each token) lets a packed batch run per sample. No loss is computed:
+        pass a collated batch without its targets (``sparrow.model.collate.model_inputs``).
 
         ``logits_at`` (bool (B, L)): compute logits only at those positions; ``.logits`` is then
         ``(N, V)`` in row-major order of the True entries. The LM head (the largest matrix multiply of
         a small LM, and a (B, L, V) activation) then runs only where a loss or a score needs it."""
-        del labels, visual_mask
         embeds = self.embed(input_ids, pixel_values, group_sizes)
         if self._per_sample(embeds, attention_mask, seq_index, position_ids, cache, use_cache):
             hidden = self._per_sample_hidden(embeds, seq_index, position_ids)
