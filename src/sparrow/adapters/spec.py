@@ -17,6 +17,7 @@ from typing import Any
 
 from sparrow.model.config import SamplingConfig
 from sparrow.model.errors import ConfigError
+from sparrow.paths import resolve_path
 from sparrow.yamlio import unknown_keys
 
 # transformers model_type -> the adapter family that serves it
@@ -103,15 +104,10 @@ class HFModelSpec:
                 raise AdapterError(f"unknown sampling key(s) {bad}; known: {names}")
             sampling = SamplingConfig(**sampling)
         spec = cls(sampling=sampling, **d)
-        base = Path(base_dir) if base_dir is not None else None
-        if base is not None and spec.path and not Path(spec.path).is_absolute():
-            spec.path = str(base / spec.path)
-        if (
-            base is not None
-            and spec.tokenizer not in (None, "tiny")
-            and not Path(spec.tokenizer).is_absolute()
-        ):
-            spec.tokenizer = str(base / spec.tokenizer)
+        if spec.path:
+            spec.path = str(resolve_path(spec.path, base_dir))
+        if spec.tokenizer not in (None, "tiny"):
+            spec.tokenizer = str(resolve_path(spec.tokenizer, base_dir))
         spec.validate()
         return spec
 

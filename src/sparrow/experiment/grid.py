@@ -32,6 +32,7 @@ from typing import Any
 
 from sparrow.experiment.errors import ExperimentError
 from sparrow.experiment.overrides import apply_dotted
+from sparrow.paths import resolve_path
 from sparrow.yamlio import check_mapping, load_yaml
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a variant name is a folder name
@@ -178,8 +179,6 @@ def _check_recipe(run: RunSpec) -> None:
 
 
 def _path(value: Any, folder: Path, what: str) -> Path:
-    from sparrow.train.paths import resolve_path
-
     if not isinstance(value, str) or not value:
         raise ExperimentError(f"{what} must be a path, got {value!r}")
     return resolve_path(value, folder).resolve()

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.experiment.errors import ExperimentError
+from sparrow.paths import resolve_path
 
 
 def _inline_model(recipe: dict[str, Any], base_dir: Path) -> None:
     """Replace a ``model: PATH`` with the config it names (paths made absolute), so that
     ``model.*`` keys can change it without touching the shared model file."""
     from sparrow.model.config import ConfigError, VideoLLMConfig
-    from sparrow.train.paths import resolve_path
 
     try:
         recipe["model"] = VideoLLMConfig.from_yaml(resolve_path(recipe["model"], base_dir)).to_dict()

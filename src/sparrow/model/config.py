@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sparrow.model.errors import ConfigError
 from sparrow.model.packaged_specs import LMS, TOWERS, PackagedPartError, tower_spec
+from sparrow.paths import resolve_path
 from sparrow.yamlio import check_mapping, load_yaml, unknown_keys
 
 
@@ -180,14 +181,15 @@ class VideoLLMConfig:
         cfg.resolve_paths(Path(path).parent)
         return cfg
 
-    def resolve_paths(self, folder: Path) -> None:
-        """Make relative backbone and tokenizer paths absolute, relative to ``folder`` (the folder of the
-        YAML file or checkpoint that named them)."""
+    def resolve_paths(self, folder: str | Path | None) -> None:
+        """Backbone and tokenizer paths by ``sparrow.paths.resolve_path``: ``~`` expanded, a relative one
+        made absolute under ``folder`` (the folder of the YAML file, recipe or checkpoint that named it;
+        None: left relative)."""
         for part in (self.vision, self.vision2, self.lm):
-            if part is not None and part.path and not Path(part.path).is_absolute():
-                part.path = str((folder / part.path).resolve())
-        if self.tokenizer not in (None, "tiny") and not Path(self.tokenizer).is_absolute():
-            self.tokenizer = str((folder / self.tokenizer).resolve())
+            if part is not None and part.path:
+                part.path = str(resolve_path(part.path, folder, absolute=True))
+        if self.tokenizer not in (None, "tiny"):
+            self.tokenizer = str(resolve_path(self.tokenizer, folder, absolute=True))
 
     def validate(self) -> None:
         for name, part in (("vision", self.vision), ("vision2", self.vision2)):

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from sparrow.paths import resolve_path
 from sparrow.records import RecordError, Sample, check_media_paths
-from sparrow.train.paths import resolve_path
 from sparrow.train.seeds import derive_seed
 
 MEDIA_KINDS = ("text", "image", "multi-image", "video")

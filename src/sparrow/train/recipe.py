@@ -28,8 +28,8 @@ from sparrow.model.config import VideoLLMConfig
 from sparrow.model.errors import ConfigError
 from sparrow.model.lora import AdapterConfig, LoraError
 from sparrow.model.visual_terms import VisualTerms
+from sparrow.paths import resolve_path
 from sparrow.train.mixture import MixtureConfig, MixtureError
-from sparrow.train.paths import resolve_path
 from sparrow.yamlio import load_yaml, unknown_keys
 
 PARTS = ("vision", "connector", "lm")
@@ -257,12 +257,7 @@ class Recipe:
         if isinstance(self.model, str):
             return VideoLLMConfig.from_yaml(self.resolve(self.model))
         cfg = VideoLLMConfig.from_dict(copy.deepcopy(self.model))
-        # Paths inside an inline model mapping are relative to the recipe file, like the model path.
-        for part in (cfg.vision, cfg.vision2, cfg.lm):
-            if part is not None and part.path:
-                part.path = str(self.resolve(part.path))
-        if cfg.tokenizer not in (None, "tiny"):
-            cfg.tokenizer = str(self.resolve(cfg.tokenizer))
+        cfg.resolve_paths(self.base_dir)  # an inline model's paths are relative to the recipe file too
         return cfg
 
 
