@@ -5,10 +5,11 @@
 
 Modules: recipe (stages, loaded from YAML), mixture (sources, caps, the stream of draws), data (stream
 -> processor -> micro-batches), losses (CE, TaiLr, AdaTaiLr), optim (freezing, AdamW, schedule, loss
-choice), step (one optimizer step), trainer (the stage loop), checkpoint (model + trainer state, exact
-resume), rundir (the files of a run, its guard, the resume point), distributed (DDP / FSDP2), seeds
-(the one seed formula), paths (the one relative-path rule). Names load lazily so that importing the
-package stays cheap. See docs/train.md.
+choice), step (one optimizer step: update, schedule, AdaTaiLr), initial_model (the model a run starts
+from), trainer (the stage loop), checkpoint (model + trainer state, exact resume), rundir (the files of a
+run, its guard, the resume point), distributed (DDP / FSDP2), seeds (the one seed formula). Relative
+paths follow ``sparrow.paths``. Names load lazily so that importing the package stays cheap. See
+docs/train.md.
 """
 
 from __future__ import annotations

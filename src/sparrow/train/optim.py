@@ -84,7 +84,7 @@ def build_scheduler(
 
 def build_loss(lc: LossConfig) -> tuple[LossFn, AdaTaiLr | None]:
     """The stage's token loss (summed over tokens) and, for AdaTaiLr, the object whose state a
-    checkpoint saves and whose ``step()`` the loop calls once per optimizer step."""
+    checkpoint saves and whose ``step()`` ``train_step`` calls once per optimizer step."""
     if lc.name == "ce":
         return (lambda z, y: cross_entropy(z, y, label_smoothing=lc.label_smoothing, reduction="sum")), None
     if lc.name == "tailr":

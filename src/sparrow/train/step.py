@@ -1,4 +1,5 @@
-"""One optimizer step: forward and backward over the step's micro-batches, then one update.
+"""One optimizer step: forward and backward over the step's micro-batches, then one update of everything
+that moves per optimizer step: the weights, the learning-rate schedule and AdaTaiLr's running Γ.
 
 Logits are computed only at supervised positions (``VideoLLM.forward(logits_at=...)``): the LM head
 and the (B, L, V) activation would otherwise cost as much as a small LM's layers.
@@ -29,6 +30,7 @@ from torch import nn
 from sparrow.model.collate import IGNORE_INDEX
 from sparrow.train import distributed as D
 from sparrow.train.data import DataError
+from sparrow.train.losses import AdaTaiLr
 from sparrow.train.optim import LossFn
 
 
@@ -45,6 +47,9 @@ class StepSetup:
     grad_clip: float | None
     info: D.DistInfo
     use_bf16: bool = False
+    # Stepped after each update (a stage's; None: a bare step, as benchmarks and tests run it).
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    ada: AdaTaiLr | None = None  # the AdaTaiLr loss (``loss_fn`` itself) when the stage trains with it
 
     @property
     def trainable(self) -> list[nn.Parameter]:
@@ -82,7 +87,7 @@ def train_step(s: StepSetup, batches: Iterator[dict[str, Any]], where: str) -> d
     if skipped > 0:
         errors = [e for part in D.gather_objects(errors, s.info) for e in part]
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    return {
+    row = {
         "loss": total_loss / total_sup if total_sup else float("nan"),
         **_split_row(summed[5:]),
         "lr": {g["part"]: g["lr"] for g in s.optimizer.param_groups},
@@ -97,6 +102,13 @@ def train_step(s: StepSetup, batches: Iterator[dict[str, Any]], where: str) -> d
         "step_time_s": elapsed,
         "errors": errors,
     }
+    if s.scheduler is not None:
+        s.scheduler.step()
+    if s.ada is not None:
+        row["gamma"] = s.ada.last_gamma  # the Γ this step used
+        s.ada.step()  # folds the step's statistics (summed over ranks) into the average
+        row["mean_weight"] = s.ada.last_mean_weight
+    return row
 
 
 def _split_row(split: list[float]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 ``train(recipe, RunOptions(out=...))`` runs every stage of the recipe; stage k starts from stage k-1's
 weights. Per stage: seed, index the mixture, freeze, build optimizer / schedule / loss, then the step
-loop (``Trainer._run_stage``), reading top to bottom: one optimizer step (``sparrow.train.step``), the
-schedule, the logs, a checkpoint now and then; at the end the stage's model and reports.
+loop (``Trainer._run_stage``), reading top to bottom: one optimizer step (``sparrow.train.step``: the
+update, the schedule and AdaTaiLr's Γ), the logs, a checkpoint now and then; at the end the stage's model
+and reports.
 
 What the run writes is described in ``sparrow.train.rundir``; checkpoints and exact resume in
 ``sparrow.train.checkpoint``; the data stream in ``sparrow.train.data``. The library never prints: pass
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader
 from sparrow.adapters import lm_width
 from sparrow.model import Processor, VideoLLM
 from sparrow.model.feature_cache import FeatureCache
+from sparrow.paths import resolve_path
 from sparrow.report import loss_curve
 from sparrow.train import distributed as D
 from sparrow.train.checkpoint import (
@@ -44,7 +46,6 @@ from sparrow.train.initial_model import initial_model
 from sparrow.train.mixture import Mixture
 from sparrow.train.optim import build_loss, build_optimizer, build_scheduler, set_trainable
 from sparrow.train.options import RunOptions
-from sparrow.train.paths import resolve_path
 from sparrow.train.recipe import Recipe, StageConfig
 from sparrow.train.rundir import ERRORS, METRICS, ResumePoint, RunDir, TrainError, read_metrics
 from sparrow.train.seeds import derive_seed
@@ -124,8 +125,9 @@ def auto_threads(num_workers: int, world_size: int = 1) -> int:
 
 
 @dataclass
-class Stage:
-    """A stage ready to run: its config, length, data and what every step uses."""
+class PreparedStage:
+    """A recipe stage (``StageConfig``) ready to run: its length, data and what every step uses. (A job's
+    ``Stage``, ``sparrow.jobs``, is another thing.)"""
 
     k: int
     config: StageConfig
@@ -203,11 +205,6 @@ class Trainer:
         batches = iter(st.loader)
         for step in range(start_step, st.steps):
             row = train_step(st.setup, batches, f"stage {stage.name!r} step {step + 1}")
-            st.state.scheduler.step()
-            if st.state.ada is not None:
-                row["gamma"] = st.state.ada.last_gamma  # the Γ this step used
-                st.state.ada.step()  # folds the step's statistics (summed over ranks) into the average
-                row["mean_weight"] = st.state.ada.last_mean_weight
             errors = row.pop("errors")
             st.state.skipped.update(e["source"] for e in errors)
             self.run_dir.append(ERRORS, [{"stage": k + 1, "step": step + 1, **e} for e in errors])
@@ -229,7 +226,7 @@ class Trainer:
 
     def _start_stage(
         self, k: int, stage: StageConfig, start_step: int, saved: dict[str, Any] | None
-    ) -> Stage:
+    ) -> PreparedStage:
         seed_stage(self.recipe.seed, k, self.info.rank)
         mixture = Mixture(stage.mixture, self.data_root, self.opts.media_root)
         steps = stage.num_steps(mixture.epoch_size)
@@ -269,7 +266,16 @@ class Trainer:
         seed = derive_seed(self.recipe.seed, "loader", k, self.info.rank)
         loader = make_loader(dataset, sampler, collator, num_workers=self.num_workers, seed=seed)
         setup = StepSetup(
-            self.model, fwd, loss_fn, optimizer, accum, stage.grad_clip, self.info, self.use_bf16
+            self.model,
+            fwd,
+            loss_fn,
+            optimizer,
+            accum,
+            stage.grad_clip,
+            self.info,
+            self.use_bf16,
+            state.scheduler,
+            state.ada,
         )
         self._emit(
             "stage",
@@ -283,7 +289,7 @@ class Trainer:
             grad_accum=accum,
             world_size=self.info.world_size,
         )
-        return Stage(k, stage, steps, mixture, loader, setup, state)
+        return PreparedStage(k, stage, steps, mixture, loader, setup, state)
 
     def _check_sources(self) -> None:
         """Fail before any training if a stage's required source file is missing (not at stage 3)."""
@@ -316,7 +322,7 @@ class Trainer:
 
     # ------------------------------------------------------------------- checkpoints and results
 
-    def _checkpoint(self, st: Stage, step: int) -> None:
+    def _checkpoint(self, st: PreparedStage, step: int) -> None:
         tmp = self.run_dir.checkpoint_dir(st.k, step, tmp=True)
         final = self.run_dir.checkpoint_dir(st.k, step)
         if self.info.is_main:
@@ -330,7 +336,7 @@ class Trainer:
         D.barrier(self.info)
         self._emit("checkpoint", stage=st.k + 1, step=step, path=str(final))
 
-    def _finish_stage(self, st: Stage, losses: list[float]) -> dict[str, Any]:
+    def _finish_stage(self, st: PreparedStage, losses: list[float]) -> dict[str, Any]:
         k, stage = st.k, st.config
         out_dir = self.run_dir.stage_dir(k, stage)
         self.saver.save(self.model, out_dir, self._stage_processor(stage))
