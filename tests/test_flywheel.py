@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import completion, openai_app
 
+from sparrow.captions import Line
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.data import split_videos
 from sparrow.flywheel.narrated import segment
 from sparrow.flywheel.run import flywheel
 from sparrow.jobs.hooks import StepHooks
-from sparrow.refine.captions import Line
 from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.config import RefineConfig
 from sparrow.refine.prompts import NO_CAPTION

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sparrow.captions import CaptionsError, Transcript, parse_entry, read_entries
 from sparrow.cli import main
-from sparrow.refine.captions import CaptionsError, Transcript, parse_entry, read_entries
 
 FUZZ = settings(
     max_examples=20,

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from sparrow.captions import Line, Transcript, caption_key, repeats_a_line
 from sparrow.chat.base import Backend, Decoding, Message, Request, Response
 from sparrow.chat.cache import CachedBackend, ResponseCache
 from sparrow.flywheel.line_examples import align_lines, line_examples
 from sparrow.refine.blocks import make_blocks
-from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.frames import describe_frames
-from sparrow.refine.parse import caption_key, parse_reply, repeats_a_line
+from sparrow.refine.parse import parse_reply
 from sparrow.refine.prompts import (
     NO_CAPTION,
     Example,

@@ -25,7 +25,7 @@ from sparrow.caption_metrics import (
     vendi,
     vocabulary,
 )
-from sparrow.refine.captions import CaptionsError, Line, Transcript, read_captions, write_captions
+from sparrow.captions import CaptionsError, Line, Transcript, read_captions, write_captions
 
 
 def tr(vid: str, *lines: tuple[float, str]) -> Transcript:

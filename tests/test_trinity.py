@@ -87,7 +87,7 @@ def test_serve_command_refuses_a_bad_checkpoint(tmp_path, capsys):
 def test_trinity_tokenizes_unspaced_scripts_by_character(tmp_path):
     from sparrow.caption_metrics import TrinityConfig, trinity
     from sparrow.caption_metrics.text import words
-    from sparrow.refine.captions import load_captions
+    from sparrow.captions import load_captions
 
     assert words("一只红色的圆从左边进来。") == list("一只红色的圆从左边进来")
     assert words("猫がいる, a café") == ["猫", "が", "い", "る", "a", "café"]
@@ -117,7 +117,7 @@ def test_trinity_lists_malformed_entries_and_fails(tmp_path, capsys):
 
 def test_slots_are_reported_only_against_the_worlds_ground_truth(tmp_path):
     from sparrow.caption_metrics import TrinityConfig, trinity
-    from sparrow.refine.captions import load_captions
+    from sparrow.captions import load_captions
 
     other = {
         "x": {"start": [0.0, 5.0], "end": [4.0, 9.0], "text": ["A red circle on a cake.", "Then we mix."]}

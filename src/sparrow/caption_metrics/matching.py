@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from sparrow.caption_metrics.text import words
-from sparrow.refine.captions import Line
+from sparrow.captions import Line
 
 MIN_F1 = 0.5
 

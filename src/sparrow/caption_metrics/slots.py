@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sparrow.caption_metrics.matching import MIN_F1, match_lines
 from sparrow.caption_metrics.text import words
-from sparrow.refine.captions import Transcript
+from sparrow.captions import Transcript
 from sparrow.world.vocab import COLOURS, SHAPES, WORDS
 
 SLOTS = ("colour", "shape", "word", "action")

@@ -21,9 +21,9 @@ from sparrow.caption_metrics.matching import MIN_F1, match_lines
 from sparrow.caption_metrics.rouge import rouge_l
 from sparrow.caption_metrics.slots import is_world_truth, slot_accuracy
 from sparrow.caption_metrics.text import words
+from sparrow.captions import Transcript
 from sparrow.hf_logging import quiet_hf
 from sparrow.io import atomic_write_text
-from sparrow.refine.captions import Transcript
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparrow.captions import repeats_a_line
 from sparrow.chat.base import Backend, BackendError, Decoding, Request, Response
 from sparrow.hf_logging import quiet_hf
-from sparrow.refine.parse import repeats_a_line
 
 DEFAULT_PART = "smollm2-135m-instruct"
 

@@ -45,13 +45,14 @@ def flywheel(
     the human examples, lets it re-caption the same segments, and scores the captions against the ground
     truth (the trinity, CIDEr-D intervals against the transcripts and round 0). Writes rounds.json and
     report.html into OUT."""
+    from sparrow.captions import CaptionsError
     from sparrow.chat.base import BackendError
     from sparrow.commands._jobs import step_progress
     from sparrow.flywheel.config import FlywheelError
     from sparrow.flywheel.report import COLUMNS, table_row
     from sparrow.flywheel.run import flywheel as run
     from sparrow.jobs import JobError
-    from sparrow.refine.errors import CaptionsError, PromptError, RefineError
+    from sparrow.refine.errors import PromptError, RefineError
     from sparrow.train import RecipeError, TrainError
     from sparrow.ui import rows_table, summary_table
 
@@ -93,12 +94,12 @@ def flywheel_losses(
     with the same recipe and steps, let each re-caption the transcripts' segments, and score them against
     the ground truth: CIDEr-D per run with bootstrap intervals, and paired intervals of the difference to
     the first loss per seed and pooled. Writes OUT/losses/study.json and OUT/losses/report.html."""
+    from sparrow.captions import CaptionsError
     from sparrow.chat.base import BackendError
     from sparrow.commands._jobs import step_progress
     from sparrow.flywheel.config import FlywheelError
     from sparrow.flywheel.loss_study import loss_study
     from sparrow.jobs import JobError
-    from sparrow.refine.errors import CaptionsError
     from sparrow.train import RecipeError, TrainError
     from sparrow.ui import rows_table, summary_table
 

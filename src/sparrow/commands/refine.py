@@ -39,8 +39,9 @@ def refine(
     parse them, and write caption.json, caption training records, errors.jsonl, ledger.json,
     trinity.json and summary.json into OUT. Re-running resumes; identical requests come from the cache.
     Exits non-zero when no caption was made."""
+    from sparrow.captions import CaptionsError
     from sparrow.chat.base import BackendError
-    from sparrow.refine.errors import CaptionsError, PromptError, RefineError
+    from sparrow.refine.errors import PromptError, RefineError
     from sparrow.refine.run import dry_run as render
     from sparrow.refine.run import refine as run
     from sparrow.ui import console, summary_table

@@ -35,7 +35,7 @@ def trinity(
     ground truth) slot accuracy. Malformed entries are listed and fail the command (exit 2)."""
     from sparrow.caption_metrics import cider_difference
     from sparrow.caption_metrics import trinity as measure
-    from sparrow.refine.captions import CaptionsError, read_captions
+    from sparrow.captions import CaptionsError, read_captions
     from sparrow.ui import rows_table
 
     if compare is not None and reference is None:

@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sparrow.captions import Line
 from sparrow.chat.base import Backend, Message, Request, VideoRef
 from sparrow.flywheel.narrated import narrated_question, segment
 from sparrow.refine.caption_stage import CaptionJob, CaptionStage, complete_all
-from sparrow.refine.captions import Line
 from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.config import RefineConfig, build_backend
 from sparrow.refine.ledger import Ledger

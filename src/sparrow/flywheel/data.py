@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparrow.captions import CaptionsError, Line, Transcript, load_captions, parse_entry
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.line_examples import line_examples
 from sparrow.flywheel.narrated import narrated_records, segment
 from sparrow.io import atomic_write_text, write_jsonl
 from sparrow.refine.caption_stage import find_video
-from sparrow.refine.captions import Line, Transcript, load_captions, parse_entry
 from sparrow.refine.collect import caption_record
-from sparrow.refine.errors import CaptionsError
 
 
 @dataclass

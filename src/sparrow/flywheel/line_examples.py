@@ -6,8 +6,8 @@ know how the world's narrators speak; the refine job itself knows nothing of the
 from __future__ import annotations
 
 from sparrow.caption_metrics.text import word_pairs, words
+from sparrow.captions import Line, Transcript
 from sparrow.refine.blocks import timed
-from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.errors import PromptError
 from sparrow.refine.prompts import NO_CAPTION, Example
 

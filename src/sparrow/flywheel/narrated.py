@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sparrow.captions import Line, Transcript
 from sparrow.flywheel.line_examples import align_lines
 from sparrow.io import write_jsonl
 from sparrow.refine.caption_stage import find_video
-from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.collect import CAPTION_QUESTION
 from sparrow.refine.prompts import NO_CAPTION
 

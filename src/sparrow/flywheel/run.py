@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.caption_metrics import TrinityConfig, trinity
+from sparrow.captions import Transcript, load_captions, read_entries
 from sparrow.flywheel.annotate import AnnotateStage
 from sparrow.flywheel.captioner import captioner_recipe, train_captioner
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
@@ -33,7 +34,6 @@ from sparrow.io import atomic_write_text
 from sparrow.jobs import JobOptions, run_job
 from sparrow.jobs.hooks import StepHooks
 from sparrow.refine.caption_stage import CaptionJob
-from sparrow.refine.captions import Transcript, load_captions, read_entries
 from sparrow.run_guard import claim
 
 SETTINGS_FILE = "flywheel.json"

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from sparrow.caption_metrics.text import words
-from sparrow.refine.captions import Line, Transcript
+from sparrow.captions import Line, Transcript
 
 MAX_WORDS = 200
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparrow.caption_metrics import TrinityConfig
+from sparrow.captions import read_entries
 from sparrow.chat.base import Backend, Request, Response
 from sparrow.jobs import Collector, ItemResult, Stage, WorkItem
-from sparrow.refine.captions import read_entries
 from sparrow.refine.collect import RefineCollector
 from sparrow.refine.errors import RefineError
 from sparrow.refine.ledger import Ledger

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sparrow.caption_metrics import trinity
+from sparrow.captions import Line, Transcript, load_captions, write_captions
 from sparrow.io import JsonlWriter, atomic_write_text
 from sparrow.jobs import Collector, ItemResult, JobReport, VideoJobSummary, WorkItem
-from sparrow.refine.captions import Line, Transcript, load_captions, write_captions
 from sparrow.refine.ledger import Ledger
 
 # The one caption prompt: refined records train the captioner with it, and the flywheel's captioner is

@@ -16,11 +16,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from sparrow.captions import Line, Transcript
 from sparrow.chat.base import Backend, Message, Request, VideoRef
 from sparrow.jobs import ItemResult, WorkItem
 from sparrow.refine.blocks import Block, make_blocks
 from sparrow.refine.caption_stage import CaptionJob, CaptionStage
-from sparrow.refine.captions import Line, Transcript
 from sparrow.refine.config import RefineConfig, build_backend
 from sparrow.refine.frames import FrameConfig, describe_frames, video_frames
 from sparrow.refine.ledger import Ledger

@@ -15,17 +15,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparrow.captions import Line, caption_key
 from sparrow.refine.blocks import Block
-from sparrow.refine.captions import Line
 
 DURATION = 8.0
 _LINE = re.compile(
     r"^\s*(?:[-*•]\s*|\d+[.)]\s+)?\**\s*(\d+(?:\.\d+)?)\s*(?:s|sec|seconds?)\s*\**\s*[:\-–]\s*(.+?)\s*$",
-    re.IGNORECASE,
-)
-# A line's bullet or number and its time, which two copies of one caption in a loop need not share.
-_LEAD = re.compile(
-    r"^\s*(?:[-*•]\s*|\d+[.)]\s+)?\**\s*(?:\d+(?:\.\d+)?\s*(?:s|sec|seconds?)\s*\**\s*[:\-–]\s*)?",
     re.IGNORECASE,
 )
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -75,17 +70,6 @@ def _from_json(items: list[Any]) -> list[tuple[float, str]] | None:
         else:
             return None
     return out
-
-
-def caption_key(text: str) -> str:
-    """What makes two captions the same: their words, case and punctuation aside, bullet and time left out."""
-    return " ".join(re.findall(r"[a-z0-9']+", _LEAD.sub("", text, count=1).lower()))
-
-
-def repeats_a_line(reply: str) -> bool:
-    """True once a reply's last complete line says what an earlier line said (a generation loop)."""
-    lines = [k for k in map(caption_key, reply.split("\n")[:-1]) if k]
-    return len(lines) > 1 and lines[-1] in lines[:-1]
 
 
 def parse_reply(reply: str, block: Block, duration: float = DURATION) -> Parsed:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from sparrow.caption_metrics import TrinityConfig
+from sparrow.captions import read_entries
 from sparrow.chat.base import estimate_tokens
 from sparrow.jobs import JobArgs, JobOptions, run_job
 from sparrow.refine.blocks import make_blocks
 from sparrow.refine.caption_stage import CaptionJob
-from sparrow.refine.captions import read_entries
 from sparrow.refine.collect import RefineSummary
 from sparrow.refine.config import RefineConfig
 from sparrow.refine.errors import RefineError

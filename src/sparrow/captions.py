@@ -1,6 +1,7 @@
-"""HowTo100M's ``caption.json``: ``{video_id: {"start": [s, ...], "end": [s, ...], "text": [str, ...]}}``
-(seconds), the layout of the world's ``transcripts/caption.json`` and ``ground_truth.json`` and of what
-``sparrow refine`` writes.
+"""Timed captions: HowTo100M's ``caption.json``, ``{video_id: {"start": [s, ...], "end": [s, ...], "text":
+[str, ...]}}`` (seconds), the layout of the world's ``transcripts/caption.json`` and ``ground_truth.json``
+and of what ``sparrow refine`` writes; and when two caption lines say the same thing (``caption_key``).
+Read by refine, the caption metrics, the flywheel and the chat backends' loop stop, so it imports none.
 
 Reading never stops at a bad entry: a video whose entry is malformed becomes one error row (``id``,
 ``line`` (None: the file is one JSON object), ``source``, ``reason``) and the others are read.
@@ -11,15 +12,24 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparrow.io import atomic_write_text
-from sparrow.refine.errors import CaptionsError
 
 FIELDS = ("start", "end", "text")
+# A line's bullet or number and its time, which two copies of one caption in a loop need not share.
+_LEAD = re.compile(
+    r"^\s*(?:[-*•]\s*|\d+[.)]\s+)?\**\s*(?:\d+(?:\.\d+)?\s*(?:s|sec|seconds?)\s*\**\s*[:\-–]\s*)?",
+    re.IGNORECASE,
+)
+
+
+class CaptionsError(ValueError):
+    """A caption file cannot be read at all (missing, not JSON, not an object of videos)."""
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,14 @@ def write_captions(path: str | os.PathLike, transcripts: Iterable[Transcript]) -
     """Write a caption file atomically, videos in the given order."""
     obj = {t.video_id: t.to_dict() for t in transcripts}
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def caption_key(text: str) -> str:
+    """What makes two captions the same: their words, case and punctuation aside, bullet and time left out."""
+    return " ".join(re.findall(r"[a-z0-9']+", _LEAD.sub("", text, count=1).lower()))
+
+
+def repeats_a_line(reply: str) -> bool:
+    """True once a reply's last complete line says what an earlier line said (a generation loop)."""
+    lines = [k for k in map(caption_key, reply.split("\n")[:-1]) if k]
+    return len(lines) > 1 and lines[-1] in lines[:-1]
