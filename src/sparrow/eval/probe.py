@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from sparrow.eval.probe_features import ProbeError, frame_features, resolve_tower, tower_layers
 
@@ -50,7 +51,7 @@ class ProbeConfig:
     test_videos: int | None = None  # At most this many test videos measure it (default: all).
     pool: str = "meanmax"  # How a layer's grid becomes one vector per frame: mean, max or meanmax (both).
     c: float = 1.0  # Inverse L2 strength of the logistic regression.
-    seed: int = 0  # Seed of the video subsets.
+    seed: int = 0  # Seed of the video subsets and of a tower's random initial weights.
     batch_size: int = 32  # Frames per forward pass of the tower.
 
     def validate(self) -> None:
@@ -242,7 +243,10 @@ def probe_tower(
     }
     if not ids["train"] or not ids["test"]:
         raise ProbeError(f"{world} needs train and test videos for the probe")
-    module = resolve_tower(tower)
+    with torch.random.fork_rng(devices=[]):
+        # A tower built from a model YAML starts from random weights: the same ones every run.
+        torch.manual_seed(cfg.seed)
+        module = resolve_tower(tower)
     chosen = list(cfg.layers) if cfg.layers else tower_layers(module)
     report = ProbeReport(
         str(tower) if isinstance(tower, (str, os.PathLike)) else type(module).__name__, str(world), cfg
