@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test lint format venv eval-venv lock clean
+.PHONY: demo demo-long test lint format venv eval-venv lock clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,11 @@ lock:
 
 demo: $(STAMP)
 	$(VENV)/bin/sparrow demo --out $(DEMO_OUT)
+
+# The demo's recipe as written (twice the training steps of `make demo`): see docs/seeing.md for what
+# each costs and scores.
+demo-long: $(STAMP)
+	$(VENV)/bin/sparrow demo --out $(DEMO_OUT)-long --steps-scale 1
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

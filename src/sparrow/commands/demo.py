@@ -136,8 +136,9 @@ def demo_cmd(
     ),
 ) -> None:
     """Run the whole pipeline on the embedded world: generate it, synthesize pseudo-videos from its text,
-    train a tiny video-LLM with Apollo's 3 stages (and a video-only baseline), evaluate the untrained model
-    and every checkpoint under the video / centre-frame / text-only conditions, curate the benchmark, and
+    train a video-LLM that sees (pretrained EfficientNet-Lite0, a small LM, frame-caption alignment first)
+    with Apollo's 3 stages (and a video-only baseline), evaluate the untrained model and every checkpoint
+    under the video / centre-frame / text-only / swapped-video conditions, curate the benchmark, and
     write report.html. Re-running the same command resumes; finished steps are skipped."""
     _print_summary(_run(_config(cfg, videos, steps_scale, quick)))
 
