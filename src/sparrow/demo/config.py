@@ -16,7 +16,7 @@ MAIN_RUN, BASELINE_RUN, REFERENCE = "apollo-3stage", "video-only", "untrained"
 DEFAULT_OUT = Path("demo-out")
 # A first look in a few minutes: a smaller world and a quarter of the training steps.
 QUICK_VIDEOS = {"train": 120, "val": 5, "test": 60}
-QUICK_STEPS_SCALE = 0.1
+QUICK_STEPS_SCALE = 0.05
 
 
 class DemoError(RuntimeError):
@@ -46,9 +46,9 @@ class DemoConfig:
     world_overrides: dict[str, Any] = field(default_factory=_world_videos)
     recipe: Path | None = None  # Training recipe (default: configs/seeing/apollo-3stage.yaml).
     max_steps: int | None = None  # Cap every training stage at this many steps (quick runs).
-    # Multiply every stage's steps. The default fits the demo into 15 minutes on 2 cores; 1 trains the
-    # recipe as written (`make demo-long`).
-    steps_scale: float = 0.5
+    # Multiply every stage's steps. The default aims at 15 minutes on 2 cores (half the steps took 29 min
+    # of CPU time, docs/seeing.md); 1 trains the recipe as written (`make demo-long`).
+    steps_scale: float = 0.25
     workers: int = 2  # Processes for world and synth.
     # CPU threads for training and evaluation (default: cores minus loader workers for training, 1 for
     # evaluation; on an idle machine 2 threads train faster).
