@@ -82,6 +82,22 @@ def tiny_model(cfg: VideoLLMConfig | None = None, seed: int = 0) -> tuple[VideoL
     return VideoLLM(cfg, tokenizer=proc.tokenizer), proc
 
 
+def served_checkpoint(d: Path) -> Path:
+    """A tiny model's checkpoint (at most 4 frames) in ``d/ckpt`` and a 2 s video ``d/videos/a.mp4``: what
+    the serve tests point ``sparrow serve`` at. Returns ``d/ckpt``."""
+    import torch
+    from media import write_video
+
+    torch.set_num_threads(1)
+    cfg = tiny_config()
+    cfg.sampling.max_frames = 4
+    model, proc = tiny_model(cfg)
+    model.save_pretrained(d / "ckpt", processor=proc)
+    (d / "videos").mkdir()
+    write_video(d / "videos" / "a.mp4", num_frames=20, fps=10, width=32, height=32)
+    return d / "ckpt"
+
+
 def openai_app(model: str, chat: Callable[..., Any]) -> FastAPI:
     """A fake OpenAI-compatible server: ``GET /v1/models`` lists ``model`` and ``POST
     /v1/chat/completions`` answers with ``chat(body: dict)`` (serve it with ``ServerThread``)."""

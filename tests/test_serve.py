@@ -8,8 +8,7 @@ import json
 
 import httpx
 import pytest
-import torch
-from conftest import completion, openai_app, tiny_config, tiny_model
+from conftest import completion, openai_app, served_checkpoint
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from PIL import Image
@@ -29,16 +28,10 @@ def png(colour=(200, 30, 30)) -> bytes:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("serve")
+    served_checkpoint(d)
     from media import write_video
 
-    torch.set_num_threads(1)
-    d = tmp_path_factory.mktemp("serve")
-    cfg = tiny_config()
-    cfg.sampling.max_frames = 4
-    model, proc = tiny_model(cfg)
-    model.save_pretrained(d / "ckpt", processor=proc)
-    (d / "videos").mkdir()
-    write_video(d / "videos" / "a.mp4", num_frames=20, fps=10, width=32, height=32)
     write_video(d / "outside.mp4", num_frames=10, fps=10, width=32, height=32)
     backend = SparrowBackend(SparrowConfig(str(d / "ckpt")))
     app = create_app(backend, ServeConfig(video_root=str(d / "videos"), max_tokens=8))

@@ -12,8 +12,7 @@ import json
 import httpx
 import openai
 import pytest
-import torch
-from conftest import tiny_config, tiny_model
+from conftest import served_checkpoint
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -32,16 +31,8 @@ def png_url(colour=(200, 30, 30)) -> str:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from media import write_video
-
-    torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("serve_errors")
-    cfg = tiny_config()
-    cfg.sampling.max_frames = 4
-    model, proc = tiny_model(cfg)
-    model.save_pretrained(d / "ckpt", processor=proc)
-    (d / "videos").mkdir()
-    write_video(d / "videos" / "a.mp4", num_frames=20, fps=10, width=32, height=32)  # 2 s
+    served_checkpoint(d)
     (d / "videos" / "notes.mp4").write_text("these are notes, not a video\n")
     backend = SparrowBackend(SparrowConfig(str(d / "ckpt")))
     cfg = ServeConfig(video_root=str(d / "videos"), max_tokens=2, max_new_tokens=6, max_request_mb=0.05)

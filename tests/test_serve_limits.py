@@ -19,8 +19,7 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
-import torch
-from conftest import REPO, tiny_config, tiny_model
+from conftest import REPO, served_checkpoint
 
 from sparrow.chat.sparrow import SparrowBackend, SparrowConfig
 from sparrow.serve import ServeConfig, create_app
@@ -31,16 +30,8 @@ LONG = 100_000  # tokens: minutes of generation for the tiny model
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from media import write_video
-
-    torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("serve_limits")
-    cfg = tiny_config()
-    cfg.sampling.max_frames = 4
-    model, proc = tiny_model(cfg)
-    model.save_pretrained(d / "ckpt", processor=proc)
-    (d / "videos").mkdir()
-    write_video(d / "videos" / "a.mp4", num_frames=20, fps=10, width=32, height=32)
+    served_checkpoint(d)
     return d, SparrowBackend(SparrowConfig(str(d / "ckpt")))
 
 
