@@ -27,12 +27,18 @@ class ProcessorError(ValueError):
 
 
 class ClipCache:
-    """A small LRU of decoded clips. ``capacity`` 0 disables it (training: every sample is seen once per
-    epoch, so caching would only hold memory)."""
+    """An LRU of decoded clips, bounded by ``capacity`` clips and, if given, by ``max_bytes`` of frame
+    data. ``capacity`` 0 disables it. Training keeps one per data worker for a stage (the recipe's
+    ``clip_cache``): every epoch after the first then reads its clips from memory, not the decoder."""
 
-    def __init__(self, capacity: int = 256):
+    def __init__(self, capacity: int = 256, max_bytes: int | None = None):
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -59,10 +65,18 @@ class ClipCache:
     def put(self, key: tuple | None, clip: Any) -> None:
         if not self.capacity or key is None:
             return
+        size = int(getattr(np.asarray(getattr(clip, "frames", ())), "nbytes", 0))
+        if self.max_bytes is not None and size > self.max_bytes:
+            return  # larger than the whole budget: caching it would only evict everything else
+        if key in self._items:
+            self.bytes -= self._sizes[key]
         self._items[key] = clip
+        self._sizes[key] = size
+        self.bytes += size
         self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        while len(self._items) > self.capacity or (self.max_bytes is not None and self.bytes > self.max_bytes):
+            old, _ = self._items.popitem(last=False)
+            self.bytes -= self._sizes.pop(old)
 
 
 @dataclass

@@ -190,6 +190,9 @@ class Recipe:
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
+    # Decoded clips kept in memory per data worker (MiB, 0 = decode every time): epochs after the first
+    # read their frames from memory instead of the decoder.
+    clip_cache_mb: float = 512.0
     # The loss split's visual terms (sparrow.model.visual_terms): auto (the world's vocabulary on world
     # records with media) | world | none | a list of terms | {terms, patterns, sources}.
     visual_terms: Any = "auto"
@@ -208,6 +211,8 @@ class Recipe:
         if self.strategy not in STRATEGIES:
             raise RecipeError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
         self.feature_cache.validate()
+        if not isinstance(self.clip_cache_mb, (int, float)) or self.clip_cache_mb < 0:
+            raise RecipeError(f"clip_cache_mb must be a number >= 0, got {self.clip_cache_mb!r}")
         self.visual_terms_spec()
         for s in self.stages:
             s.validate()

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from sparrow.adapters import lm_width
 from sparrow.model import Processor, VideoLLM
 from sparrow.model.feature_cache import FeatureCache
+from sparrow.model.media import ClipCache
 from sparrow.paths import resolve_path
 from sparrow.report import loss_curve
 from sparrow.train import distributed as D
@@ -305,6 +306,8 @@ class Trainer:
     def _build_model(self) -> None:
         model, processor = initial_model(self.recipe)
         processor.visual_terms = self.recipe.visual_terms_spec()
+        mb = self.recipe.clip_cache_mb
+        processor.clip_cache = ClipCache(1 << 30 if mb else 0, max_bytes=int(mb * 2**20))
         hidden = lm_width(model)
         self.precision = resolve_precision(self.recipe.precision, self.info.device, lm_hidden=hidden)
         self.use_bf16 = self.precision["autocast"] == "bf16"
