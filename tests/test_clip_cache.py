@@ -38,7 +38,14 @@ def test_capacity_still_bounds_the_count():
 
 
 def test_recipe_clip_cache_setting():
-    stage = {"name": "s", "mixture": [{"path": "x.jsonl"}], "steps": 1, "batch_size": 1, "trainable": ["lm"], "lr": 1e-3}
+    stage = {
+        "name": "s",
+        "mixture": [{"path": "x.jsonl"}],
+        "steps": 1,
+        "batch_size": 1,
+        "trainable": ["lm"],
+        "lr": 1e-3,
+    }
     assert Recipe.from_dict({"model": "m.yaml", "stages": [stage]}).clip_cache_mb == 512.0
     assert Recipe.from_dict({"model": "m.yaml", "stages": [stage], "clip_cache_mb": 0}).clip_cache_mb == 0
     with pytest.raises(RecipeError, match="clip_cache_mb"):

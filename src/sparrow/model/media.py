@@ -74,7 +74,9 @@ class ClipCache:
         self._sizes[key] = size
         self.bytes += size
         self._items.move_to_end(key)
-        while len(self._items) > self.capacity or (self.max_bytes is not None and self.bytes > self.max_bytes):
+        while len(self._items) > self.capacity or (
+            self.max_bytes is not None and self.bytes > self.max_bytes
+        ):
             old, _ = self._items.popitem(last=False)
             self.bytes -= self._sizes.pop(old)
 
