@@ -66,3 +66,28 @@ def test_model_on_a_mid_layer_trains_saves_and_reloads(tmp_path):
     with torch.no_grad():
         after = again.encode_visual(x, [1, 1, 1])
     torch.testing.assert_close(before, after, rtol=0, atol=0)
+
+
+def test_combined_layers_concatenate_pooled_shallow_blocks_on_the_deepest_grid():
+    torch.manual_seed(0)
+    vc = {"packaged": LITE0, "pretrained": False, "config": {"image_size": 112}}
+    both = CNNTower(VisionConfig(**vc, feature_layer="stride02+stride08"))
+    deep = CNNTower(VisionConfig(**vc, feature_layer="stride08"))
+    deep.load_state_dict(both.state_dict(), strict=True)  # the same blocks, no extra parameters
+    assert (both.grid, both.hidden_size, both.patch_size) == (14, 16 + 40, 8)
+    seen = {}
+    both.model.net._blocks[0].register_forward_hook(lambda m, i, o: seen.setdefault("s02", o))
+    both.eval(), deep.eval()
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        got, ref = both(x), deep(x)
+    assert got.shape == (2, 14, 14, 56)
+    torch.testing.assert_close(got[..., 16:], ref, rtol=0, atol=0)
+    # The stride-2 block's 56 x 56 map averaged over 4 x 4 cells: cell (i, j) of the 14 x 14 grid.
+    s02 = seen["s02"]
+    cell = s02[:, :, 8:12, 20:24].mean(dim=(2, 3))
+    torch.testing.assert_close(got[:, 2, 5, :16], cell, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="head cannot be combined"):
+        VideoLLMConfig.from_dict(
+            {**tiny_config().to_dict(), "vision": {"packaged": LITE0, "feature_layer": "head+stride08"}}
+        )

@@ -54,9 +54,11 @@ class PackagedCNN(nn.Module):
     ``last_block``: -1 keeps the whole network and its head; ``k`` keeps the stem and blocks 0..k only
     (a mid-level feature layer), so no parameter exists that the features do not depend on."""
 
-    def __init__(self, name: str, image_size: int, last_block: int = -1):
+    def __init__(self, name: str, image_size: int, last_block: int = -1, taps: list[int] | None = None):
         super().__init__()
         self.name, self.image_size, self.last_block = name, image_size, last_block
+        # Blocks whose outputs are read together (pooled to the last one's grid, channels concatenated).
+        self.taps = [b for b in (taps or []) if b != last_block]
         self.net = _efficientnet(name)
         self.total_blocks = len(self.net._blocks)  # drop-connect rates scale with the full depth
         if last_block >= 0:
@@ -108,9 +110,15 @@ class PackagedCNN(nn.Module):
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(pixel_values)))
         rate = net._global_params.drop_connect_rate
+        read = []
         for idx, block in enumerate(net._blocks):
             x = block(x, drop_connect_rate=rate * idx / self.total_blocks if rate else rate)
-        return x
+            if idx in self.taps:
+                read.append(x)
+        if not read:
+            return x
+        grid = x.shape[-2:]  # SAME padding: the deeper grid is the shallower one's ceil-divided
+        return torch.cat([*(nn.functional.adaptive_avg_pool2d(r, grid) for r in read), x], dim=1)
 
 
 class CNNTower(nn.Module):
@@ -127,7 +135,7 @@ class CNNTower(nn.Module):
         self.grid = spec.grid(self.image_size, self.layer)
         self.patch_size = stride
         self.hidden_size = channels
-        self.model = PackagedCNN(spec.name, self.image_size, last_block)
+        self.model = PackagedCNN(spec.name, self.image_size, last_block, spec.taps(self.layer))
         if vcfg.path:  # a checkpoint's own copy wins: it may have been trained
             self.model.load_saved(vcfg.path)
         elif vcfg.pretrained:

@@ -31,6 +31,8 @@ class VisionConfig:
     ``hidden_states`` (e.g. -2 for the penultimate layer, as LLaVA does). A packaged CNN takes -1 (its
     head) or a layer name, ``stride08`` / ``stride16`` / ...: the last block at that stride, a larger
     grid of fewer channels that keeps colour better (see ``sparrow probe``); later blocks are not built.
+    ``stride02+stride08`` reads several blocks at once: the shallower ones average-pooled onto the
+    deepest one's grid, channels concatenated (colour from an early block beside shape from a later).
     ``image_mean`` / ``image_std``: None = the tower's own (SigLIP's 0.5 / 0.5 for HF towers; the
     packaged tower's training normalisation). ``packaged`` + ``path``: the packaged architecture with
     the weights a checkpoint saved in ``path``. ``pretrained: false`` builds a packaged tower with

@@ -34,7 +34,28 @@ class TowerSpec:
 
     def layer(self, name: int | str) -> tuple[int, int, int]:
         """(last block kept or -1 for the whole network with its head, stride, channels) of a layer:
-        ``-1`` / ``"head"`` is the head convolution's output, ``"strideNN"`` the last block at that stride."""
+        ``-1`` / ``"head"`` is the head convolution's output, ``"strideNN"`` the last block at that stride,
+        and ``"strideAA+strideBB"`` those blocks read together (channels concatenated on the deepest
+        one's grid: colour from an early block beside shape from a later one)."""
+        taps = [self._one(n) for n in self._names(name)]
+        if len(taps) == 1:
+            return taps[0]
+        if any(block < 0 for block, _, _ in taps):
+            raise PackagedPartError(f"{self.name}: the head cannot be combined with other layers ({name!r})")
+        block, stride, _ = max(taps)
+        return block, stride, sum(c for _, _, c in taps)
+
+    def taps(self, name: int | str) -> list[int]:
+        """The block indices a feature layer reads, shallowest first (``[-1]`` for the head)."""
+        return sorted({self._one(n)[0] for n in self._names(name)})
+
+    @staticmethod
+    def _names(name: int | str) -> list[int | str]:
+        if isinstance(name, str) and "+" in name:
+            return [n.strip() for n in name.split("+")]
+        return [name]
+
+    def _one(self, name: int | str) -> tuple[int, int, int]:
         if name in (-1, "head"):
             return -1, self.stride, self.channels
         for key, block, stride, channels in self.layers:
