@@ -26,7 +26,25 @@ def _refine_config(text: str | None) -> Any:
         raise UsageError(str(e)) from e
 
 
-@config_flags(FlywheelConfig, skip=("refine",), paths=("recipe",))
+def _init_notes(cfg: FlywheelConfig, world: Path) -> None:
+    """Check ``--captioner-init`` against the world before anything runs; print its warnings as notes."""
+    from rich.markup import escape
+
+    from sparrow.flywheel.config import FlywheelError
+    from sparrow.flywheel.pretrained import check_captioner_init
+    from sparrow.ui import err_console
+
+    if not cfg.captioner_init:
+        return
+    try:
+        notes = check_captioner_init(cfg.captioner_init, world)
+    except FlywheelError as e:
+        raise UsageError(str(e)) from e
+    for note in notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+
+
+@config_flags(FlywheelConfig, skip=("refine",), paths=("recipe", "captioner_init"))
 def flywheel(
     world: Path = typer.Option(..., "--world", help="A `sparrow world` folder.", show_default=False),
     out: Path = out_option("Output folder (resumes a run with the same settings)."),
@@ -41,8 +59,9 @@ def flywheel(
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
 ) -> None:
     """Round 0 refines the world's ASR transcripts with an LLM (few-shot with the human examples); each
-    later round trains a captioner on the previous round's captions (AdaTaiLr by default), fine-tunes it on
-    the human examples, lets it re-caption the same segments, and scores the captions against the ground
+    later round trains a captioner on the previous round's captions (AdaTaiLr by default; from the
+    --captioner-init checkpoint when given, which must come from another world), fine-tunes it on the
+    human examples, lets it re-caption the same segments, and scores the captions against the ground
     truth (the trinity, CIDEr-D intervals against the transcripts and round 0). Writes rounds.json and
     report.html into OUT."""
     from sparrow.captions import CaptionsError
@@ -57,6 +76,7 @@ def flywheel(
     from sparrow.ui import rows_table, summary_table
 
     cfg = dataclasses.replace(cfg, refine=_refine_config(refine))
+    _init_notes(cfg, world)
     errors = (FlywheelError, BackendError, CaptionsError, PromptError, RefineError, JobError, RecipeError, TrainError)  # fmt: skip
     try:
         with step_progress() as hooks:
@@ -81,7 +101,7 @@ def _csv(text: str, flag: str, kind: type) -> list[Any]:
         raise UsageError(f"{flag} takes a comma-separated list, got {text!r}") from None
 
 
-@config_flags(FlywheelConfig, skip=("refine", "rounds", "loss"), paths=("recipe",))
+@config_flags(FlywheelConfig, skip=("refine", "rounds", "loss"), paths=("recipe", "captioner_init"))
 def flywheel_losses(
     world: Path = typer.Option(..., "--world", help="A `sparrow world` folder.", show_default=False),
     out: Path = out_option("Output folder: the study goes to OUT/losses (resumes finished runs)."),
@@ -104,6 +124,7 @@ def flywheel_losses(
     from sparrow.ui import rows_table, summary_table
 
     seed_list, loss_list = _csv(seeds, "--seeds", int), _csv(losses, "--losses", str)
+    _init_notes(cfg, world)
     try:
         with step_progress() as hooks:
             study = loss_study(world, out, cfg, seed_list, loss_list, hooks=hooks)

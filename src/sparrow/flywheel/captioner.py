@@ -1,5 +1,6 @@
-"""The captioner of one flywheel round: the recipe filled in with the round's files and loss, and its
-training run (resumable: a round interrupted while training goes on from its last checkpoint)."""
+"""The captioner of one flywheel round: the recipe filled in with the round's files, loss and starting
+checkpoint (``--captioner-init``), and its training run (resumable: a round interrupted while training goes
+on from its last checkpoint)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
+from sparrow.flywheel.pretrained import check_checkpoint
 from sparrow.train.recipe import Recipe, RecipeError
 from sparrow.yamlio import load_yaml
 
@@ -17,12 +19,16 @@ PLACEHOLDERS = ("$captions", "$human")
 
 def captioner_recipe(cfg: FlywheelConfig, captions: Path, human: Path, seed: int | None = None) -> Recipe:
     """The recipe of ``cfg``: ``$captions`` / ``$human`` sources point at the given files, the first
-    stage's loss is ``cfg.loss`` and the seed is ``seed`` (default ``cfg.seed``)."""
+    stage's loss is ``cfg.loss``, the seed is ``seed`` (default ``cfg.seed``) and, with
+    ``cfg.captioner_init``, the model is that checkpoint (the recipe's ``model`` is dropped)."""
     path = cfg.recipe_path()
     d = copy.deepcopy(load_yaml(path, "recipe", RecipeError))
     stages = d.get("stages") if isinstance(d, dict) else None
     if not stages:
         raise FlywheelError(f"captioner recipe {path} has no stages")
+    if cfg.captioner_init:
+        d.pop("model", None)
+        d["init_from"] = str(check_checkpoint(cfg.captioner_init).resolve())
     files = {"$captions": str(captions.resolve()), "$human": str(human.resolve())}
     used = set()
     for stage in stages:

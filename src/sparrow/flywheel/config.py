@@ -14,9 +14,12 @@ class FlywheelError(ValueError):
     """A flywheel run cannot start or go on (the message says why)."""
 
 
-def default_recipe() -> Path:
-    """``configs/flywheel/captioner.yaml`` of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[3] / "configs" / "flywheel" / "captioner.yaml"
+def default_recipe(name: str = "captioner.yaml") -> Path:
+    """``configs/flywheel/NAME`` of the source tree this package runs from."""
+    return Path(__file__).resolve().parents[3] / "configs" / "flywheel" / name
+
+
+SEEING_RECIPE = "captioner-seeing.yaml"  # the default recipe of a captioner that starts from a checkpoint
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,12 @@ class FlywheelConfig:
     # most like that line (it copies the nearest pattern, so the nearest must be the right one)
     few_shot: int = 40
     loss: str = "adatailr"  # the captioner's pre-training loss: adatailr | ce
-    recipe: str | None = None  # captioner recipe YAML (None: configs/flywheel/captioner.yaml)
+    # captioner recipe YAML (None: configs/flywheel/captioner.yaml, or captioner-seeing.yaml from a checkpoint)
+    recipe: str | None = None
+    # A trained Sparrow checkpoint directory (such as runs/seeing/final) that every round's captioner
+    # starts from, as Video DataFlywheel fine-tunes a pretrained video-LLM; the recipe then defaults to
+    # configs/flywheel/captioner-seeing.yaml. It must not have been trained on the flywheel's world.
+    captioner_init: str | None = None
     steps: int | None = None  # caps every stage of the captioner recipe (quick runs)
     max_new_tokens: int = 24  # caption length when the captioner re-annotates
     seed: int = 0  # the human split, the captioner's training and the bootstrap
@@ -59,9 +67,13 @@ class FlywheelConfig:
             raise FlywheelError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.steps is not None and self.steps < 1:
             raise FlywheelError(f"steps must be >= 1, got {self.steps}")
+        if self.captioner_init is not None and not str(self.captioner_init).strip():
+            raise FlywheelError("captioner_init must name a checkpoint directory, got an empty path")
         if self.max_new_tokens < 1:
             raise FlywheelError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         self.refine.validate()
 
     def recipe_path(self) -> Path:
-        return Path(self.recipe) if self.recipe else default_recipe()
+        if self.recipe:
+            return Path(self.recipe)
+        return default_recipe(SEEING_RECIPE if self.captioner_init else "captioner.yaml")

@@ -29,6 +29,7 @@ from typing import Any
 from sparrow.caption_metrics import TrinityConfig, paired_bootstrap
 from sparrow.flywheel.config import LOSSES, FlywheelConfig, FlywheelError
 from sparrow.flywheel.data import FlywheelData, prepare_data
+from sparrow.flywheel.pretrained import check_captioner_init
 from sparrow.flywheel.rounds import RoundResult, read_trinity, round_result
 from sparrow.flywheel.run import SETTINGS_FILE, captioner_job, claim_settings
 from sparrow.io import atomic_write_text
@@ -213,6 +214,8 @@ def loss_study(
     world, root, hooks = Path(world), Path(out) / STUDY_DIR, hooks or StepHooks()
     if not world.is_dir():
         raise FlywheelError(f"world folder not found: {world}")
+    if cfg.captioner_init:  # raises when it was trained on this world; the CLI shows the warnings
+        check_captioner_init(cfg.captioner_init, world)
     settings = {"world": str(world.resolve())}
     settings.update((k, v) for k, v in asdict(cfg).items() if k not in PER_RUN)
     _share_data(Path(out), settings)

@@ -92,10 +92,18 @@ def reading(rows: list[RoundResult]) -> list[str]:
     return out
 
 
+def _start(cfg: FlywheelConfig) -> str:
+    """What each round's captioner starts from."""
+    if cfg.captioner_init:
+        return f"each captioner starts from {cfg.captioner_init}"
+    return "each captioner trains afresh from its recipe's model"
+
+
 def write_report(out: Path, rows: list[RoundResult], cfg: FlywheelConfig) -> Path:
     report = Report(
         "Sparrow flywheel",
-        f"{cfg.rounds} captioner round(s) after LLM refinement; captioner loss {cfg.loss}; seed {cfg.seed}. "
+        f"{cfg.rounds} captioner round(s) after LLM refinement; captioner loss {cfg.loss}; {_start(cfg)}; "
+        f"seed {cfg.seed}. "
         "Scored against the world's ground truth on videos never used as human examples.",
     )
     sec = report.section("The trinity per round")

@@ -28,6 +28,7 @@ from sparrow.flywheel.captioner import captioner_recipe, train_captioner
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.data import FlywheelData, prepare_data
 from sparrow.flywheel.narrated import narrated_records
+from sparrow.flywheel.pretrained import check_captioner_init
 from sparrow.flywheel.report import write_report
 from sparrow.flywheel.rounds import ROUND_FILE, RoundResult, read_trinity, round_result
 from sparrow.io import atomic_write_text
@@ -145,6 +146,8 @@ def flywheel(
     world, out, hooks = Path(world), Path(out), hooks or StepHooks()
     if not world.is_dir():
         raise FlywheelError(f"world folder not found: {world}")
+    if cfg.captioner_init:  # raises when it was trained on this world; the CLI shows the warnings
+        check_captioner_init(cfg.captioner_init, world)
     _claim(out, world, cfg, overwrite)
     hooks.start("preparing the data: videos, the human examples, the transcripts to refine")
     data = prepare_data(world, out, cfg)
