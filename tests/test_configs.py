@@ -25,7 +25,7 @@ def test_recipe_loads(path: Path):
 
 @pytest.mark.parametrize(
     ("name", "layer", "channels"),
-    [("model.yaml", "stride08", 40), ("model-long.yaml", "stride02+stride08", 56)],
+    [("model.yaml", "stride02+stride08", 56)],
 )
 def test_seeing_models_read_their_layers(name: str, layer: str, channels: int):
     cfg = VideoLLMConfig.from_yaml(REPO / "configs" / "seeing" / name)
