@@ -41,6 +41,7 @@ SUMMARIES = {
     "experiment": "Train and evaluate recipe variants over several seeds",
     "flywheel": "Caption flywheel: refine transcripts, train, re-caption",
     "flywheel-losses": "Compare training losses on the flywheel's captioner",
+    "flywheel-pairs": "Narrated caption pairs of a world's training videos",
     "frames": "Extract frames of many videos at a fixed fps",
     "lmms-task": "Write an lmms-eval task folder for a benchmark file",
     "mix": "Draw a seeded training mix from several sources",

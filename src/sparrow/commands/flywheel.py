@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from sparrow.commands._options import config_flags, out_option
+from sparrow.commands._options import config_flags, out_option, unset_option
 from sparrow.flywheel.config import FlywheelConfig
 from sparrow.ui import UsageError
 
@@ -139,6 +139,26 @@ def flywheel_losses(
     summary_table("output", {"study": str(root / "study.json"), "report": str(root / "report.html")})
 
 
+def flywheel_pairs(
+    world: Path = typer.Option(..., "--world", help="A `sparrow world` folder."),
+    out: Path | None = unset_option(
+        "--out", "-o", help="JSONL file to write (default: WORLD/train_narrated.jsonl)."
+    ),
+) -> None:
+    """Write the flywheel's captioner task on a world's training videos: each ASR transcript line with its
+    clip, answered with the ground-truth caption it aligns with ("No caption." for chatter). Training a
+    checkpoint on these teaches it the task before `sparrow flywheel --captioner-init` on another world."""
+    from sparrow.flywheel.narrated import world_pairs
+
+    target = out or world / "train_narrated.jsonl"
+    try:
+        n = world_pairs(world, target)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e).splitlines()[0]) from None
+    typer.echo(f"{n} narrated pairs -> {target}")
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="flywheel")(flywheel)
     app.command(name="flywheel-losses")(flywheel_losses)
+    app.command(name="flywheel-pairs")(flywheel_pairs)

@@ -67,3 +67,21 @@ def narrated_records(
                 narrated_record(vid, k, video, segment(line, duration), line.text, reply, path.parent)
             )
     return write_jsonl(path, rows)
+
+
+def world_pairs(world: str | os.PathLike, out: str | os.PathLike) -> int:
+    """Narrated pairs of every training video of a ``sparrow world`` folder: each ASR line of
+    ``transcripts/caption.json`` with its clip, answered with the ground-truth caption it aligns with (or
+    NO_CAPTION), written to ``out`` (JSONL, media paths relative to its folder). The captioner task of the
+    flywheel on videos with known captions: pretraining data for a checkpoint passed as
+    ``--captioner-init`` to a flywheel on *another* world. Returns the number of records."""
+    from sparrow.captions import load_captions
+
+    root = Path(world)
+    folder = root / "transcripts"
+    for name in ("caption.json", "ground_truth.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} not found: is {root} a `sparrow world` folder?")
+    asr = {k: v for k, v in load_captions(folder / "caption.json").items() if k.startswith("train-")}
+    truth = load_captions(folder / "ground_truth.json")
+    return narrated_records(asr, truth, root / "videos", Path(out))
