@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: demo demo-long seeing-long test lint format venv eval-venv lock clean
+.PHONY: demo demo-long seeing-long seeing-captioner test lint format venv eval-venv lock clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,16 @@ seeing-long: $(STAMP)
 	$(VENV)/bin/sparrow train configs/seeing/long.yaml --data-root $(SEEING_OUT)/world --out $(SEEING_OUT)/run --resume
 	$(VENV)/bin/sparrow eval -m $(SEEING_OUT)/run/final -b $(SEEING_OUT)/world/bench_test.jsonl \
 		-o $(SEEING_OUT)/eval --conditions all --method cloze_norm
+
+# The flywheel with a captioner that starts from the seeing model (docs/refine.md): after seeing-long,
+# teach it the captioner's task on its world, then run the flywheel on another world (seed 1).
+seeing-captioner: $(STAMP)
+	$(VENV)/bin/sparrow flywheel-pairs --world $(SEEING_OUT)/world
+	$(VENV)/bin/sparrow train configs/seeing/captioner-pretrain.yaml --init-from $(SEEING_OUT)/run/final \
+		--data-root $(SEEING_OUT)/world --out $(SEEING_OUT)/captioner --resume
+	$(VENV)/bin/sparrow world --out $(SEEING_OUT)/world-seed1 --seed 1
+	$(VENV)/bin/sparrow flywheel --world $(SEEING_OUT)/world-seed1 --out $(SEEING_OUT)/flywheel \
+		--captioner-init $(SEEING_OUT)/captioner/final --no-vendi --rounds 1
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

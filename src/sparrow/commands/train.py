@@ -77,6 +77,11 @@ def train_command(
     merge: bool = typer.Option(
         False, "--merge", help="Also write DIR/final-merged: the final model with its LoRA adapters merged."
     ),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="Start from this checkpoint directory instead of the recipe's model (sets init_from).",
+    ),
 ) -> None:
     """Train a video-LLM in stages from a recipe: per-stage freezing and learning rates, data mixtures,
     CE / TaiLr / AdaTaiLr losses, checkpoints and exact --resume. Run it under
@@ -94,8 +99,13 @@ def train_command(
         raise UsageError(f"--data-root {str(cfg.data_root)!r} is not a directory")
     if cfg.media_root is not None and not cfg.media_root.is_dir():
         raise UsageError(f"--media-root {str(cfg.media_root)!r} is not a directory")
+    if init_from is not None and not (init_from / "config.json").is_file():
+        raise UsageError(f"--init-from {str(init_from)!r} is not a checkpoint directory (no config.json)")
     try:
         recipe = Recipe.from_yaml(config)
+        if init_from is not None:
+            recipe = replace(recipe, init_from=str(init_from.resolve()), model=None)
+            recipe.validate()
     except RecipeError as e:
         raise UsageError(str(e)) from e
     main = int(os.environ.get("RANK", "0")) == 0
