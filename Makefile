@@ -39,7 +39,7 @@ lock:
 demo: $(STAMP)
 	$(VENV)/bin/sparrow demo --out $(DEMO_OUT)
 
-# The demo's recipe as written (twice the training steps of `make demo`): see docs/seeing.md for what
+# The demo's recipe as written (6.7 times the training steps of `make demo`): see docs/seeing.md for what
 # each costs and scores.
 demo-long: $(STAMP)
 	$(VENV)/bin/sparrow demo --out $(DEMO_OUT)-long --steps-scale 1

@@ -46,9 +46,10 @@ class DemoConfig:
     world_overrides: dict[str, Any] = field(default_factory=_world_videos)
     recipe: Path | None = None  # Training recipe (default: configs/seeing/apollo-3stage.yaml).
     max_steps: int | None = None  # Cap every training stage at this many steps (quick runs).
-    # Multiply every stage's steps. The default aims at 15 minutes on 2 cores (half the steps took 29 min
-    # of CPU time, docs/seeing.md); 1 trains the recipe as written (`make demo-long`).
-    steps_scale: float = 0.25
+    # Multiply every stage's steps. Measured on the idle 2-core machine at 0.25: 18 min 32 s (training
+    # 715 s, 20 evaluations 368 s, world and synth 21 s); 0.15 fits 15 minutes (training ~430 s).
+    # 1 trains the recipe as written (`make demo-long`); docs/seeing.md.
+    steps_scale: float = 0.15
     workers: int = 2  # Processes for world and synth.
     # CPU threads for training and evaluation (default: cores minus loader workers for training, 1 for
     # evaluation; on an idle machine 2 threads train faster).
