@@ -47,7 +47,7 @@ class DemoConfig:
     recipe: Path | None = None  # Training recipe (default: configs/seeing/apollo-3stage.yaml).
     max_steps: int | None = None  # Cap every training stage at this many steps (quick runs).
     # Multiply every stage's steps. Measured on the idle 2-core machine at 0.25: 18 min 32 s (training
-    # 715 s, 20 evaluations 368 s, world and synth 21 s); 0.15 fits 15 minutes (training ~430 s).
+    # 715 s, 20 evaluations 368 s, world and synth 21 s); at 0.15: 13 min 14 s (training 418 s).
     # 1 trains the recipe as written (`make demo-long`); docs/seeing.md.
     steps_scale: float = 0.15
     workers: int = 2  # Processes for world and synth.
