@@ -50,14 +50,16 @@ def fake_world(root: Path, seed: int) -> Path:
     return root
 
 
-def trained_run(root: Path, ckpt: Path, sources: list[str]) -> Path:
-    """A run directory as `sparrow train` leaves it: final/ (a copy of ``ckpt``), the mixture report."""
+def trained_run(root: Path, ckpt: Path, sources: list[str], init_from: Path | None = None) -> Path:
+    """A run directory as `sparrow train` leaves it: final/ (a copy of ``ckpt``), the mixture report and
+    run.json (with the recipe's ``init_from`` when the run started from a checkpoint)."""
     shutil.copytree(ckpt, root / "final")
     report = {
         "stages": [{"stage": 1, "sources": [{"name": f"s{i}", "path": p} for i, p in enumerate(sources)]}]
     }
     (root / "mixture_report.json").write_text(json.dumps(report))
-    (root / "run.json").write_text("{}")
+    meta = {} if init_from is None else {"recipe": {"init_from": str(init_from), "model": None}}
+    (root / "run.json").write_text(json.dumps(meta))
     return root / "final"
 
 
@@ -143,3 +145,18 @@ def test_a_checkpoint_trained_on_the_world_is_refused(ckpt, tmp_path, monkeypatc
     gone = trained_run(tmp_path / "runs" / "gone", ckpt, [str(tmp_path / "deleted" / "train_captions.jsonl")])
     (notes,) = check_captioner_init(gone, w1)
     assert "is not found from this folder" in notes
+
+
+def test_the_check_follows_the_checkpoints_a_run_started_from(ckpt, tmp_path):
+    w0, w1, w2 = (fake_world(tmp_path / f"w{i}", i) for i in range(3))
+    seeing = trained_run(tmp_path / "runs" / "seeing", ckpt, [str(w0 / "train_captions.jsonl")])
+    # `sparrow train captioner-pretrain.yaml --init-from runs/seeing/final` on w1's files: w0 is inherited
+    captioner = trained_run(tmp_path / "runs" / "cap", ckpt, [str(w1 / "train_captions.jsonl")], seeing)
+    for world in (w0, w1):
+        with pytest.raises(FlywheelError, match="shares videos"):
+            check_captioner_init(captioner, world)
+    assert check_captioner_init(captioner, w2) == []
+    # a parent whose run records nothing is a warning that names it
+    bare = trained_run(tmp_path / "runs" / "bare", ckpt, [str(w1 / "train_captions.jsonl")], ckpt)
+    (note,) = check_captioner_init(bare, w2)
+    assert "records no training data" in note and f"which {bare} was trained from" in note

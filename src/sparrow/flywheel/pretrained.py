@@ -6,7 +6,8 @@ The flywheel scores the first training videos of its world against their ground-
 model trained on that world (``sparrow train configs/seeing/apollo-3stage.yaml --data-root world``) has
 learnt exactly those captions. The checkpoint's run directory (the parent of ``final/``) records the files
 it trained on in ``mixture_report.json``, as the training command named them (a relative one is looked for
-from the current folder and the folders above the run). A file inside the flywheel's world, or inside a world that shares training videos with
+from the current folder and the folders above the run), and in ``run.json`` the checkpoint it started
+from (``init_from``), whose run is read the same way, back to the first. A file inside the flywheel's world, or inside a world that shares training videos with
 it (the same ground truth: a copy, or the same seed with another video count), is refused; a record that
 is missing or cannot be followed gives a warning the CLI shows.
 """
@@ -72,6 +73,38 @@ def trained_files(run: Path) -> dict[str, Path | None]:
     return files
 
 
+def _parent_checkpoint(run: Path) -> Path | None:
+    """The checkpoint ``run`` itself started from (its recipe's ``init_from``, in ``run.json``), if any."""
+    meta = _read_json(run / "run.json")
+    recipe = meta.get("recipe") if isinstance(meta, dict) else None
+    init = recipe.get("init_from") if isinstance(recipe, dict) else None
+    if not isinstance(init, str) or not init:
+        return None
+    path = Path(init).expanduser()
+    base = recipe.get("base_dir")
+    if not path.is_absolute() and isinstance(base, str):
+        path = Path(base) / path
+    return path if (path / "config.json").is_file() else None
+
+
+def lineage_files(ckpt: Path) -> tuple[dict[str, Path | None], list[Path]]:
+    """The training files of ``ckpt`` and of every checkpoint it was trained from (``init_from``, followed
+    run by run), and the checkpoints in that line whose run records no training data."""
+    files: dict[str, Path | None] = {}
+    unrecorded: list[Path] = []
+    seen: set[Path] = set()
+    current: Path | None = ckpt
+    while current is not None and current.resolve() not in seen:
+        seen.add(current.resolve())
+        run = run_dir(current)
+        found = trained_files(run) if run is not None else {}
+        if not found:
+            unrecorded.append(current)
+        files.update(found)
+        current = _parent_checkpoint(run) if run is not None else None
+    return files, unrecorded
+
+
 def world_of(path: Path) -> Path | None:
     """The nearest folder holding ``path`` that is a ``sparrow world`` (it has ``world.json``)."""
     for d in path.parents:
@@ -110,13 +143,7 @@ def check_captioner_init(init: str | Path, world: str | Path) -> list[str]:
     Raises a one-line ``FlywheelError`` when it is no checkpoint or was trained on that world's videos;
     returns warnings (empty: none) when its training data cannot be told or found."""
     ckpt, world = check_checkpoint(init), Path(world).resolve()
-    run = run_dir(ckpt)
-    files = trained_files(run) if run is not None else {}
-    if not files:
-        return [
-            f"captioner init {ckpt} records no training data ({REPORT} beside it); make sure it was not "
-            f"trained on {world}, whose ground truth the flywheel scores"
-        ]
+    files, unrecorded = lineage_files(ckpt)
     leak = leaked_from([f for f in files.values() if f is not None], world)
     if leak is not None:
         raise FlywheelError(
@@ -124,6 +151,12 @@ def check_captioner_init(init: str | Path, world: str | Path) -> list[str]:
             f"scores ({world}): its captions would be scored against what it learnt; run the flywheel "
             "on another world (sparrow world --seed 1 --out world-fw)"
         )
+    if unrecorded:
+        which = ckpt if unrecorded[0] == ckpt else f"{unrecorded[0]} (which {ckpt} was trained from)"
+        return [
+            f"captioner init {which} records no training data ({REPORT} beside it); make sure it was not "
+            f"trained on {world}, whose ground truth the flywheel scores"
+        ]
     missing = sorted(name for name, f in files.items() if f is None or not f.is_file())
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
