@@ -14,7 +14,7 @@ CHANCE = 0.25  # four options per question
 NON_VIDEO_SOURCES = ("synthetic", "text")
 MAIN_RUN, BASELINE_RUN, REFERENCE = "apollo-3stage", "video-only", "untrained"
 DEFAULT_OUT = Path("demo-out")
-# A first look in a few minutes: a smaller world and a quarter of the training steps.
+# A first look in a few minutes: a smaller world and a twentieth of the recipe's training steps.
 QUICK_VIDEOS = {"train": 120, "val": 5, "test": 60}
 QUICK_STEPS_SCALE = 0.05
 

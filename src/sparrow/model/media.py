@@ -29,7 +29,7 @@ class ProcessorError(ValueError):
 class ClipCache:
     """An LRU of decoded clips, bounded by ``capacity`` clips and, if given, by ``max_bytes`` of frame
     data. ``capacity`` 0 disables it. Training keeps one per data worker for a stage (the recipe's
-    ``clip_cache``): every epoch after the first then reads its clips from memory, not the decoder."""
+    ``clip_cache_mb``): every epoch after the first then reads its clips from memory, not the decoder."""
 
     def __init__(self, capacity: int = 256, max_bytes: int | None = None):
         if max_bytes is not None and max_bytes < 0:
