@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_flywheel import WORLD
 from typer.testing import CliRunner
 
 from sparrow.captions import load_captions
@@ -17,20 +18,12 @@ from sparrow.ui import UsageError
 from sparrow.world.config import preset_config
 from sparrow.world.generate import generate_world
 
-WORLD = dict(
-    videos={"train": 3, "val": 0, "test": 1},
-    long_videos={"train": 0, "val": 0, "test": 0},
-    short_seconds=(4, 6),
-    fps_choices=(10,),
-    corpus_docs={"train": 0, "val": 0, "test": 0},
-    size=64,
-)
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pairs") / "world"
-    generate_world(out, config=preset_config("tiny", 5, **WORLD), workers=1)
+    settings = {**WORLD, "videos": {"train": 3, "val": 0, "test": 1}}  # test videos must be left out
+    generate_world(out, config=preset_config("tiny", 5, **settings), workers=1)
     return out
 
 
