@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from train_data import make_data, model_config, stage
 
 from sparrow.model.media import ClipCache
 from sparrow.train.recipe import Recipe, RecipeError
@@ -50,3 +51,33 @@ def test_recipe_clip_cache_setting():
     assert Recipe.from_dict({"model": "m.yaml", "stages": [stage], "clip_cache_mb": 0}).clip_cache_mb == 0
     with pytest.raises(RecipeError, match="clip_cache_mb"):
         Recipe.from_dict({"model": "m.yaml", "stages": [stage], "clip_cache_mb": -1})
+
+
+@pytest.mark.parametrize(("clip_cache_mb", "decodes"), [(512.0, 3), (0.0, 12)])
+def test_training_decodes_each_clip_once_with_the_cache(tmp_path, monkeypatch, clip_cache_mb, decodes):
+    """12 samples over 3 videos (4 epochs): the cache decodes each video once, without it every sample."""
+    import sparrow.video as V
+    from sparrow.train.options import RunOptions
+    from sparrow.train.trainer import train
+
+    data = make_data(tmp_path / "data", n_text=0, n_frames=0, videos=3)
+    calls: list[str] = []
+    real = V.sample
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(V, "sample", counting)
+    recipe = Recipe.from_dict(
+        {
+            "model": model_config(),
+            "num_workers": 0,  # the cache then lives in this process, where the counter is
+            "clip_cache_mb": clip_cache_mb,
+            "stages": [
+                stage("s", ["connector"], 4, [{"path": "videos.jsonl"}], batch_size=3, micro_batch_size=3)
+            ],
+        }
+    )
+    train(recipe, RunOptions(out=tmp_path / "run", data_root=data, device="cpu", threads=1))
+    assert len(calls) == decodes and len(set(calls)) == 3

@@ -42,6 +42,11 @@ class ClipCache:
         self.hits = 0
         self.misses = 0
 
+    @classmethod
+    def of_megabytes(cls, mb: float) -> ClipCache:
+        """A cache bounded by ``mb`` MiB of frames only (0: disabled), as training uses it."""
+        return cls(1 << 30 if mb else 0, max_bytes=int(mb * 2**20))
+
     @staticmethod
     def key(path: Path, strategy: Any, size: int, start: float | None, end: float | None) -> tuple | None:
         """None for a file that cannot be stat'ed: not cached, the decoder then reports why."""

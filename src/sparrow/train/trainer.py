@@ -306,8 +306,7 @@ class Trainer:
     def _build_model(self) -> None:
         model, processor = initial_model(self.recipe)
         processor.visual_terms = self.recipe.visual_terms_spec()
-        mb = self.recipe.clip_cache_mb
-        processor.clip_cache = ClipCache(1 << 30 if mb else 0, max_bytes=int(mb * 2**20))
+        processor.clip_cache = ClipCache.of_megabytes(self.recipe.clip_cache_mb)
         hidden = lm_width(model)
         self.precision = resolve_precision(self.recipe.precision, self.info.device, lm_hidden=hidden)
         self.use_bf16 = self.precision["autocast"] == "bf16"
