@@ -18,6 +18,7 @@ from sparrow.flywheel.captioner import captioner_recipe, train_captioner
 from sparrow.flywheel.config import FlywheelConfig, FlywheelError
 from sparrow.flywheel.pretrained import check_captioner_init
 from sparrow.flywheel.run import flywheel
+from sparrow.jobs.hooks import StepHooks
 from sparrow.train.initial_model import initial_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -117,8 +118,13 @@ def test_bad_checkpoint_paths_are_one_line_errors(ckpt, tmp_path):
     res = cli(tmp_path / "nothing")
     assert res.exit_code != 0 and "checkpoint directory not found" in str(res.exception)
     res = cli(ckpt)  # no record of its training data: a note, then the run goes on (to the empty world)
-    assert "note:" in res.output and "records no training data" in " ".join(res.output.split())
+    assert res.output.count("note:") == 1 and "records no training data" in " ".join(res.output.split())
     assert "ASR transcripts not found" in str(res.exception)
+    notes: list[str] = []  # the library hands the note to its hooks, once
+    with pytest.raises(FlywheelError, match="ASR transcripts not found"):
+        flywheel(tmp_path / "w", tmp_path / "o2", FlywheelConfig(captioner_init=str(ckpt), vendi=False),
+                 hooks=StepHooks(note=notes.append))  # fmt: skip
+    assert len(notes) == 1 and "records no training data" in notes[0]
 
 
 def test_a_checkpoint_trained_on_the_world_is_refused(ckpt, tmp_path, monkeypatch):

@@ -76,4 +76,7 @@ def step_progress() -> Iterator[Any]:
             step=lambda name: progress.console.print(f"[bold]▶ {escape(name)}"),
             items=items,
             train=TrainProgress(progress),
+            note=lambda text: progress.console.print(
+                f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True
+            ),
         )

@@ -26,24 +26,6 @@ def _refine_config(text: str | None) -> Any:
         raise UsageError(str(e)) from e
 
 
-def _init_notes(cfg: FlywheelConfig, world: Path) -> None:
-    """Check ``--captioner-init`` against the world before anything runs; print its warnings as notes."""
-    from rich.markup import escape
-
-    from sparrow.flywheel.config import FlywheelError
-    from sparrow.flywheel.pretrained import check_captioner_init
-    from sparrow.ui import err_console
-
-    if not cfg.captioner_init:
-        return
-    try:
-        notes = check_captioner_init(cfg.captioner_init, world)
-    except FlywheelError as e:
-        raise UsageError(str(e)) from e
-    for note in notes:
-        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
-
-
 @config_flags(FlywheelConfig, skip=("refine",), paths=("recipe", "captioner_init"))
 def flywheel(
     world: Path = typer.Option(..., "--world", help="A `sparrow world` folder.", show_default=False),
@@ -76,7 +58,6 @@ def flywheel(
     from sparrow.ui import rows_table, summary_table
 
     cfg = dataclasses.replace(cfg, refine=_refine_config(refine))
-    _init_notes(cfg, world)
     errors = (FlywheelError, BackendError, CaptionsError, PromptError, RefineError, JobError, RecipeError, TrainError)  # fmt: skip
     try:
         with step_progress() as hooks:
@@ -124,7 +105,6 @@ def flywheel_losses(
     from sparrow.ui import rows_table, summary_table
 
     seed_list, loss_list = _csv(seeds, "--seeds", int), _csv(losses, "--losses", str)
-    _init_notes(cfg, world)
     try:
         with step_progress() as hooks:
             study = loss_study(world, out, cfg, seed_list, loss_list, hooks=hooks)

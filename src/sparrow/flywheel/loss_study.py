@@ -214,8 +214,8 @@ def loss_study(
     world, root, hooks = Path(world), Path(out) / STUDY_DIR, hooks or StepHooks()
     if not world.is_dir():
         raise FlywheelError(f"world folder not found: {world}")
-    if cfg.captioner_init:  # raises when it was trained on this world; the CLI shows the warnings
-        check_captioner_init(cfg.captioner_init, world)
+    for note in check_captioner_init(cfg.captioner_init, world) if cfg.captioner_init else []:
+        hooks.warn(note)  # it raises when the checkpoint was trained on this world
     settings = {"world": str(world.resolve())}
     settings.update((k, v) for k, v in asdict(cfg).items() if k not in PER_RUN)
     _share_data(Path(out), settings)

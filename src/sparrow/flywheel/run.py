@@ -146,8 +146,8 @@ def flywheel(
     world, out, hooks = Path(world), Path(out), hooks or StepHooks()
     if not world.is_dir():
         raise FlywheelError(f"world folder not found: {world}")
-    if cfg.captioner_init:  # raises when it was trained on this world; the CLI shows the warnings
-        check_captioner_init(cfg.captioner_init, world)
+    for note in check_captioner_init(cfg.captioner_init, world) if cfg.captioner_init else []:
+        hooks.warn(note)  # it raises when the checkpoint was trained on this world
     _claim(out, world, cfg, overwrite)
     hooks.start("preparing the data: videos, the human examples, the transcripts to refine")
     data = prepare_data(world, out, cfg)
