@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -293,9 +294,20 @@ def test_resume_continues_exactly(full_run, data, tmp_path):
     assert (out / "checkpoints" / "stage2-step0000004").is_dir()
     with pytest.raises(Exception, match="--resume"):
         train(_recipe(data), RunOptions(out=out, data_root=data))
+    shutil.copytree(out, tmp_path / "other-threads")
     events: list[dict] = []
     train(_recipe(data), RunOptions(out=out, data_root=data, resume=True, progress=events.append, threads=1))
     assert [e["step"] for e in events if e["event"] == "step"] == [5, 6]  # picked up after step 4
+    assert not [e for e in events if e["event"] == "note"]
+    # Another thread count goes on, but says that the run is no longer exact.
+    other: list[dict] = []
+    opts = RunOptions(
+        out=tmp_path / "other-threads", data_root=data, resume=True, progress=other.append, threads=2
+    )
+    train(_recipe(data), opts)
+    notes = [e["text"] for e in other if e["event"] == "note"]
+    assert len(notes) == 1 and "resumed with 2 CPU threads, saved with 1" in notes[0]
+    assert [e["step"] for e in other if e["event"] == "step"] == [5, 6]
     full = [
         (r["stage"], r["step"], r["loss"], r.get("gamma")) for r in read_metrics(out_full / "metrics.jsonl")
     ]

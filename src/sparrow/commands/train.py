@@ -48,6 +48,8 @@ class TrainProgress:
             self.progress.console.print(
                 f"precision: {event['autocast']} ({event['reason']})", highlight=False, markup=False
             )
+        elif kind == "note":
+            self.progress.console.print(f"note: {event['text']}", highlight=False, markup=False)
         elif kind == "checkpoint":
             # Paths are printed as they are: no markup, so brackets in a directory name stay.
             self.progress.console.print(f"checkpoint: {event['path']}", highlight=False, markup=False)

@@ -109,6 +109,8 @@ def save_checkpoint(
         "loss": state.ada.state_dict() if state.ada is not None else None,
         "rng": {"ranks": rng},
         "skipped": dict(state.skipped),
+        # CPU float sums split across threads: another count on resume changes the last digits.
+        "threads": torch.get_num_threads(),
     }
     torch.save(trainer_state, path / STATE_FILE)
 
@@ -147,6 +149,18 @@ def restore(saved: dict[str, Any], model: nn.Module, state: TrainState, seed: in
         torch.cuda.set_rng_state(rng["cuda"], info.device)
     py = random.getstate()
     random.setstate((py[0], tuple(rng["python"]), py[2]))
+
+
+def thread_change(saved: dict[str, Any], device: torch.device) -> str | None:
+    """A one-line note when a CPU run resumes with another thread count than it was saved with (the run
+    goes on, but no longer bit for bit as an uninterrupted one); None otherwise."""
+    was, now = saved.get("threads"), torch.get_num_threads()
+    if device.type != "cpu" or not isinstance(was, int) or was == now:
+        return None
+    return (
+        f"resumed with {now} CPU threads, saved with {was}: the run goes on, but its numbers will differ "
+        f"from an uninterrupted run's in the last digits (pass --threads {was} to keep them exact)"
+    )
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:

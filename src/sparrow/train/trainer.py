@@ -41,6 +41,7 @@ from sparrow.train.checkpoint import (
     restore,
     save_checkpoint,
     seed_stage,
+    thread_change,
 )
 from sparrow.train.data import Collator, MixtureDataset, StepBatchSampler, make_loader, merge_sampling
 from sparrow.train.initial_model import initial_model
@@ -253,6 +254,8 @@ class Trainer:
         state = TrainState(optimizer, build_scheduler(optimizer, stage, steps), ada, Counter())
         if saved is not None:
             restore(saved, self.model, state, self.recipe.seed, self.info)
+            if (note := thread_change(saved, self.info.device)) is not None:
+                self._emit("note", text=note)
         elif start_step == 0:
             bad = [{"stage": k + 1, "step": 0, **b} for s in mixture.sources for b in s.bad_lines]
             self.run_dir.append(ERRORS, bad)
