@@ -30,21 +30,59 @@ class _Stopped(Exception):
     pass
 
 
+class Detokenizer:
+    """Turns the reply's tokens, as they come, into text deltas for ``on_text``: each token decodes all
+    tokens so far and sends the new suffix. Text ending in U+FFFD is held back: a multi-byte character
+    split over tokens decodes so until its last byte arrives. :meth:`finish` sends what is left and
+    returns the whole text, which is always the deltas joined.
+
+    Decoding every token so far again costs about 0.25 ms a token at 1,000 tokens (the tiny fast
+    tokenizer), little next to a forward pass; decoding only a window would not always join to the
+    same text."""
+
+    def __init__(self, decode: Callable[[list[int]], str], on_text: Callable[[str], None] | None = None):
+        self._decode = decode
+        self._on_text = on_text
+        self.tokens: list[int] = []
+        self.text = ""  # sent so far
+
+    def push(self, token: int) -> None:
+        self.tokens.append(token)
+        if self._on_text is not None:  # nobody listening: one decode at the end will do
+            self._send(self._decode(self.tokens).rstrip("\ufffd"), final=False)
+
+    def finish(self) -> str:
+        self._send(self._decode(self.tokens), final=True)
+        return self.text
+
+    def _send(self, text: str, final: bool) -> None:
+        if not text.startswith(self.text):
+            # Byte-level BPE and SentencePiece decoders only ever append; a decoder that rewrites its
+            # tail is waited out, and at the end what was sent stands and the rest follows it.
+            if not final:
+                return
+            text = self.text + text[len(os.path.commonprefix([text, self.text])) :]
+        delta, self.text = text[len(self.text) :], text
+        if delta and self._on_text is not None:
+            self._on_text(delta)
+
+
 class _Watch:
     """A forward pre-hook that sees every token ``generate`` feeds the model (the prompt first, then each
-    new token), so a caller can stop generation between two forward passes and keep the reply so far."""
+    new token, which reaches ``text`` at once), so a caller can stop generation between two forward
+    passes and keep the reply so far."""
 
-    def __init__(self, should_stop: Callable[[], bool] | None):
+    def __init__(self, should_stop: Callable[[], bool] | None, text: Detokenizer):
         self.should_stop = should_stop
         self.prompt_tokens = 0
-        self.tokens: list[int] = []
+        self.text = text
 
     def __call__(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
         if self.prompt_tokens == 0:
             self.prompt_tokens = int(ids.shape[-1])  # text and visual tokens: what the model reads
         else:
-            self.tokens.append(int(ids[0, -1]))
+            self.text.push(int(ids[0, -1]))
         if self.should_stop is not None and self.should_stop():
             raise _Stopped
 
@@ -124,24 +162,35 @@ class SparrowBackend(Backend):
         except Exception as e:  # a bad video or image is this request's problem, not the batch's
             return Response(error=str(e).splitlines()[0] if str(e) else type(e).__name__, calls=1)
 
-    def answer(self, req: Request, should_stop: Callable[[], bool] | None = None) -> Response:
+    def answer(
+        self,
+        req: Request,
+        should_stop: Callable[[], bool] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Response:
         """The greedy reply to ``req``. ``should_stop`` is asked before every forward pass; when it says
-        True generation ends there and the reply so far is returned. ``prompt_tokens`` counts the
-        prompt as the model reads it, visual tokens included. Raises :class:`InputError` for requests
-        the caller must fix; any other exception is a fault of the model or machine."""
+        True generation ends there and the reply so far is returned. ``on_text`` (from this thread) gets
+        each new piece of the reply's text as soon as its token is generated; the pieces join to the
+        returned text (see :class:`Detokenizer`). ``prompt_tokens`` counts the prompt as the model
+        reads it, visual tokens included. Raises :class:`InputError` for requests the caller must fix;
+        any other exception is a fault of the model or machine."""
         from sparrow.model.inference import generate
         from sparrow.model.media import ProcessorError
 
         if req.decoding.temperature > 0:
             raise InputError("the sparrow backend decodes greedily: use temperature 0")
         t0 = time.perf_counter()
-        watch = _Watch(should_stop)
+        tok = self._proc.tokenizer
+        text = Detokenizer(lambda ids: tok.decode(ids, skip_special_tokens=True), on_text)
+        watch = _Watch(should_stop, text)
         hook = self._model.register_forward_pre_hook(watch, with_kwargs=True)
         try:
             with tempfile.TemporaryDirectory(prefix="sparrow-request-") as tmp:
                 sample = to_sample(req.messages, tmp)
                 anchor = Path(tmp).resolve().anchor
-                text = generate(
+                # The reply is the tokens the hook saw (every generated one is fed back), decoded as
+                # streamed; generate's own decoding of the same tokens is not needed.
+                generate(
                     self._model,
                     self._proc,
                     sample,
@@ -150,15 +199,15 @@ class SparrowBackend(Backend):
                     media_root=anchor,
                 )
         except _Stopped:
-            text = self._proc.tokenizer.decode(watch.tokens, skip_special_tokens=True)
+            pass
         except (BackendError, ProcessorError) as e:
             raise InputError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
         finally:
             hook.remove()
         return Response(
-            text=text,
+            text=text.finish(),
             prompt_tokens=watch.prompt_tokens,
-            completion_tokens=len(watch.tokens),
+            completion_tokens=len(text.tokens),
             seconds=time.perf_counter() - t0,
             calls=1,
         )

@@ -6,22 +6,23 @@ The model generates one reply at a time in a worker thread, so the event loop ke
 generation whose client left, whose time ran out or whose server is shutting down. Client mistakes are
 4xx with an OpenAI-style JSON error; 500 is kept for faults of the model or machine.
 
-The model package's generation API returns whole replies, so a streamed reply is sent as word-sized
-chunks once it is generated: clients see the OpenAI stream format, not earlier first tokens.
+A streamed reply goes out token by token as the model generates it (:mod:`sparrow.serve.stream`): each
+piece of text the model hands to ``on_text`` is its own chunk, so clients see the first tokens before
+the reply ends. Errors before the first token keep their status codes, as for a reply that is not
+streamed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response as HTTPResponse
 
@@ -31,26 +32,31 @@ from sparrow.chat.sparrow import InputError
 from sparrow.serve.config import ServeConfig
 from sparrow.serve.messages import RequestError
 from sparrow.serve.params import ChatParams, parse_body
-from sparrow.serve.scheduler import Refused, Scheduler
+from sparrow.serve.scheduler import Outcome, Refused, Scheduler
+from sparrow.serve.stream import ReplyStream, error_body, finish_reason, usage
 
-_CHUNK = re.compile(r"\s*\S+|\s+")  # pieces that join back to the whole text
-_KINDS = {403: "permission_error", 429: "rate_limit_error", 500: "server_error", 503: "server_error"}
 CLIENT_GONE = 499  # logged for a request whose client left; nobody reads the reply
 
 
 class ChatModel(Protocol):
-    """What the server needs of a model (``SparrowBackend`` has it)."""
+    """What the server needs of a model (``SparrowBackend`` has it). ``answer`` runs in a worker thread:
+    it asks ``should_stop`` between forward passes and hands each new piece of the reply's text to
+    ``on_text`` as it is generated, the pieces joining to the returned text. A model that cannot
+    stream may hand over the whole text once; the client then sees it in one chunk."""
 
     model: str
     greedy_only: bool
 
-    def answer(self, req: BackendRequest, should_stop: Callable[[], bool] | None = None) -> Response: ...
+    def answer(
+        self,
+        req: BackendRequest,
+        should_stop: Callable[[], bool] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Response: ...
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = _KINDS.get(status, "invalid_request_error")
-    body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
 async def _read_json(request: Request, limit: int) -> Any:
@@ -70,49 +76,43 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise RequestError("the request body is not JSON") from e
 
 
-async def _disconnected(request: Request) -> None:
-    """Returns when the client closes the connection (the body has been read, so only that can come)."""
+async def _disconnected(request: Request, gone: asyncio.Future) -> None:
+    """Completes ``gone`` when the client closes the connection (the body has been read, so only that
+    can come)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+    if not gone.done():
+        gone.set_result(None)
 
 
-def _chunks(
-    cid: str, created: int, p: ChatParams, resp: Response, finish: str, usage: dict[str, int]
-) -> Iterator[str]:
-    def event(delta: dict[str, Any] | None, reason: str | None = None, **extra: Any) -> str:
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": reason}]
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": p.model}
-        return f"data: {json.dumps({**obj, 'choices': choices, **extra}, ensure_ascii=False)}\n\n"
-
-    yield event({"role": "assistant", "content": ""})
-    for piece in _CHUNK.findall(resp.text):
-        yield event({"content": piece})
-    yield event({}, finish)
-    if p.include_usage:
-        yield event(None, usage=usage)
-    yield "data: [DONE]\n\n"
-
-
-def _reply(p: ChatParams, resp: Response, finish: str) -> HTTPResponse | dict[str, Any]:
-    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    usage = {
-        "prompt_tokens": resp.prompt_tokens,
-        "completion_tokens": resp.completion_tokens,
-        "total_tokens": resp.prompt_tokens + resp.completion_tokens,
-    }
-    if p.stream:
-        return StreamingResponse(
-            _chunks(cid, created, p, resp, finish, usage), media_type="text/event-stream"
-        )
-    message = {"role": "assistant", "content": resp.text}
+def _reply(p: ChatParams, outcome: Outcome[Response]) -> dict[str, Any]:
+    message = {"role": "assistant", "content": outcome.result.text}
     return {
-        "id": cid,
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
-        "created": created,
+        "created": int(time.time()),
         "model": p.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": usage,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(outcome, p)}],
+        "usage": usage(outcome.result),
     }
+
+
+async def _stream(
+    scheduler: Scheduler, backend: ChatModel, req: BackendRequest, gone: asyncio.Future
+) -> ReplyStream | None:
+    """Starts the generation and waits for its first piece of text or its end: the stream to send, or
+    None when the client left first. Raises what ``Scheduler.run`` raises before the first text."""
+    reply = ReplyStream(scheduler, lambda stop, on_text: backend.answer(req, stop, on_text), gone)
+    try:
+        await reply.begin()
+    except BaseException:
+        reply.leave()  # this request was cancelled (the server is stopping): stop its generation too
+        raise
+    if not reply.started:
+        outcome = reply.task.result()
+        if outcome is None or outcome.stop.client_left:
+            return None
+    return reply  # an empty reply is still a whole stream
 
 
 def create_app(backend: ChatModel, cfg: ServeConfig | None = None) -> FastAPI:
@@ -156,20 +156,33 @@ def create_app(backend: ChatModel, cfg: ServeConfig | None = None) -> FastAPI:
         except ClientDisconnect:
             return HTTPResponse(status_code=CLIENT_GONE)
         req = BackendRequest(p.messages, p.decoding, p.seed)
-        gone = asyncio.ensure_future(_disconnected(request))
+        gone = asyncio.get_running_loop().create_future()
+        watcher = asyncio.ensure_future(_disconnected(request, gone))
         try:
-            outcome = await scheduler.run(lambda stop: backend.answer(req, stop), gone)
+            if p.stream:
+                outcome = await _stream(scheduler, backend, req, gone)
+            else:
+                outcome = await scheduler.run(lambda stop: backend.answer(req, stop), gone)
         except Refused as e:
             return _error(e.status, str(e), {"Retry-After": str(e.retry_after)})
         except InputError as e:
             return _error(400, str(e))
         finally:
-            gone.cancel()
+            watcher.cancel()
+        if isinstance(outcome, ReplyStream):
+            try:
+                # Starlette's StreamingResponse reads request.receive() itself to see a disconnect:
+                # the watcher must have stopped reading first (one reader at a time).
+                await asyncio.wait({watcher})
+            except BaseException:
+                outcome.leave()
+                raise
+            if gone.done():
+                outcome.leave()
+                return HTTPResponse(status_code=CLIENT_GONE)
+            return outcome.response(p)
         if outcome is None or outcome.stop.client_left:
             return HTTPResponse(status_code=CLIENT_GONE)
-        resp = outcome.result
-        # A reply cut by the time limit or a shutdown ends like one cut by max_tokens.
-        cut = outcome.stop.reason is not None or resp.completion_tokens >= p.decoding.max_tokens
-        return _reply(p, resp, "length" if cut else "stop")
+        return _reply(p, outcome)
 
     return app
