@@ -45,7 +45,8 @@ demo-long: $(STAMP)
 	$(VENV)/bin/sparrow demo --out $(DEMO_OUT)-long --steps-scale 1
 
 # The longer run that reaches issue 17's bar on a 3,000-video world (docs/seeing.md, "The longer run"):
-# about 26 min of training (3,500 steps at the 0.44 s a step measured on an idle core) and 2 of evaluation on 2 cores; each step resumes when run again.
+# about 30 min of training (3,500 steps at 0.44-0.48 s a step on a free core; 51 min in all when measured
+# beside another training run) and 2 of evaluation on 2 cores; each step resumes when run again.
 SEEING_OUT ?= seeing-long
 seeing-long: $(STAMP)
 	$(VENV)/bin/sparrow world --out $(SEEING_OUT)/world --videos 3000,20,150
