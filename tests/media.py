@@ -20,6 +20,7 @@ import bisect
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -142,6 +143,66 @@ class VideoSpec:
         return min(max(i, 0), self.num_frames - 1)
 
 
+def _timing(
+    path: Path,
+    num_frames: int,
+    fps: Fraction,
+    pts: list[int] | None,
+    time_base: Fraction | None,
+    start_pts: int,
+) -> tuple[Fraction, list[int], int, Fraction]:
+    """``write_video``'s time base, written timestamps, last frame's duration and nominal rate."""
+    if pts is None:
+        tb = time_base or 1 / fps
+        step = (1 / fps) / tb
+        if step.denominator != 1:
+            raise ValueError(f"time_base {tb} cannot represent frame rate {fps}")
+        if path.suffix.lower() in (".mkv", ".webm") and (Fraction(1000) / fps).denominator != 1:
+            # Matroska stores milliseconds: 30 fps would be rounded to 33/67 ms and the ground truth
+            # here would no longer be what the file holds.
+            raise ValueError("mkv/webm store milliseconds: use a rate like 25 or 50 fps, or explicit pts")
+        written = [start_pts + int(i * step) for i in range(num_frames)]
+        last_duration = int(step)
+        rate = fps
+    else:
+        if len(pts) != num_frames or any(b <= a for a, b in zip(pts, pts[1:], strict=False)):
+            raise ValueError("pts must hold num_frames strictly increasing values")
+        tb = time_base or Fraction(1, 1000)
+        written = [start_pts + p for p in pts]
+        last_duration = (written[-1] - written[0]) // max(num_frames - 1, 1) if num_frames > 1 else 1
+        # A nominal rate for the encoder's rate control; timestamps carry the real timing.
+        span = (written[-1] - written[0] + last_duration) * tb
+        rate = Fraction(num_frames) / span if span > 0 else Fraction(30)
+        rate = rate.limit_denominator(1000)
+    return tb, written, last_duration, rate
+
+
+def _encoder_options(
+    stream: Any, codec: str, gop: int, bframes: int, quality: str, open_gop: bool
+) -> dict[str, str]:
+    """The encoder's options for ``write_video`` (and the B-frame settings it makes on ``stream``)."""
+    opts: dict[str, str] = {}
+    if codec in ("h264", "hevc"):
+        stream.codec_context.max_b_frames = bframes
+        params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+        if codec == "h264":
+            params += ":b-adapt=0" + (":open-gop=1" if open_gop else "")
+        else:
+            params += ":log-level=error" + (":open-gop=1" if open_gop else ":open-gop=0")
+        opts = {
+            "preset": "veryfast" if codec == "h264" else "ultrafast",
+            "crf": "12" if quality == "high" else "28",
+            ("x264-params" if codec == "h264" else "x265-params"): params,
+        }
+    elif codec == "vp9":
+        opts = {"crf": "15", "b:v": "0", "deadline": "realtime", "cpu-used": "8", "g": str(gop)}
+    else:  # mpeg4
+        stream.codec_context.max_b_frames = bframes
+        stream.bit_rate = 4_000_000
+        opts = {"g": str(gop)}
+    return opts
+
+
 def write_video(
     path: str | Path,
     num_frames: int = 60,
@@ -182,28 +243,7 @@ def write_video(
         raise ValueError("rotation must be 0, 90, 180 or 270")
     encoder, _ = CODECS[codec]
     fps = Fraction(fps).limit_denominator(100000)
-    if pts is None:
-        tb = time_base or 1 / fps
-        step = (1 / fps) / tb
-        if step.denominator != 1:
-            raise ValueError(f"time_base {tb} cannot represent frame rate {fps}")
-        if path.suffix.lower() in (".mkv", ".webm") and (Fraction(1000) / fps).denominator != 1:
-            # Matroska stores milliseconds: 30 fps would be rounded to 33/67 ms and the ground truth
-            # here would no longer be what the file holds.
-            raise ValueError("mkv/webm store milliseconds: use a rate like 25 or 50 fps, or explicit pts")
-        written = [start_pts + int(i * step) for i in range(num_frames)]
-        last_duration = int(step)
-        rate = fps
-    else:
-        if len(pts) != num_frames or any(b <= a for a, b in zip(pts, pts[1:], strict=False)):
-            raise ValueError("pts must hold num_frames strictly increasing values")
-        tb = time_base or Fraction(1, 1000)
-        written = [start_pts + p for p in pts]
-        last_duration = (written[-1] - written[0]) // max(num_frames - 1, 1) if num_frames > 1 else 1
-        # A nominal rate for the encoder's rate control; timestamps carry the real timing.
-        span = (written[-1] - written[0] + last_duration) * tb
-        rate = Fraction(num_frames) / span if span > 0 else Fraction(30)
-        rate = rate.limit_denominator(1000)
+    tb, written, last_duration, rate = _timing(path, num_frames, fps, pts, time_base, start_pts)
 
     stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
     options = {"movflags": "faststart"} if faststart else {}
@@ -215,26 +255,7 @@ def write_video(
         stream.time_base = tb
         stream.codec_context.time_base = tb
         stream.codec_context.gop_size = gop
-        opts: dict[str, str] = {}
-        if codec in ("h264", "hevc"):
-            stream.codec_context.max_b_frames = bframes
-            params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
-            if codec == "h264":
-                params += ":b-adapt=0" + (":open-gop=1" if open_gop else "")
-            else:
-                params += ":log-level=error" + (":open-gop=1" if open_gop else ":open-gop=0")
-            opts = {
-                "preset": "veryfast" if codec == "h264" else "ultrafast",
-                "crf": "12" if quality == "high" else "28",
-                ("x264-params" if codec == "h264" else "x265-params"): params,
-            }
-        elif codec == "vp9":
-            opts = {"crf": "15", "b:v": "0", "deadline": "realtime", "cpu-used": "8", "g": str(gop)}
-        else:  # mpeg4
-            stream.codec_context.max_b_frames = bframes
-            stream.bit_rate = 4_000_000
-            opts = {"g": str(gop)}
-        stream.options = opts
+        stream.options = _encoder_options(stream, codec, gop, bframes, quality, open_gop)
         if rotation:
             # A display matrix stores the counter-clockwise angle; players rotate by its negation.
             stream.set_display_rotation(-rotation)

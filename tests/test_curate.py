@@ -203,7 +203,7 @@ def _write_log(path: Path, lines: list[dict]) -> Path:
     return path
 
 
-def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
+def test_lmms_eval_sample_logs_videomme_and_text_only(tmp_path):
     # lmms-eval 0.7: flattened filtered_resps, no "doc", a per-task metric dict (Video-MME style).
     vm = _write_log(
         tmp_path / "qwen7b" / "20250101_120000_samples_videomme.jsonl",
@@ -256,6 +256,16 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
         ("videomme", "text", "0", True),
         ("videomme", "text", "1", False),
     ]
+    # A folder is searched recursively; a spec prefix overrides model and condition.
+    assert len(load_results(str(tmp_path / "qwen7b"))) == 4
+    spec = parse_spec(f"gpt@text:{vm}")
+    assert (spec.model, spec.condition, spec.path) == ("gpt", "text", vm)
+    assert {(x.model, x.condition) for x in load_results(spec)} == {("gpt", "text")}
+    assert split_task_condition("mvbench_single_frame") == ("mvbench", "frame")
+    assert split_task_condition("sparrow_world") == ("sparrow_world", "video")
+
+
+def test_lmms_eval_multiple_choice_logs_without_a_metric(tmp_path):
     # Multiple choice without a metric: log-likelihoods (0.7.3 logs them as strings) vs the target index.
     mc = _write_log(
         tmp_path / "m" / "x_samples_mcbench_frame.jsonl",
@@ -273,6 +283,9 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
         ("frame", True, "2"),
         ("frame", False, "1"),
     ]
+
+
+def test_lmms_eval_older_logs_and_unreadable_ones(tmp_path):
     # Older logs: nested [[reply]], a "doc" with an id, exact_match; a reply parsed against the target.
     old = _write_log(
         tmp_path / "old" / "y_samples_oldbench.jsonl",
@@ -303,13 +316,6 @@ def test_lmms_eval_sample_logs_of_several_formats(tmp_path):
     )
     with pytest.raises(CurateError, match="cannot tell whether the answer is correct"):
         read_lmms_samples(bad)
-    # A folder is searched recursively; a spec prefix overrides model and condition.
-    assert len(load_results(str(tmp_path / "qwen7b"))) == 4
-    spec = parse_spec(f"gpt@text:{vm}")
-    assert (spec.model, spec.condition, spec.path) == ("gpt", "text", vm)
-    assert {(x.model, x.condition) for x in load_results(spec)} == {("gpt", "text")}
-    assert split_task_condition("mvbench_single_frame") == ("mvbench", "frame")
-    assert split_task_condition("sparrow_world") == ("sparrow_world", "video")
 
 
 # ------------------------------------------------------------------------------------------- commands
