@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,7 @@ def test_resume_continues_exactly(full_run, data, tmp_path):
     with pytest.raises(Exception, match="--resume"):
         train(_recipe(data), RunOptions(out=out, data_root=data))
     shutil.copytree(out, tmp_path / "other-threads")
+    shutil.copytree(out, tmp_path / "at-boundary")
     events: list[dict] = []
     train(_recipe(data), RunOptions(out=out, data_root=data, resume=True, progress=events.append, threads=1))
     assert [e["step"] for e in events if e["event"] == "step"] == [5, 6]  # picked up after step 4
@@ -308,6 +310,14 @@ def test_resume_continues_exactly(full_run, data, tmp_path):
     notes = [e["text"] for e in other if e["event"] == "note"]
     assert len(notes) == 1 and "resumed with 2 CPU threads, saved with 1" in notes[0]
     assert [e["step"] for e in other if e["event"] == "step"] == [5, 6]
+    # Also when it goes on after a finished stage (no checkpoint of stage 2 left: stage 2 starts over).
+    shutil.rmtree(tmp_path / "at-boundary" / "checkpoints")
+    boundary: list[dict] = []
+    opts = replace(opts, out=tmp_path / "at-boundary", progress=boundary.append)
+    train(_recipe(data), opts)
+    notes = [e["text"] for e in boundary if e["event"] == "note"]
+    assert len(notes) == 1 and "resumed with 2 CPU threads, saved with 1" in notes[0]
+    assert [e["step"] for e in boundary if e["event"] == "step"] == [1, 2, 3, 4, 5, 6]
     full = [
         (r["stage"], r["step"], r["loss"], r.get("gamma")) for r in read_metrics(out_full / "metrics.jsonl")
     ]

@@ -151,10 +151,10 @@ def restore(saved: dict[str, Any], model: nn.Module, state: TrainState, seed: in
     random.setstate((py[0], tuple(rng["python"]), py[2]))
 
 
-def thread_change(saved: dict[str, Any], device: torch.device) -> str | None:
-    """A one-line note when a CPU run resumes with another thread count than it was saved with (the run
-    goes on, but no longer bit for bit as an uninterrupted one); None otherwise."""
-    was, now = saved.get("threads"), torch.get_num_threads()
+def thread_change(was: int | None, device: torch.device) -> str | None:
+    """A one-line note when a CPU run resumes with another thread count than the state it goes on from
+    was made with (the run goes on, but no longer bit for bit as an uninterrupted one); None otherwise."""
+    now = torch.get_num_threads()
     if device.type != "cpu" or not isinstance(was, int) or was == now:
         return None
     return (

@@ -45,6 +45,7 @@ class ResumePoint:
     stage: int = 0
     step: int = 0
     weights: Path | None = None
+    threads: int | None = None  # CPU threads of the finished stage resumed after (None: not recorded)
 
 
 def stage_dir_name(k: int, stage: StageConfig) -> str:
@@ -85,13 +86,14 @@ class RunDir:
         while k < len(stages) and (self.stage_dir(k, stages[k]) / STAGE_DONE).exists():
             k += 1
         previous = self.stage_dir(k - 1, stages[k - 1]) if k > 0 else None
+        threads = _recorded_threads(previous / STAGE_DONE) if previous is not None else None
         if k == len(stages):
-            return ResumePoint(k, 0, previous)
+            return ResumePoint(k, 0, previous, threads)
         ckpts = self.checkpoints(k)
         if ckpts:
             step, path = ckpts[-1]
-            return ResumePoint(k, step, path)
-        return ResumePoint(k, 0, previous)
+            return ResumePoint(k, step, path)  # its trainer state records the threads
+        return ResumePoint(k, 0, previous, threads)
 
     def checkpoint_dir(self, k: int, step: int, tmp: bool = False) -> Path:
         return self.out / "checkpoints" / f"{'.tmp-' if tmp else ''}stage{k + 1}-step{step:07d}"
@@ -146,11 +148,28 @@ class RunDir:
         data["stages"] = sorted(stages, key=lambda s: s["stage"])
         atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
-    def mark_done(self, k: int, stage: StageConfig, steps: int, final_loss: float | None) -> None:
+    def mark_done(
+        self, k: int, stage: StageConfig, steps: int, final_loss: float | None, threads: int
+    ) -> None:
         """Stage ``k`` is saved: a resume starts after it, and its periodic checkpoints are superseded."""
-        done = {"stage": k + 1, "name": stage.name, "steps": steps, "final_loss": final_loss}
+        done = {
+            "stage": k + 1,
+            "name": stage.name,
+            "steps": steps,
+            "final_loss": final_loss,
+            "threads": threads,
+        }
         atomic_write_text(self.stage_dir(k, stage) / STAGE_DONE, json.dumps(done) + "\n")
         self.prune_checkpoints(k, keep=0)
+
+
+def _recorded_threads(path: Path) -> int | None:
+    """The ``threads`` field of a ``stage_done.json`` (None in one written before it was recorded)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
 
 
 def read_metrics(path: str | Path, stage: int | None = None) -> list[dict[str, Any]]:

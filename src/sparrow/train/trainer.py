@@ -183,6 +183,10 @@ class Trainer:
         saved = load_checkpoint(point.weights) if point.step > 0 else None
         summary: dict[str, Any] = {"stages": [], "out": str(self.out), "precision": self.precision}
         self._emit("precision", **self.precision)
+        if self.opts.resume and point.weights is not None and point.stage < len(self.recipe.stages):
+            was = saved.get("threads") if saved is not None else point.threads
+            if (note := thread_change(was, self.info.device)) is not None:
+                self._emit("note", text=note)
         t0 = time.perf_counter()
         for k in range(point.stage, len(self.recipe.stages)):
             resumed = k == point.stage
@@ -254,8 +258,6 @@ class Trainer:
         state = TrainState(optimizer, build_scheduler(optimizer, stage, steps), ada, Counter())
         if saved is not None:
             restore(saved, self.model, state, self.recipe.seed, self.info)
-            if (note := thread_change(saved, self.info.device)) is not None:
-                self._emit("note", text=note)
         elif start_step == 0:
             bad = [{"stage": k + 1, "step": 0, **b} for s in mixture.sources for b in s.bad_lines]
             self.run_dir.append(ERRORS, bad)
@@ -358,7 +360,9 @@ class Trainer:
                     self.run_dir.loss_plot(k, stage),
                     title,
                 )
-            self.run_dir.mark_done(k, stage, st.steps, losses[-1] if losses else None)
+            self.run_dir.mark_done(
+                k, stage, st.steps, losses[-1] if losses else None, torch.get_num_threads()
+            )
         D.barrier(self.info)
         self._emit("stage_done", stage=k + 1, name=stage.name, path=str(out_dir), skipped=skipped)
         return {
