@@ -9,6 +9,11 @@ reply is as long as asked). ``--users`` clients each send short chat requests on
 as unanswered, with that timeout as its latency. The table gives, per server, the users' requests
 answered, their median and p95 latency, and the ratio of the baseline's p95 to Sparrow's.
 
+Then streaming: one ``--stream-tokens`` reply asked with ``stream: true``, the time to its first content
+chunk against the time to the whole reply unstreamed, which is when the previous server's stream
+(word-sized chunks of the finished reply) sent its first chunk; and the streamed reply's total time
+against the unstreamed one's, the cost of decoding each token as it comes. Medians of ``--repeats``.
+
     .venv/bin/python benchmarks/bench_serve.py [--users 4] [--seconds 15] [--abusive-tokens 1000]
 """
 
@@ -109,6 +114,30 @@ def summary(name: str, latencies: list[float | None], timeout: float) -> tuple[f
     return float(p95), bound
 
 
+def streaming(url: str, tokens: int, repeats: int) -> None:
+    """Time to the first streamed chunk and to the whole reply, streamed and not (medians)."""
+    body = {"messages": [{"role": "user", "content": "Tell a long story."}], "max_tokens": tokens}
+    first, streamed, whole = [], [], []
+    with httpx.Client(timeout=300) as c:
+        for _ in range(repeats):
+            t0 = time.monotonic()
+            assert c.post(url, json=body).status_code == 200
+            whole.append(time.monotonic() - t0)
+            t0, seen = time.monotonic(), None
+            with c.stream("POST", url, json={**body, "stream": True}) as r:
+                for line in r.iter_lines():
+                    if seen is None and '"content":' in line and '"content": ""' not in line:
+                        seen = time.monotonic() - t0
+            first.append(seen if seen is not None else float("nan"))
+            streamed.append(time.monotonic() - t0)
+    f, s, w = (float(np.median(x)) for x in (first, streamed, whole))
+    print(
+        f"streaming a {tokens}-token reply: first chunk {f:.3f} s, whole reply {s:.2f} s streamed, {w:.2f} s not"
+    )
+    print(f"time to first chunk ratio (previous server's stream / sparrow serve): {w / f:.1f}x")
+    print(f"streamed / unstreamed total time: {s / w:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=4)
@@ -117,6 +146,8 @@ def main() -> None:
     ap.add_argument("--hang-up", type=float, default=0.5)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stream-tokens", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +180,9 @@ def main() -> None:
             over.set()
             server.stop()
         print(f"p95 ratio (previous / sparrow serve): {bound}{naive / ours:.1f}x")
+        stream_cfg = ServeConfig(max_tokens=args.stream_tokens, max_new_tokens=args.stream_tokens)
+        with ServerThread(create_app(backend, stream_cfg)) as server:
+            streaming(f"{server.url}/chat/completions", args.stream_tokens, args.repeats)
 
 
 if __name__ == "__main__":
